@@ -1,0 +1,61 @@
+"""``convscope explain``: write every view of one inspection as PNG files, plus a JSON summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import render
+from ..inspect import Inspection, filter_images
+from ..models.net import LayeredNet, LayerKind
+
+
+def write_explanation(out: Path, original: np.ndarray | None, result: Inspection, model: LayeredNet) -> dict:
+    """Write PNGs into ``out`` and return {view name: file name}."""
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+
+    def save(name: str, array: np.ndarray) -> None:
+        files[name] = render.save_png(array, out / f"{name}.png").name
+
+    if original is not None:
+        save("input", original)
+    base = result.input[0]
+    save("preprocessed", render.grey_image(base))
+    if result.cam is not None:
+        save(f"cam_{result.cam_method.replace('+', 'p')}_{result.cam_layer}", render.overlay(base, result.cam))
+    save("saliency", render.overlay(base, result.saliency))
+    for name, activation in result.activations.items():
+        if activation.dim() == 3:
+            save(f"features_{name}", render.feature_map_grid(activation))
+        elif model.kinds[name] is not LayerKind.FLATTEN:
+            columns = 16 if activation.numel() > 16 else activation.numel()
+            save(f"units_{name}", render.vector_grid(activation, columns))
+    for name, kind in model.kinds.items():
+        if kind is LayerKind.CONV:
+            save(f"filters_{name}", render.filters_grid(filter_images(model.get_submodule(name).weight)))
+    return files
+
+
+def explanation_summary(result: Inspection, class_names: tuple[str, ...], files: dict) -> dict:
+    return {
+        "predicted": class_names[result.predicted],
+        "confidence": round(result.confidence, 6),
+        "probabilities": {name: round(float(p), 6) for name, p in zip(class_names, result.probabilities)},
+        "target": class_names[result.target],
+        "cam_method": result.cam_method,
+        "cam_layer": result.cam_layer,
+        "files": files,
+    }
+
+
+def save_summary(out: Path, summary: dict) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def sample_rgb(image: torch.Tensor) -> np.ndarray:
+    """An MNIST uint8 (28, 28) sample as an enlarged greyscale RGB picture."""
+    return np.repeat(render.upscale(image.numpy(), 10)[..., None], 3, axis=2)

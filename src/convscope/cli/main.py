@@ -1,0 +1,257 @@
+"""The ``convscope`` command: thin adapters over the library. User mistakes print one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConvscopeError
+
+EXIT_USER_ERROR = 2
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="mnist_cnn", help="registered model name (see `convscope models`)")
+    p.add_argument("--checkpoint", type=Path, help="a checkpoint file from `convscope train` (default: the packaged weights)")
+
+
+def _image_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("image", nargs=None if required else "?", type=Path, help="PNG, JPEG, WebP, GIF or BMP image of one digit")
+    p.add_argument("--no-preprocess", action="store_true",
+                   help="feed the image resized to 28x28 as it is, instead of MNIST-style drawing preprocessing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("models", help="list the registered models and their packaged weights")
+    p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("data", help="dataset commands")
+    data = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    d = data.add_parser("download", help="download MNIST from the official mirrors into the cache")
+    d.add_argument("--dir", type=Path, help="folder to download into (default: <data dir>/mnist)")
+
+    p = commands.add_parser("train", help="train a model from scratch on MNIST")
+    from ..training.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+    defaults = TrainConfig()
+    p.add_argument("--model", default=defaults.model)
+    p.add_argument("--epochs", type=float, default=defaults.epochs, help="passes over the data; may be fractional")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--validation-split", type=float, default=defaults.validation_split)
+    p.add_argument("--augment", action="store_true", help="random small rotations, scalings, shifts, thickening")
+    p.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this (0-1)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--tensorboard", help="write TensorBoard logs to this folder")
+    p.add_argument("--out", type=Path, help="checkpoint path (default: <data dir>/models/<model>-<time>.safetensors)")
+    p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    p = commands.add_parser("evaluate", help="evaluate a model on an MNIST split")
+    _model_args(p)
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("predict", help="predict the digit in an image")
+    _image_args(p, required=True)
+    _model_args(p)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("explain", help="write PNGs of what the model sees in an image or an MNIST sample")
+    _image_args(p, required=False)
+    _model_args(p)
+    p.add_argument("--sample", type=int, metavar="DIGIT", help="use a random MNIST test image of this digit")
+    p.add_argument("--index", type=int, help="use the MNIST test image at this index")
+    p.add_argument("--seed", type=int, help="seed for --sample")
+    p.add_argument("--method", default="gradcam", help="gradcam, gradcam++ or hirescam")
+    p.add_argument("--layer", help="CAM layer (default: the last conv layer)")
+    p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def cmd_models(args) -> None:
+    from ..models import MODELS, describe_layers, read_metadata
+    rows = []
+    for spec in MODELS.values():
+        path = spec.default_weights_path()
+        meta = read_metadata(path) if path else {}
+        model = spec.build()
+        rows.append({
+            "name": spec.name, "description": spec.description, "input_shape": list(spec.input_shape),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "layers": [info.as_dict() for info in describe_layers(model, spec.input_shape)],
+            "packaged_weights": path is not None,
+            "test_accuracy": (meta.get("test_metrics") or {}).get("accuracy"),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        acc = f"{row['test_accuracy']:.2%} test accuracy" if row["test_accuracy"] else "no packaged weights"
+        print(f"{row['name']:<12} {row['parameters']:>9,} parameters  {acc}")
+        print(f"{'':<12} {row['description']}")
+        print(f"{'':<12} " + " > ".join(f"{l['name']}{tuple(l['output_shape'])}" for l in row["layers"]))
+
+
+def cmd_data_download(args) -> None:
+    from ..data.mnist import MNIST_MIRRORS, download_mnist
+    from ..settings import Settings
+    from tqdm import tqdm
+    settings = Settings.from_env()
+    folder = args.dir or settings.mnist_cache_dir
+    with tqdm(unit="B", unit_scale=True, file=sys.stderr, desc="MNIST") as bar:
+        def progress(received: int, total: int | None) -> None:
+            if received < bar.n:  # the next file started
+                bar.reset()
+            bar.total = total
+            bar.update(received - bar.n)
+        download_mnist(folder, mirrors=settings.mnist_mirrors or MNIST_MIRRORS, progress=progress)
+    print(f"MNIST is in {folder}")
+
+
+def cmd_train(args) -> None:
+    from ..settings import Settings
+    from ..training import TrainConfig, train
+    from .progress import TerminalProgress
+    config = TrainConfig(
+        model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+        schedule=args.schedule, weight_decay=args.weight_decay, validation_split=args.validation_split,
+        augment=args.augment, target_accuracy=args.target_accuracy, seed=args.seed, device=args.device,
+        precision=args.precision, threads=args.threads, tensorboard_dir=args.tensorboard,
+    )
+    out = args.out or Settings.from_env().models_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
+    progress = TerminalProgress(enabled=not args.quiet)
+    try:
+        result = train(config, on_event=progress, out=out)
+    finally:
+        progress.close()
+    summary = {"model": args.model, "status": result.status, "steps": result.steps, "wall_s": round(result.wall_s, 3),
+               "test_accuracy": result.test_metrics.accuracy if result.test_metrics else None,
+               "test_loss": result.test_metrics.loss if result.test_metrics else None,
+               "checkpoint": str(result.checkpoint) if result.checkpoint else None, "history": result.history}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{result.status}: test accuracy {summary['test_accuracy']:.4f} in {result.wall_s:.1f} s; "
+              f"saved {result.checkpoint}")
+
+
+def _load(args):
+    from ..models import load_model
+    return load_model(args.model, args.checkpoint)
+
+
+def cmd_evaluate(args) -> None:
+    from ..data import load_mnist
+    from ..metrics import evaluate
+    checkpoint = _load(args)
+    data = load_mnist(args.split)
+    metrics = evaluate(checkpoint.model, data.images, data.labels)
+    if args.json:
+        print(json.dumps({"model": checkpoint.spec.name, "split": args.split, **metrics.as_dict()}))
+        return
+    print(f"{checkpoint.spec.name} on {args.split} ({metrics.count:,} images): accuracy {metrics.accuracy:.4f}, "
+          f"loss {metrics.loss:.4f}, MSE {metrics.mse:.5f}, R² {metrics.r2:.4f}")
+    print("class  precision  recall")
+    for name, p, r in zip(checkpoint.spec.class_names, metrics.precision, metrics.recall):
+        print(f"{name:>5}  {p:9.4f}  {r:6.4f}")
+
+
+def _image_input(path: Path, no_preprocess: bool):
+    """(original RGB array, (28, 28) model input in [0, 1])."""
+    import torch
+    from ..images import open_image
+    from ..preprocess import ink_map, preprocess_drawing
+    image = open_image(path)
+    original = np.asarray(image.convert("RGB"))
+    if no_preprocess:
+        ink = torch.from_numpy(ink_map(image))[None, None]
+        return original, torch.nn.functional.interpolate(ink, size=(28, 28), mode="bilinear", antialias=True)[0, 0]
+    return original, preprocess_drawing(image)
+
+
+def cmd_predict(args) -> None:
+    from ..inspect import Inspector
+    checkpoint = _load(args)
+    _, x = _image_input(args.image, args.no_preprocess)
+    result = Inspector(checkpoint.model).inspect(x, layers=[])
+    k = max(1, min(args.top_k, len(result.probabilities)))
+    top = result.probabilities.topk(k)
+    names = checkpoint.spec.class_names
+    ranked = [{"class": names[i], "probability": round(float(p), 6)} for p, i in zip(top.values, top.indices)]
+    if args.json:
+        print(json.dumps({"model": checkpoint.spec.name, "predicted": names[result.predicted], "top": ranked}))
+        return
+    for entry in ranked:
+        print(f"{entry['class']}  {entry['probability']:.2%}")
+
+
+def cmd_explain(args) -> None:
+    from ..data import sample_digit
+    from ..errors import InputError
+    from ..inspect import Inspector
+    from .explain import explanation_summary, sample_rgb, save_summary, write_explanation
+    chosen = sum(x is not None for x in (args.image, args.sample, args.index))
+    if chosen != 1:
+        raise InputError("give exactly one of IMAGE, --sample DIGIT or --index N")
+    checkpoint = _load(args)
+    if args.image is not None:
+        original, x = _image_input(args.image, args.no_preprocess)
+        source = {"image": str(args.image)}
+    else:
+        sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index)
+        original, x = sample_rgb(sample.image), sample.image
+        source = {"mnist_split": "test", "index": sample.index, "label": sample.label}
+    result = Inspector(checkpoint.model).inspect(x, target=args.target, cam_layer=args.layer, method=args.method)
+    files = write_explanation(args.out, original, result, checkpoint.model)
+    summary = {"model": checkpoint.spec.name, "source": source,
+               **explanation_summary(result, checkpoint.spec.class_names, files)}
+    save_summary(args.out, summary)
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"predicted {summary['predicted']} ({result.confidence:.2%}); wrote {len(files)} PNGs to {args.out}")
+
+
+COMMANDS = {"models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "explain": cmd_explain}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = cmd_data_download if args.command == "data" else COMMANDS[args.command]
+    try:
+        handler(args)
+    except ConvscopeError as e:
+        print(f"convscope: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("convscope: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from .mnist import CLASS_NAMES, MnistSplit, Sample, download_mnist, load_mnist, mnist_dir, sample_digit
+
+__all__ = ["CLASS_NAMES", "MnistSplit", "Sample", "download_mnist", "load_mnist", "mnist_dir", "sample_digit"]

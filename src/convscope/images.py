@@ -1,0 +1,31 @@
+"""Reading user images safely: the pixel count is checked from the header before any pixel is decoded."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+MAX_PIXELS = 4096 * 4096
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open a PNG, JPEG, WebP, GIF or BMP file (path or bytes) and decode it, refusing huge or corrupt images."""
+    name = "image" if isinstance(source, bytes) else str(source)
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputError(f"{name}: not a readable image ({e})") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+    try:
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"{name}: corrupt image ({e})") from None
+    return image

@@ -1,0 +1,48 @@
+"""One typed settings object with working defaults, overridable by ``CONVSCOPE_*`` environment variables.
+
+Zero configuration works: data lives in the user's data directory. Tests and CI point ``CONVSCOPE_MNIST_DIR``
+at a local copy of MNIST.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("convscope")))
+    # A folder holding the four MNIST idx files (.gz or raw). None: ``<data_dir>/mnist``, downloaded on demand.
+    mnist_dir: Path | None = None
+    # Where trained checkpoints go. None: ``<data_dir>/models``.
+    model_dir: Path | None = None
+    # Mirrors to download MNIST from, tried in order (CONVSCOPE_MNIST_MIRRORS, comma-separated URLs).
+    mnist_mirrors: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        defaults = cls()
+        return cls(
+            data_dir=_env_path("CONVSCOPE_DATA_DIR") or defaults.data_dir,
+            mnist_dir=_env_path("CONVSCOPE_MNIST_DIR"),
+            model_dir=_env_path("CONVSCOPE_MODEL_DIR"),
+            mnist_mirrors=tuple(u.strip() for u in os.environ.get("CONVSCOPE_MNIST_MIRRORS", "").split(",")
+                                if u.strip()) or None,
+        )
+
+    @property
+    def mnist_cache_dir(self) -> Path:
+        return self.data_dir / "mnist"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_dir or self.data_dir / "models"

@@ -1,0 +1,65 @@
+"""Training configuration: one flat, typed record with defaults that reach 99% test accuracy on MNIST fast."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+from ..errors import ConvscopeError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mnist_cnn"
+    epochs: float = 2.0  # may be fractional: 1.5 = one and a half passes over the training set
+    batch_size: int = 64
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 5e-3  # peak learning rate (the one-cycle maximum)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    weight_decay: float = 0.0
+    validation_split: float = 0.1  # fraction of the training set held out for validation
+    augment: bool = False  # small random rotations, scalings, shifts and stroke thickening
+    target_accuracy: float | None = None  # stop early once validation accuracy reaches this (0-1)
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast where the hardware has it
+    channels_last: bool = True
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    evaluate_test: bool = True  # evaluate on the test split at the end
+    progress_interval_s: float = 0.2  # at most one batch-progress event per interval
+    tensorboard_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.epochs > 0:
+            problems.append("epochs must be > 0")
+        if self.batch_size < 1:
+            problems.append("batch size must be >= 1")
+        if not self.lr > 0:
+            problems.append("learning rate must be > 0")
+        if not 0 <= self.validation_split < 1:
+            problems.append("validation split must be in [0, 1)")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            problems.append("target accuracy must be in (0, 1]")
+        if self.target_accuracy is not None and self.validation_split == 0:
+            problems.append("a target accuracy needs a validation split")
+        if problems:
+            raise ConvscopeError("invalid training config: " + "; ".join(problems))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

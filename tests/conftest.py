@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny synthetic MNIST-format data, and the real MNIST when CONVSCOPE_MNIST_DIR points at it."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from convscope.data.idx import encode_idx
+from convscope.data.mnist import MNIST_FILES, MnistSplit
+from convscope.settings import Settings
+
+REAL_MNIST = os.environ.get("CONVSCOPE_MNIST_DIR")
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 images and labels: class k is a bright 6x6 block at a class-specific spot, plus
+    noise. Separable, so a few training steps learn it."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count, dtype=np.uint8) % 10
+    images = rng.integers(0, 40, size=(count, 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        row, col = 3 + 8 * (label // 4), 3 + 7 * (label % 4)
+        images[i, row:row + 6, col:col + 6] = 255
+    return images, labels
+
+
+def write_mnist_dir(folder: Path, train_count: int = 200, test_count: int = 100, gz: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {"train": synthetic_digits(train_count, 0), "test": synthetic_digits(test_count, 1)}
+    for (split, kind), (stem, _) in MNIST_FILES.items():
+        images, labels = splits[split]
+        data = encode_idx(images if kind == "images" else labels)
+        if gz:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / stem).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def synthetic_mnist(tmp_path) -> Settings:
+    """Settings whose MNIST folder holds small synthetic idx files."""
+    return Settings(data_dir=tmp_path / "data", mnist_dir=write_mnist_dir(tmp_path / "mnist"))
+
+
+def synthetic_split(count: int, seed: int) -> MnistSplit:
+    images, labels = synthetic_digits(count, seed)
+    return MnistSplit(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), f"synthetic-{seed}")
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Settings:
+    if not REAL_MNIST:
+        pytest.skip("set CONVSCOPE_MNIST_DIR to a folder with the four MNIST files")
+    return Settings(mnist_dir=Path(REAL_MNIST))
+
+
+@pytest.fixture(scope="session")
+def packaged_cnn():
+    from convscope.models import load_model
+    return load_model("mnist_cnn")
