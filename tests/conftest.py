@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,6 @@ from convscope.settings import Settings
 
 REAL_MNIST = os.environ.get("CONVSCOPE_MNIST_DIR")
 
-
 def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(count, 28, 28) uint8 images and labels: class k is a bright 6x6 block at a class-specific spot, plus
     noise. Separable, so a few training steps learn it."""
@@ -27,7 +29,6 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         row, col = 3 + 8 * (label // 4), 3 + 7 * (label % 4)
         images[i, row:row + 6, col:col + 6] = 255
     return images, labels
-
 
 def write_mnist_dir(folder: Path, train_count: int = 200, test_count: int = 100, gz: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -41,17 +42,14 @@ def write_mnist_dir(folder: Path, train_count: int = 200, test_count: int = 100,
             (folder / stem).write_bytes(data)
     return folder
 
-
 @pytest.fixture
 def synthetic_mnist(tmp_path) -> Settings:
     """Settings whose MNIST folder holds small synthetic idx files."""
     return Settings(data_dir=tmp_path / "data", mnist_dir=write_mnist_dir(tmp_path / "mnist"))
 
-
 def synthetic_split(count: int, seed: int) -> MnistSplit:
     images, labels = synthetic_digits(count, seed)
     return MnistSplit(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), f"synthetic-{seed}")
-
 
 @pytest.fixture(scope="session")
 def real_mnist() -> Settings:
@@ -59,8 +57,30 @@ def real_mnist() -> Settings:
         pytest.skip("set CONVSCOPE_MNIST_DIR to a folder with the four MNIST files")
     return Settings(mnist_dir=Path(REAL_MNIST))
 
-
 @pytest.fixture(scope="session")
 def packaged_cnn():
     from convscope.models import load_model
     return load_model("mnist_cnn")
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A local HTTP server; yields (served folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=root))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+def serve_real_mnist(root: Path) -> None:
+    """Link the real MNIST .gz files into a served folder (skips the test when there is no local copy)."""
+    if not REAL_MNIST:
+        pytest.skip("set CONVSCOPE_MNIST_DIR to a folder with the four MNIST files")
+    for stem, _ in MNIST_FILES.values():
+        (root / f"{stem}.gz").symlink_to(Path(REAL_MNIST).resolve() / f"{stem}.gz")

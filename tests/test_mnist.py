@@ -1,14 +1,11 @@
-import functools
 import gzip
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import synthetic_digits, write_mnist_dir
+from conftest import serve_real_mnist, synthetic_digits, write_mnist_dir
 from convscope.data.idx import encode_idx
 from convscope.data.mnist import MNIST_FILES, download_mnist, load_mnist, mnist_dir, sample_digit
 from convscope.errors import DataError
@@ -69,25 +66,7 @@ def test_samples_by_digit_are_reproducible_and_by_index_exact(synthetic_mnist):
         sample_digit(10, settings=synthetic_mnist)
 
 
-# --- downloads, against a real HTTP server on 127.0.0.1 ---
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """A local HTTP server; yields (served folder, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=root))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
+# --- downloads, against a real HTTP server on 127.0.0.1 (the http_root fixture) ---
 
 def synthetic_files(folder: Path) -> dict:
     """Write synthetic .gz files into ``folder``; return a MNIST_FILES-like table with their true hashes."""
@@ -135,11 +114,7 @@ def test_offline_with_no_copy_says_where_to_put_the_files(tmp_path):
 def test_on_demand_download_fills_the_cache_once(http_root, tmp_path):
     """With no local copy, loading downloads the official files into the cache (served locally here)."""
     root, url = http_root
-    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-    if not real.is_dir():
-        pytest.skip("no local MNIST copy to serve")
-    for stem, _ in MNIST_FILES.values():
-        (root / f"{stem}.gz").symlink_to(real / f"{stem}.gz")
+    serve_real_mnist(root)
     settings = Settings(data_dir=tmp_path, mnist_mirrors=(url,))
     folder = mnist_dir(settings)
     assert folder == tmp_path / "mnist"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ def _image_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..inspect.cams import CAM_METHODS
     parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, metavar="DIGIT", help="use a random MNIST test image of this digit")
     p.add_argument("--index", type=int, help="use the MNIST test image at this index")
     p.add_argument("--seed", type=int, help="seed for --sample")
-    p.add_argument("--method", default="gradcam", help="gradcam, gradcam++ or hirescam")
+    p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="class activation map method")
     p.add_argument("--layer", help="CAM layer (default: the last conv layer)")
     p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
@@ -144,7 +146,7 @@ def cmd_train(args) -> None:
     out = args.out or Settings.from_env().models_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
     progress = TerminalProgress(enabled=not args.quiet)
     try:
-        result = train(config, on_event=progress, out=out)
+        result = train(config, on_event=progress, out=out, command="convscope " + shlex.join(args.argv))
     finally:
         progress.close()
     summary = {"model": args.model, "status": result.status, "steps": result.steps, "wall_s": round(result.wall_s, 3),
@@ -240,7 +242,9 @@ COMMANDS = {"models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     handler = cmd_data_download if args.command == "data" else COMMANDS[args.command]
     try:
         handler(args)

@@ -7,8 +7,6 @@ Adam with a one-cycle schedule, batch 64. Progress leaves the loop only through 
 from __future__ import annotations
 
 import math
-import shlex
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -78,10 +76,6 @@ def _split_validation(data: MnistSplit, fraction: float, generator: torch.Genera
     return images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
 
 
-def reproduce_command(config: TrainConfig) -> str:
-    return "convscope " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-
-
 def train(
     config: TrainConfig,
     on_event: EventCallback | None = None,
@@ -90,22 +84,24 @@ def train(
     train_data: MnistSplit | None = None,
     test_data: MnistSplit | None = None,
     settings: Settings | None = None,
+    command: str | None = None,
 ) -> TrainResult:
     """Train ``config.model`` from scratch and return it with its history.
 
     ``train_data`` / ``test_data`` default to MNIST (loaded through ``settings``). When ``out`` is given, a run
-    that was not cancelled is saved there as a checkpoint with its config, history and test metrics.
+    that was not cancelled is saved there as a checkpoint with its config, history, test metrics and ``command``
+    (how it was started, e.g. the CLI line).
     Any exception is reported as a ``failed`` event, then raised.
     """
     emit = on_event or (lambda event: None)
     try:
-        return _train(config, emit, cancel, out, train_data, test_data, settings)
+        return _train(config, emit, cancel, out, train_data, test_data, settings, command)
     except BaseException as e:
         emit(TrainingFailed(error=f"{type(e).__name__}: {e}"))
         raise
 
 
-def _train(config, emit, cancel, out, train_data, test_data, settings) -> TrainResult:
+def _train(config, emit, cancel, out, train_data, test_data, settings, command) -> TrainResult:
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -201,7 +197,7 @@ def _train(config, emit, cancel, out, train_data, test_data, settings) -> TrainR
     checkpoint = None
     if out is not None and status != "cancelled":
         checkpoint = save_checkpoint(Path(out), model, spec.name, {
-            "training": {"config": config.as_dict(), "command": reproduce_command(config), "steps": step,
+            "training": {"config": config.as_dict(), "command": command, "steps": step,
                          "status": status, "wall_s": round(wall_s, 3), "device": str(device),
                          "threads": torch.get_num_threads(), "torch_version": torch.__version__},
             "history": history,

@@ -1,0 +1,133 @@
+"""Every CLI command, run in-process through ``main`` (and once as a real subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import serve_real_mnist, write_mnist_dir
+from convscope.cli.main import main
+from convscope.models import read_metadata
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """CLI environment: synthetic MNIST, data directory in tmp."""
+    monkeypatch.setenv("CONVSCOPE_MNIST_DIR", str(write_mnist_dir(tmp_path / "mnist")))
+    monkeypatch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def drawn_one(path, size=280):
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).line([(140, 30), (140, 250)], fill="black", width=12)
+    image.save(path)
+    return path
+
+
+def run_json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_models_lists_the_registry(capsys):
+    rows = run_json(capsys, ["models", "--json"])
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["mnist_cnn"]["parameters"] == 225_034 and by_name["mnist_cnn"]["test_accuracy"] >= 0.992
+    assert by_name["mnist_mlp"]["layers"][1] == {"name": "fc1", "kind": "linear", "output_shape": [32],
+                                                 "parameters": 784 * 32 + 32, "macs": 784 * 32, "flops": 2 * 784 * 32}
+    assert main(["models"]) == 0
+    assert "mnist_cnn      225,034 parameters" in capsys.readouterr().out
+
+
+def test_predict_reads_a_drawn_one(tmp_path, capsys):
+    body = run_json(capsys, ["predict", str(drawn_one(tmp_path / "one.png")), "--top-k", "2", "--json"])
+    assert body["predicted"] == "1" and len(body["top"]) == 2
+    assert body["top"][0]["class"] == "1" and body["top"][0]["probability"] > 0.9
+    assert main(["predict", str(tmp_path / "one.png"), "--model", "mnist_mlp"]) == 0
+    assert capsys.readouterr().out.startswith("1  ")
+
+
+def test_explain_writes_every_view(tmp_path, capsys):
+    out = tmp_path / "out"
+    body = run_json(capsys, ["explain", str(drawn_one(tmp_path / "one.png")), "--out", str(out), "--json",
+                             "--method", "hirescam"])
+    files = body["files"]
+    expected = {"input", "preprocessed", "cam_hirescam_conv2", "saliency", "features_conv1", "features_relu1",
+                "features_pool1", "features_conv2", "features_relu2", "features_pool2", "units_fc1", "units_relu3",
+                "units_fc2", "units_softmax", "filters_conv1", "filters_conv2"}
+    assert set(files) == expected
+    for name in files.values():
+        with Image.open(out / name) as image:
+            assert image.format == "PNG"
+    with Image.open(out / files["preprocessed"]) as image:
+        assert image.size == (280, 280)
+    with Image.open(out / files["units_fc1"]) as image:  # 128 units as 8 rows of 16 cells of 24 px
+        assert image.size == (16 * 24, 8 * 24)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["predicted"] == "1" and summary["cam_layer"] == "conv2"
+    assert sum(summary["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_explain_an_mnist_sample(env, capsys):
+    body = run_json(capsys, ["explain", "--sample", "3", "--seed", "1", "--out", str(env / "s"), "--json"])
+    assert body["source"]["label"] == 3 and body["source"]["mnist_split"] == "test"
+    assert (env / "s" / "input.png").exists()
+
+
+def test_evaluate(env, capsys):
+    body = run_json(capsys, ["evaluate", "--json"])
+    assert body["count"] == 100 and len(body["confusion"]) == 10 and 0 <= body["accuracy"] <= 1
+    assert main(["evaluate", "--model", "mnist_mlp"]) == 0
+    assert "class  precision  recall" in capsys.readouterr().out
+
+
+def test_train_json_summary_and_checkpoint(env, capsys):
+    out = env / "run.safetensors"
+    body = run_json(capsys, ["train", "--epochs", "1", "--batch-size", "32", "--seed", "3", "--out", str(out),
+                             "--json", "--quiet"])
+    assert body["status"] == "completed" and body["steps"] == 6 and body["wall_s"] > 0
+    assert 0 <= body["test_accuracy"] <= 1 and body["checkpoint"] == str(out)
+    meta = read_metadata(out)
+    assert meta["training"]["command"].startswith("convscope train --epochs 1")
+    assert meta["training"]["config"]["seed"] == 3
+    body = run_json(capsys, ["evaluate", "--checkpoint", str(out), "--json"])
+    assert body["accuracy"] == meta["test_metrics"]["accuracy"]
+
+
+def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):
+    root, url = http_root
+    serve_real_mnist(root)
+    monkeypatch.setenv("CONVSCOPE_MNIST_MIRRORS", f"http://127.0.0.1:9/,{url}")
+    assert main(["data", "download", "--dir", str(tmp_path / "m")]) == 0
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(p.name for p in root.iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "missing.png"], "missing.png: no such file"),
+    (["predict", "{junk}"], "not a readable image"),
+    (["predict", "{blank}"], "the drawing is empty"),
+    (["explain", "--out", "x"], "give exactly one of IMAGE, --sample DIGIT or --index N"),
+    (["explain", "{one}", "--out", "{tmp}/x", "--layer", "fc1"], "CAM layer must be a conv, relu or pool layer"),
+    (["evaluate", "--checkpoint", "{junk}"], "not a readable safetensors checkpoint"),
+    (["train", "--epochs", "0"], "epochs must be > 0"),
+])
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    Image.new("RGB", (50, 50), "white").save(tmp_path / "blank.png")
+    drawn_one(tmp_path / "one.png")
+    argv = [a.format(junk=junk, blank=tmp_path / "blank.png", one=tmp_path / "one.png", tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_the_installed_command_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "convscope.cli.main", "predict", str(tmp_path / "nope.png")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"convscope: error: {tmp_path / 'nope.png'}: no such file"

@@ -1,0 +1,143 @@
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from convscope.errors import InputError, ModelError
+from convscope.inspect import Inspector, capture_activations
+from convscope.models import Layer, LayeredNet, LayerKind as K, get_spec, load_model
+
+
+def all_hooks(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_one_forward_and_one_backward_give_everything(monkeypatch):
+    model = get_spec("mnist_cnn").build()
+    forwards = []
+    model.register_forward_pre_hook(lambda module, args: forwards.append(1))
+    backwards = []
+    real_grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: backwards.append(1) or real_grad(*a, **k))
+    result = Inspector(model).inspect(torch.rand(28, 28))
+    assert len(forwards) == 1 and len(backwards) == 1
+    assert list(result.activations) == model.layer_names()
+    assert result.activations["conv2"].shape == (64, 11, 11) and result.activations["fc1"].shape == (128,)
+    assert result.cam_layer == "conv2" and result.cam.shape == (28, 28) and result.saliency.shape == (28, 28)
+    torch.testing.assert_close(result.activations["softmax"], result.probabilities)
+    assert result.target == result.predicted == int(result.probabilities.argmax())
+
+
+def test_target_class_and_layer_choice_change_the_map(packaged_cnn):
+    inspector = Inspector(packaged_cnn.model)
+    image = torch.zeros(28, 28)
+    image[4:24, 13:16] = 1.0  # a vertical bar: a "1"
+    own = inspector.inspect(image)
+    other = inspector.inspect(image, target=7, cam_layer="conv1", method="gradcam++", layers=["fc2"])
+    assert own.predicted == 1 and other.target == 7 and other.cam_layer == "conv1"
+    assert list(other.activations) == ["fc2"]
+    assert not torch.allclose(own.cam, other.cam)
+
+
+def test_mlp_answers_without_a_cam():
+    result = Inspector(get_spec("mnist_mlp").build()).inspect(torch.rand(1, 28, 28))
+    assert result.cam is None and result.cam_layer is None
+    assert result.saliency.shape == (28, 28)
+    assert result.activations["sigmoid1"].shape == (32,)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"method": "lime"}, ModelError, "unknown CAM method 'lime'"),
+    ({"cam_layer": "fc1"}, ModelError, "CAM layer must be a conv, relu or pool layer"),
+    ({"layers": ["conv9"]}, ModelError, "unknown layer"),
+    ({"target": 10}, InputError, "target class must be in 0-9"),
+])
+def test_bad_options_are_clear_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Inspector(get_spec("mnist_cnn").build()).inspect(torch.rand(28, 28), **kwargs)
+
+
+def test_bad_images_are_clear_errors():
+    inspector = Inspector(get_spec("mnist_cnn").build())
+    with pytest.raises(InputError, match=r"expected one image of shape \(1, 28, 28\)"):
+        inspector.inspect(torch.rand(32, 32))
+    with pytest.raises(InputError, match="NaN"):
+        inspector.inspect(torch.full((28, 28), float("nan")))
+
+
+class Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def test_no_hook_survives_a_forward_that_raises():
+    model = LayeredNet([Layer("flatten", K.FLATTEN, nn.Flatten()), Layer("fc", K.LINEAR, nn.Linear(4, 2)),
+                        Layer("bad", K.RELU, Boom()), Layer("softmax", K.SOFTMAX, nn.Softmax(dim=1))])
+    with pytest.raises(RuntimeError, match="boom"):
+        Inspector(model, input_shape=(1, 2, 2)).inspect(torch.rand(1, 2, 2))
+    assert all_hooks(model) == 0
+    with pytest.raises(RuntimeError, match="boom"):
+        with capture_activations(model, ["fc", "bad"]) as acts:
+            model(torch.rand(1, 1, 2, 2))
+    assert "fc" in acts and all_hooks(model) == 0
+
+
+def test_hooks_are_removed_after_a_normal_call():
+    model = get_spec("mnist_cnn").build()
+    Inspector(model).inspect(torch.rand(28, 28))
+    assert all_hooks(model) == 0
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_concurrent_calls_match_serial_results(replicas):
+    inspector = Inspector(load_model("mnist_cnn").model, replicas=replicas)
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.rand(28, 28, generator=generator) for _ in range(32)]
+    targets = [i % 10 for i in range(32)]
+    methods = ["gradcam", "gradcam++", "hirescam"]
+    serial = [inspector.inspect(img, target=t, method=methods[i % 3]) for i, (img, t) in enumerate(zip(images, targets))]
+    results, errors = {}, []
+
+    def worker(offset: int) -> None:
+        try:
+            for round_ in range(3):
+                for i in range(offset, len(images), 8):
+                    results[(i, round_)] = inspector.inspect(images[i], target=targets[i], method=methods[i % 3])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 32 * 3
+    for (i, _), result in results.items():
+        expected = serial[i]
+        assert result.target == expected.target
+        torch.testing.assert_close(result.cam, expected.cam)
+        torch.testing.assert_close(result.saliency, expected.saliency)
+        for name, activation in expected.activations.items():
+            torch.testing.assert_close(result.activations[name], activation)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ranks = [t.flatten().argsort().argsort().double() for t in (a, b)]
+    return float(torch.corrcoef(torch.stack(ranks))[0, 1])
+
+
+def test_sanity_check_cam_depends_on_the_learned_weights(packaged_cnn):
+    """Adebayo et al. 2018 (https://arxiv.org/abs/1810.03292), model-parameter randomisation: an explanation that
+    barely changes when the weights are re-initialised is not explaining the model."""
+    image = torch.zeros(28, 28)
+    image[4:24, 13:16] = 1.0
+    image[4:7, 8:20] = 1.0  # a "7"-ish hook on top of a bar
+    trained = Inspector(packaged_cnn.model).inspect(image)
+    torch.manual_seed(0)
+    randomised = Inspector(get_spec("mnist_cnn").build()).inspect(image, target=trained.target)
+    assert spearman(trained.cam, randomised.cam) < 0.5
+    # Pixels outside every receptive field have zero gradient in both; their tied ranks would inflate the score.
+    covered = (trained.saliency > 0) | (randomised.saliency > 0)
+    assert spearman(trained.saliency[covered], randomised.saliency[covered]) < 0.5
