@@ -18,6 +18,9 @@ from convscope.data.mnist import MNIST_FILES, MnistSplit
 from convscope.settings import Settings
 
 REAL_MNIST = os.environ.get("CONVSCOPE_MNIST_DIR")
+if os.environ.get("CI") and not REAL_MNIST:
+    raise RuntimeError("CI must run the real-MNIST tests: set CONVSCOPE_MNIST_DIR (the Makefile does when "
+                       "../shared/data/mnist exists)")
 
 def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(count, 28, 28) uint8 images and labels: class k is a bright 6x6 block at a class-specific spot, plus

@@ -56,7 +56,7 @@ def test_explain_writes_every_view(tmp_path, capsys):
     body = run_json(capsys, ["explain", str(drawn_one(tmp_path / "one.png")), "--out", str(out), "--json",
                              "--method", "hirescam"])
     files = body["files"]
-    expected = {"input", "preprocessed", "cam_hirescam_conv2", "saliency", "features_conv1", "features_relu1",
+    expected = {"input", "preprocessed", "cam_hirescam_relu2", "saliency", "features_conv1", "features_relu1",
                 "features_pool1", "features_conv2", "features_relu2", "features_pool2", "units_fc1", "units_relu3",
                 "units_fc2", "units_softmax", "filters_conv1", "filters_conv2"}
     assert set(files) == expected
@@ -68,7 +68,7 @@ def test_explain_writes_every_view(tmp_path, capsys):
     with Image.open(out / files["units_fc1"]) as image:  # 128 units as 8 rows of 16 cells of 24 px
         assert image.size == (16 * 24, 8 * 24)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["predicted"] == "1" and summary["cam_layer"] == "conv2"
+    assert summary["predicted"] == "1" and summary["cam_layer"] == "relu2"
     assert sum(summary["probabilities"].values()) == pytest.approx(1, abs=1e-4)
 
 

@@ -24,7 +24,7 @@ def test_one_forward_and_one_backward_give_everything(monkeypatch):
     assert len(forwards) == 1 and len(backwards) == 1
     assert list(result.activations) == model.layer_names()
     assert result.activations["conv2"].shape == (64, 11, 11) and result.activations["fc1"].shape == (128,)
-    assert result.cam_layer == "conv2" and result.cam.shape == (28, 28) and result.saliency.shape == (28, 28)
+    assert result.cam_layer == "relu2" and result.cam.shape == (28, 28) and result.saliency.shape == (28, 28)
     torch.testing.assert_close(result.activations["softmax"], result.probabilities)
     assert result.target == result.predicted == int(result.probabilities.argmax())
 
@@ -141,3 +141,21 @@ def test_sanity_check_cam_depends_on_the_learned_weights(packaged_cnn):
     # Pixels outside every receptive field have zero gradient in both; their tied ranks would inflate the score.
     covered = (trained.saliency > 0) | (randomised.saliency > 0)
     assert spearman(trained.saliency[covered], randomised.saliency[covered]) < 0.5
+
+
+@pytest.mark.mnist
+def test_default_maps_on_real_digits_are_never_blank_and_sit_on_the_ink(real_mnist, packaged_cnn):
+    from convscope.data import load_mnist
+    import torch.nn.functional as F
+    test = load_mnist("test", real_mnist)
+    inspector = Inspector(packaged_cnn.model)
+    for method in ("gradcam", "gradcam++", "hirescam"):
+        on_ink, area = [], []
+        for image in test.images[:50]:
+            result = inspector.inspect(image, method=method)
+            assert float(result.cam.max()) == pytest.approx(1.0)  # never an all-zero map
+            near_ink = F.max_pool2d((image > 64).float()[None, None], 7, stride=1, padding=3)[0, 0]
+            on_ink.append(float((result.cam * near_ink).sum() / result.cam.sum()))
+            area.append(float(near_ink.mean()))
+        # The map's mass sits near the strokes far more than the strokes' share of the image would give.
+        assert torch.tensor(on_ink).median() > torch.tensor(area).median() + 0.1, method

@@ -46,9 +46,16 @@ class Inspection:
 
 
 def default_cam_layer(model: LayeredNet) -> str | None:
-    """The last conv layer (Grad-CAM's standard choice: the most semantic layer that still has a spatial layout)."""
-    convs = [name for name, kind in model.kinds.items() if kind is LayerKind.CONV]
-    return convs[-1] if convs else None
+    """The last conv layer's output after its activation (Grad-CAM's standard choice: the most semantic maps
+    that keep a spatial layout). After the activation, as Keras' conv layers and the usual ``features[-1]`` /
+    ``layer4`` targets are: on the pre-ReLU output, negative background responses often cancel the whole map."""
+    names = list(model.kinds)
+    convs = [i for i, name in enumerate(names) if model.kinds[name] is LayerKind.CONV]
+    if not convs:
+        return None
+    last = convs[-1]
+    follows = names[last + 1] if last + 1 < len(names) else None
+    return follows if follows and model.kinds[follows] in (LayerKind.RELU, LayerKind.SIGMOID) else names[last]
 
 
 def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tensor:
@@ -98,7 +105,8 @@ class Inspector:
             image: (H, W), (C, H, W) or (1, C, H, W); uint8 in 0-255 or float in [0, 1] (already preprocessed,
                 see :func:`convscope.preprocess.preprocess_drawing` for drawings).
             target: class to explain; default the predicted class.
-            cam_layer: a layer with a spatial output (conv, relu or pool); default the last conv layer.
+            cam_layer: a layer with a spatial output (conv, relu or pool); default the last conv layer's
+                activation (``relu2`` in ``mnist_cnn``), see :func:`default_cam_layer`.
             method: a name from ``CAM_METHODS`` ("gradcam", "gradcam++", "hirescam").
             layers: which layers' activations to return; default all.
         """
