@@ -41,8 +41,12 @@ def ink_map(image: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
     array = array.clip(0, 1)
     if array.ndim == 3 and array.shape[2] in (2, 4) and array[:, :, -1].min() < 1.0:
         return array[:, :, -1]  # transparent background: the alpha channel is the ink
-    grey = array if array.ndim == 2 else array[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32) \
-        if array.shape[2] >= 3 else array[:, :, 0]
+    if array.ndim == 2:
+        grey = array
+    elif array.shape[2] >= 3:
+        grey = array[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
+    else:
+        grey = array[:, :, 0]  # grey + opaque alpha
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
     if background > 0.5:  # dark ink on a light background

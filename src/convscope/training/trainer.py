@@ -101,109 +101,145 @@ def train(
         raise
 
 
+class _Tally:
+    """Running sums of loss and correct predictions, kept on the device so that only reading them syncs."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss += loss.detach() * len(labels)
+        self.correct += (logits.argmax(1) == labels).sum()
+        self.count += len(labels)
+
+    def take(self) -> tuple[float, float, int]:
+        """(mean loss, accuracy, count) so far, then start again from zero."""
+        loss, accuracy, count = float(self.loss) / self.count, int(self.correct) / self.count, self.count
+        self.loss.zero_(), self.correct.zero_()
+        self.count = 0
+        return loss, accuracy, count
+
+
+class _Run:
+    """One training run's state; ``train()`` drives it epoch by epoch."""
+
+    def __init__(self, config: TrainConfig, emit, cancel, train_data: MnistSplit):
+        self.config, self.emit, self.cancel = config, emit, cancel
+        self.started = time.perf_counter()
+        self.device = resolve_device(config.device)
+        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_autocast_supported(self.device))
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        train_x, train_y, self.val_x, self.val_y = _split_validation(train_data, config.validation_split,
+                                                                     self.generator)
+        self.train_x, self.train_y = train_x.to(self.device), train_y.to(self.device)
+        self.model = get_spec(config.model).build().to(self.device, memory_format=self.memory_format)
+        self.steps_per_epoch = math.ceil(len(self.train_y) / config.batch_size)
+        self.total_steps = max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        self.optimizer, self.scheduler = _make_optimizer(config, self.model, self.total_steps)
+        self.step = 0
+        self.window, self.epoch_tally = _Tally(self.device), _Tally(self.device)
+        self.last_progress = time.perf_counter()
+
+    def started_event(self) -> TrainingStarted:
+        return TrainingStarted(self.config.as_dict(), self.total_steps, self.steps_per_epoch, len(self.train_y),
+                               len(self.val_y), str(self.device), "bf16" if self.bf16 else "fp32")
+
+    def train_epoch(self) -> bool:
+        """One pass (or what is left of ``epochs``); False when cancelled."""
+        self.model.train()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        order = torch.randperm(len(self.train_y), generator=self.generator).to(self.device)
+        for start in range(0, len(self.train_y), self.config.batch_size):
+            if self.step >= self.total_steps:
+                break
+            if self.cancel is not None and self.cancel.is_set():
+                return False
+            idx = order[start:start + self.config.batch_size]
+            x, y = as_model_input(self.train_x[idx]), self.train_y[idx]  # (B, 1, 28, 28) in [0, 1], (B,)
+            if self.config.augment:
+                x = augment_batch(x, self.generator)
+            with autocast:
+                logits = self.model.logits(x.contiguous(memory_format=self.memory_format))  # (B, 10)
+            loss = F.cross_entropy(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            self.window.add(loss, logits, y)
+            self.epoch_tally.add(loss, logits, y)
+            self._maybe_report_progress()
+        return True
+
+    def _maybe_report_progress(self) -> None:
+        now = time.perf_counter()
+        if now - self.last_progress < self.config.progress_interval_s and self.step != self.total_steps:
+            return
+        loss, accuracy, count = self.window.take()
+        elapsed = now - self.started
+        self.emit(BatchProgress(self.step, self.total_steps, self.step / self.steps_per_epoch, loss, accuracy,
+                                self.scheduler.get_last_lr()[0], count / max(now - self.last_progress, 1e-9),
+                                elapsed, elapsed / self.step * (self.total_steps - self.step)))
+        self.last_progress = now
+
+    def end_epoch(self, epoch: int) -> EpochEnd:
+        if self.window.count:  # the epoch tally already holds these steps; start the next window afresh
+            self.window.take()
+        train_loss, train_accuracy, _ = self.epoch_tally.take()
+        val = evaluate(self.model, self.val_x, self.val_y) if len(self.val_y) else None
+        event = EpochEnd(epoch, self.step, train_loss, train_accuracy, val.loss if val else None,
+                         val.accuracy if val else None, time.perf_counter() - self.started,
+                         first_conv_weight(self.model))
+        self.last_progress = time.perf_counter()  # keep validation time out of the next images/s figure
+        return event
+
+
 def _train(config, emit, cancel, out, train_data, test_data, settings, command) -> TrainResult:
-    started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_autocast_supported(device))
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    spec = get_spec(config.model)
+    get_spec(config.model)  # an unknown model fails before any data is read
     train_data = train_data or load_mnist("train", settings)
-    train_x, train_y, val_x, val_y = _split_validation(train_data, config.validation_split, generator)
-    train_x, train_y = train_x.to(device), train_y.to(device)
-    model = spec.build().to(device, memory_format=memory_format)
-    steps_per_epoch = math.ceil(len(train_y) / config.batch_size)
-    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    optimizer, scheduler = _make_optimizer(config, model, total_steps)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    run = _Run(config, emit, cancel, train_data)
+    emit(run.started_event())
+    status, history = "completed", []
     tensorboard = TensorBoardLogger(config.tensorboard_dir) if config.tensorboard_dir else None
-    emit(TrainingStarted(config.as_dict(), total_steps, steps_per_epoch, len(train_y), len(val_y), str(device),
-                         "bf16" if use_bf16 else "fp32"))
-
-    step, status, history = 0, "completed", []
-    window_loss = torch.zeros((), device=device)  # sums since the last progress event, kept on the device
-    window_correct = torch.zeros((), device=device, dtype=torch.long)
-    window_count, last_progress, epoch_stats = 0, time.perf_counter(), [0.0, 0, 0]
-    for epoch in range(1, math.ceil(total_steps / steps_per_epoch) + 1):
-        model.train()
-        order = torch.randperm(len(train_y), generator=generator).to(device)
-        for start in range(0, len(train_y), config.batch_size):
-            if step >= total_steps:
-                break
-            if cancel is not None and cancel.is_set():
+    try:
+        for epoch in range(1, math.ceil(run.total_steps / run.steps_per_epoch) + 1):
+            if not run.train_epoch():
                 status = "cancelled"
                 break
-            idx = order[start:start + config.batch_size]
-            x, y = as_model_input(train_x[idx]), train_y[idx]  # (B, 1, 28, 28) in [0, 1], (B,)
-            if config.augment:
-                x = augment_batch(x, generator)
-            x = x.contiguous(memory_format=memory_format)
-            with autocast:
-                logits = model.logits(x)
-            loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            window_loss += loss.detach() * len(y)
-            window_correct += (logits.argmax(1) == y).sum()
-            window_count += len(y)
-
-            now = time.perf_counter()
-            if now - last_progress >= config.progress_interval_s or step == total_steps:
-                loss_sum, correct = float(window_loss), int(window_correct)
-                epoch_stats = [epoch_stats[0] + loss_sum, epoch_stats[1] + correct, epoch_stats[2] + window_count]
-                elapsed = now - started
-                emit(BatchProgress(step, total_steps, step / steps_per_epoch, loss_sum / window_count,
-                                   correct / window_count, scheduler.get_last_lr()[0],
-                                   window_count / max(now - last_progress, 1e-9), elapsed,
-                                   elapsed / step * (total_steps - step)))
-                window_loss.zero_(), window_correct.zero_()
-                window_count, last_progress = 0, now
-        if window_count:  # fold what the last window holds into this epoch's figures
-            epoch_stats = [epoch_stats[0] + float(window_loss), epoch_stats[1] + int(window_correct),
-                           epoch_stats[2] + window_count]
-            window_loss.zero_(), window_correct.zero_()
-            window_count = 0
-        if status == "cancelled" or epoch_stats[2] == 0:
-            break
-        val = evaluate(model, val_x, val_y) if len(val_y) else None
-        event = EpochEnd(epoch, step, epoch_stats[0] / epoch_stats[2], epoch_stats[1] / epoch_stats[2],
-                         val.loss if val else None, val.accuracy if val else None, time.perf_counter() - started,
-                         first_conv_weight(model))
-        epoch_stats = [0.0, 0, 0]
-        history.append({k: v for k, v in event.as_dict().items() if k not in ("type", "first_conv_weight")})
-        emit(event)
+            event = run.end_epoch(epoch)
+            history.append({k: v for k, v in event.as_dict().items() if k not in ("type", "first_conv_weight")})
+            emit(event)
+            if tensorboard:
+                tensorboard.log_epoch(event, run.model)
+            if config.target_accuracy is not None and (event.val_accuracy or 0) >= config.target_accuracy:
+                status = "target_reached"
+                break
+    finally:
         if tensorboard:
-            tensorboard.log_epoch(event, model)
-        last_progress = time.perf_counter()  # keep validation time out of the next images/s figure
-        if config.target_accuracy is not None and val is not None and val.accuracy >= config.target_accuracy:
-            status = "target_reached"
-            break
-    if tensorboard:
-        tensorboard.close()
+            tensorboard.close()
 
-    model.eval()
+    model = run.model.eval()
     test_metrics = None
     if config.evaluate_test and status != "cancelled":
         test_data = test_data or load_mnist("test", settings)
         test_metrics = evaluate(model, test_data.images, test_data.labels)
-    wall_s = time.perf_counter() - started
+    wall_s = time.perf_counter() - run.started
     checkpoint = None
     if out is not None and status != "cancelled":
-        checkpoint = save_checkpoint(Path(out), model, spec.name, {
-            "training": {"config": config.as_dict(), "command": command, "steps": step,
-                         "status": status, "wall_s": round(wall_s, 3), "device": str(device),
-                         "threads": torch.get_num_threads(), "torch_version": torch.__version__},
+        checkpoint = save_checkpoint(Path(out), model, config.model, {
+            "training": {"config": config.as_dict(), "command": command, "steps": run.step, "status": status,
+                         "wall_s": round(wall_s, 3), "device": str(run.device), "threads": torch.get_num_threads(),
+                         "torch_version": torch.__version__},
             "history": history,
             "test_metrics": test_metrics.as_dict() if test_metrics else None,
             "data": {"train_sha256": train_data.sha256, "test_sha256": test_data.sha256 if test_data else None},
         })
-    emit(TrainingFinished(status, step, wall_s, test_metrics.as_dict() if test_metrics else None,
+    emit(TrainingFinished(status, run.step, wall_s, test_metrics.as_dict() if test_metrics else None,
                           str(checkpoint) if checkpoint else None))
-    return TrainResult(model, config, status, step, wall_s, history, test_metrics, checkpoint)
+    return TrainResult(model, config, status, run.step, wall_s, history, test_metrics, checkpoint)
