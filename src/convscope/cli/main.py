@@ -27,23 +27,10 @@ def _image_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="feed the image resized to 28x28 as it is, instead of MNIST-style drawing preprocessing")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ..inspect.cams import CAM_METHODS
-    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = commands.add_parser("models", help="list the registered models and their packaged weights")
-    p.add_argument("--json", action="store_true")
-
-    p = commands.add_parser("data", help="dataset commands")
-    data = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    d = data.add_parser("download", help="download MNIST from the official mirrors into the cache")
-    d.add_argument("--dir", type=Path, help="folder to download into (default: <data dir>/mnist)")
-
-    p = commands.add_parser("train", help="train a model from scratch on MNIST")
+def _add_train_parser(commands) -> None:
     from ..training.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
     defaults = TrainConfig()
+    p = commands.add_parser("train", help="train a model from scratch on MNIST")
     p.add_argument("--model", default=defaults.model)
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="passes over the data; may be fractional")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -63,6 +50,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
+
+def _add_explain_parser(commands) -> None:
+    from ..inspect.cams import CAM_METHODS
+    p = commands.add_parser("explain", help="write PNGs of what the model sees in an image or an MNIST sample")
+    _image_args(p, required=False)
+    _model_args(p)
+    p.add_argument("--sample", type=int, metavar="DIGIT", help="use a random MNIST test image of this digit")
+    p.add_argument("--index", type=int, help="use the MNIST test image at this index")
+    p.add_argument("--seed", type=int, help="seed for --sample")
+    p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="class activation map method")
+    p.add_argument("--layer", help="CAM layer (default: the last conv layer's activation)")
+    p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    p.add_argument("--json", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("models", help="list the registered models and their packaged weights")
+    p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("data", help="dataset commands")
+    data = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    d = data.add_parser("download", help="download MNIST from the official mirrors into the cache")
+    d.add_argument("--dir", type=Path, help="folder to download into (default: <data dir>/mnist)")
+
+    _add_train_parser(commands)
+
     p = commands.add_parser("evaluate", help="evaluate a model on an MNIST split")
     _model_args(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
@@ -74,17 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true")
 
-    p = commands.add_parser("explain", help="write PNGs of what the model sees in an image or an MNIST sample")
-    _image_args(p, required=False)
-    _model_args(p)
-    p.add_argument("--sample", type=int, metavar="DIGIT", help="use a random MNIST test image of this digit")
-    p.add_argument("--index", type=int, help="use the MNIST test image at this index")
-    p.add_argument("--seed", type=int, help="seed for --sample")
-    p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="class activation map method")
-    p.add_argument("--layer", help="CAM layer (default: the last conv layer)")
-    p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
-    p.add_argument("--json", action="store_true")
+    _add_explain_parser(commands)
     return parser
 
 

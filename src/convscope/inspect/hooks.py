@@ -24,9 +24,12 @@ def capture_activations(model: nn.Module, layer_names: Iterable[str]) -> Iterato
             store[name] = output
         return hook
 
+    modules = dict(model.named_modules())  # one walk instead of a get_submodule per layer: this is a hot path
     try:
         for name in layer_names:
-            handles.append(model.get_submodule(name).register_forward_hook(recorder(name)))
+            if name not in modules:
+                raise KeyError(f"{type(model).__name__} has no layer {name!r}")
+            handles.append(modules[name].register_forward_hook(recorder(name)))
         yield store
     finally:
         for handle in handles:

@@ -1,0 +1,37 @@
+"""Promises about the project itself: the core's boundary, and documentation that stays true."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from convscope.cli.main import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ["convscope.data", "convscope.models", "convscope.training", "convscope.inspect", "convscope.preprocess",
+        "convscope.metrics", "convscope.predict", "convscope.images"]
+# (tqdm and argparse cannot be listed: torch itself imports them.)
+SHELL_ONLY = ["convscope.cli", "convscope.render", "fastapi", "starlette", "sqlalchemy", "uvicorn", "matplotlib"]
+
+
+def test_the_ml_core_imports_no_shell_code():
+    code = (f"import sys; import {', '.join(CORE)}; "
+            f"print([m for m in {SHELL_ONLY!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_cli_command_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        assert f"convscope {name}" in readme, name
+
+
+def test_every_setting_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    source = "".join(p.read_text() for p in (ROOT / "src" / "convscope").rglob("*.py"))
+    variables = set(re.findall(r"CONVSCOPE_[A-Z_]+", source))
+    assert variables, "no settings found"
+    for variable in variables:
+        assert f"`{variable}`" in readme, variable
