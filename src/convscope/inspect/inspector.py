@@ -72,7 +72,11 @@ def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tens
 
 
 class Inspector:
-    """Runs :meth:`inspect` on a shared model from any number of threads."""
+    """Runs :meth:`inspect` on a shared model from any number of threads.
+
+    ``replicas`` > 1 lets that many calls run at once; the extra replicas are copies taken now, so make a new
+    Inspector after changing the model's weights.
+    """
 
     def __init__(self, model: LayeredNet, input_shape: Sequence[int] = (1, 28, 28), replicas: int = 1):
         self.model = model.eval()
