@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/inspect_latency.py
 	$(BIN)/python bench/batch_predict.py
+	$(BIN)/python bench/preprocess_latency.py
 
 # Re-create the packaged default weights (the commands are recorded in each checkpoint's metadata).
 WEIGHTS := src/convscope/models/weights

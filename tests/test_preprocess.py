@@ -100,3 +100,11 @@ def test_drawn_digits_are_read_far_better_after_preprocessing(real_mnist, packag
               f"{accuracy_plain:.1%} after a plain resize")
     assert accuracy_pre >= 0.9
     assert accuracy_pre - accuracy_plain >= 0.4
+
+
+def test_a_huge_canvas_with_a_hairline_stroke_is_still_read(packaged_cnn):
+    image = Image.new("RGB", (2500, 2500), "white")
+    ImageDraw.Draw(image).line([(1250, 300), (1250, 2200)], fill="black", width=3)
+    digit = preprocess_drawing(image)
+    assert 1.5 <= stroke_width(digit > 0.5) <= 4.5
+    assert int(predict_proba(packaged_cnn.model, digit[None, None]).argmax()) == 1
