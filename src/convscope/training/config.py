@@ -16,7 +16,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 class TrainConfig:
     model: str = "mnist_cnn"
     epochs: float = 2.0  # may be fractional: 1.5 = one and a half passes over the training set
-    batch_size: int = 64
+    batch_size: int = 128  # measured faster to 99% than 64 here: 17,300 vs 13,300 images/s (docs/benchmarks.md)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 5e-3  # peak learning rate (the one-cycle maximum)
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"

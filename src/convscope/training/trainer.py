@@ -1,7 +1,7 @@
 """The trainer: the whole dataset held as tensors, batches as index slices, one loop that reads top to bottom.
 
 Fast by default on this kind of CPU: bf16 autocast and channels_last memory (where the hardware has bf16 units),
-Adam with a one-cycle schedule, batch 64. Progress leaves the loop only through events (see ``events.py``).
+Adam with a one-cycle schedule, batch 128. Progress leaves the loop only through events (see ``events.py``).
 """
 
 from __future__ import annotations
