@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from conftest import serve_real_mnist, write_mnist_dir
@@ -114,8 +115,12 @@ def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):
     (["explain", "{one}", "--out", "{tmp}/x", "--layer", "fc1"], "CAM layer must be a conv, relu or pool layer"),
     (["evaluate", "--checkpoint", "{junk}"], "not a readable safetensors checkpoint"),
     (["train", "--epochs", "0"], "epochs must be > 0"),
+    pytest.param(["train", "--device", "cuda:0"], "CUDA was asked for but is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+    (["train", "--device", "tpu"], "unknown device 'tpu'"),
+    (["explain", "{one}", "--out", "{tmp}/one.png/x"], "Not a directory"),
 ])
-def test_user_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
+def test_user_mistakes_are_one_line_errors(env, tmp_path, capsys, argv, message):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
     Image.new("RGB", (50, 50), "white").save(tmp_path / "blank.png")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import ConvscopeError
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then MPS, then CPU; anything else is passed to ``torch.device``."""
@@ -12,10 +14,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ConvscopeError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ConvscopeError("CUDA was asked for but is not available here: use --device auto or cpu")
+    if chosen.type == "mps" and not _mps_available():
+        raise ConvscopeError("MPS was asked for but is not available here: use --device auto or cpu")
+    return chosen
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def bf16_autocast_supported(device: torch.device) -> bool:

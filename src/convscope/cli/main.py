@@ -259,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConvscopeError as e:
         print(f"convscope: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as e:  # an unwritable --out folder, a full disk: the environment, not a bug
+        print(f"convscope: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("convscope: interrupted", file=sys.stderr)
         return 130
