@@ -55,6 +55,9 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):
         torch.testing.assert_close(loaded.model.state_dict()[key], value)
     assert loaded.metadata["history"] == [{"epoch": 1}]
     assert loaded.metadata["model"] == "mnist_mlp" and loaded.metadata["parameters"] == 26_506
+    architecture = loaded.metadata["architecture"]
+    assert architecture["input_shape"] == [1, 28, 28] and architecture["class_names"][9] == "9"
+    assert [layer["kind"] for layer in architecture["layers"]][:3] == ["flatten", "linear", "sigmoid"]
     assert read_metadata(path)["format"] == 1
 
 
@@ -99,6 +102,7 @@ def test_packaged_weights_carry_their_provenance(name, minimum):
     checkpoint = load_model(name)
     meta = checkpoint.metadata
     assert meta["test_metrics"]["accuracy"] >= minimum
+    assert meta["architecture"]["layers"][-1]["kind"] == "softmax"
     assert meta["training"]["command"].startswith(f"convscope train --model {name}")
     assert meta["training"]["config"]["model"] == name
     assert len(meta["history"]) >= 1 and meta["data"]["train_sha256"]

@@ -3,7 +3,8 @@
 One file, no pickle: loading never executes code from the file. Saving goes through a temporary file and a
 rename, so a crash mid-save never leaves a broken checkpoint.
 
-Metadata keys (``convscope`` header entry, JSON): ``format`` (1), ``model`` (registry name), ``created`` (ISO
+Metadata keys (``convscope`` header entry, JSON): ``format`` (1), ``model`` (registry name), ``architecture``
+(input shape, class names, preprocessing, every layer's kind, shape, parameters and MACs), ``created`` (ISO
 time), ``convscope_version``, ``parameters``, and whatever the trainer adds: ``training`` (config and the command
 that reproduces it), ``history`` (per-epoch metrics), ``test_metrics``, ``data`` (SHA-256 of the training data).
 """
@@ -22,7 +23,7 @@ import torch
 from ..data.download import atomic_write_bytes
 from ..errors import ModelError
 from .net import LayeredNet
-from .registry import ModelSpec, get_spec
+from .registry import ModelSpec, describe_layers, get_spec
 
 FORMAT_VERSION = 1
 METADATA_KEY = "convscope"
@@ -43,9 +44,13 @@ class Checkpoint:
 def save_checkpoint(path: Path, model: LayeredNet, model_name: str, metadata: dict | None = None) -> Path:
     from .. import __version__
 
+    spec = get_spec(model_name)
     header = {
         "format": FORMAT_VERSION,
         "model": model_name,
+        "architecture": {"input_shape": list(spec.input_shape), "class_names": list(spec.class_names),
+                         "preprocessing": spec.preprocessing,
+                         "layers": [info.as_dict() for info in describe_layers(model, spec.input_shape)]},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "convscope_version": __version__,
         "parameters": sum(p.numel() for p in model.parameters()),
