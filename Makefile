@@ -31,6 +31,7 @@ demo: setup
 	$(BIN)/convscope explain --sample 7 --seed 0 --out explain-out
 
 test: setup
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 bench: setup

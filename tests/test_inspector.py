@@ -96,7 +96,7 @@ def test_concurrent_calls_match_serial_results(replicas):
     images = [torch.rand(28, 28, generator=generator) for _ in range(32)]
     targets = [i % 10 for i in range(32)]
     methods = ["gradcam", "gradcam++", "hirescam"]
-    serial = [inspector.inspect(img, target=t, method=methods[i % 3]) for i, (img, t) in enumerate(zip(images, targets))]
+    serial = [inspector.inspect(images[i], target=targets[i], method=methods[i % 3]) for i in range(len(images))]
     results, errors = {}, []
 
     def worker(offset: int) -> None:

@@ -19,8 +19,8 @@ def test_metrics_by_hand():
     assert m.precision == [1.0, 0.5, 1.0] and m.recall == [1.0, 1.0, 0.5]
     # loss: three examples give the true class 3/5, one gives it 1/5
     assert m.loss == pytest.approx(-(3 * math.log(0.6) + math.log(0.2)) / 4)
-    # squared error per example: right ones (0.4^2 + 0.2^2 + 0.2^2) = 0.24; the wrong one (0.6^2 + 0.8^2 + 0.2^2)... 
-    # wrong one: p = (1/5, 3/5, 1/5) against onehot (0, 0, 1): 0.04 + 0.36 + 0.64 = 1.04
+    # squared error per example: each right one (0.4^2 + 0.2^2 + 0.2^2) = 0.24;
+    # the wrong one, p = (1/5, 3/5, 1/5) against onehot (0, 0, 1): 0.04 + 0.36 + 0.64 = 1.04
     residual = 3 * 0.24 + 1.04
     assert m.mse == pytest.approx(residual / 12)
     # total: per class, onehot column minus its mean. class 0 [1,0,0,0] mean 1/4 -> 0.75; class 1 same 0.75;

@@ -52,7 +52,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
     a, _ = run(quick(epochs=0.5, augment=True))
     b, _ = run(quick(epochs=0.5, augment=True))
     c, _ = run(quick(epochs=0.5, augment=True, seed=2))
-    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.model.state_dict()["conv1.weight"], c.model.state_dict()["conv1.weight"])
 

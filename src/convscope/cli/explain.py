@@ -44,7 +44,7 @@ def explanation_summary(result: Inspection, class_names: tuple[str, ...], files:
     return {
         "predicted": class_names[result.predicted],
         "confidence": round(result.confidence, 6),
-        "probabilities": {name: round(float(p), 6) for name, p in zip(class_names, result.probabilities)},
+        "probabilities": {name: round(float(p), 6) for name, p in zip(class_names, result.probabilities, strict=True)},
         "target": class_names[result.target],
         "cam_method": result.cam_method,
         "cam_layer": result.cam_layer,

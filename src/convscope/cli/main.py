@@ -18,11 +18,13 @@ EXIT_USER_ERROR = 2
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mnist_cnn", help="registered model name (see `convscope models`)")
-    p.add_argument("--checkpoint", type=Path, help="a checkpoint file from `convscope train` (default: the packaged weights)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="a checkpoint file from `convscope train` (default: the packaged weights)")
 
 
 def _image_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("image", nargs=None if required else "?", type=Path, help="PNG, JPEG, WebP, GIF or BMP image of one digit")
+    p.add_argument("image", nargs=None if required else "?", type=Path,
+                   help="PNG, JPEG, WebP, GIF or BMP image of one digit")
     p.add_argument("--no-preprocess", action="store_true",
                    help="feed the image resized to 28x28 as it is, instead of MNIST-style drawing preprocessing")
 
@@ -122,7 +124,7 @@ def cmd_models(args) -> None:
         acc = f"{row['test_accuracy']:.2%} test accuracy" if row["test_accuracy"] else "no packaged weights"
         print(f"{row['name']:<12} {row['parameters']:>9,} parameters  {acc}")
         print(f"{'':<12} {row['description']}")
-        print(f"{'':<12} " + " > ".join(f"{l['name']}{tuple(l['output_shape'])}" for l in row["layers"]))
+        print(f"{'':<12} " + " > ".join(f"{layer['name']}{tuple(layer['output_shape'])}" for layer in row["layers"]))
 
 
 def cmd_data_download(args) -> None:
@@ -185,7 +187,7 @@ def cmd_evaluate(args) -> None:
     print(f"{checkpoint.spec.name} on {args.split} ({metrics.count:,} images): accuracy {metrics.accuracy:.4f}, "
           f"loss {metrics.loss:.4f}, MSE {metrics.mse:.5f}, R² {metrics.r2:.4f}")
     print("class  precision  recall")
-    for name, p, r in zip(checkpoint.spec.class_names, metrics.precision, metrics.recall):
+    for name, p, r in zip(checkpoint.spec.class_names, metrics.precision, metrics.recall, strict=True):
         print(f"{name:>5}  {p:9.4f}  {r:6.4f}")
 
 
@@ -210,7 +212,8 @@ def cmd_predict(args) -> None:
     k = max(1, min(args.top_k, len(result.probabilities)))
     top = result.probabilities.topk(k)
     names = checkpoint.spec.class_names
-    ranked = [{"class": names[i], "probability": round(float(p), 6)} for p, i in zip(top.values, top.indices)]
+    ranked = [{"class": names[int(i)], "probability": round(float(p), 6)}
+              for p, i in zip(top.values, top.indices, strict=True)]
     if args.json:
         print(json.dumps({"model": checkpoint.spec.name, "predicted": names[result.predicted], "top": ranked}))
         return

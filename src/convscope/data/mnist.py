@@ -32,8 +32,10 @@ MNIST_MIRRORS = (
 
 # SHA-256 of the decompressed official files (the .gz wrappers vary between mirrors, the content does not).
 MNIST_FILES = {
-    ("train", "images"): ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    ("train", "labels"): ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    ("train", "images"): ("train-images-idx3-ubyte",
+                          "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    ("train", "labels"): ("train-labels-idx1-ubyte",
+                          "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
     ("test", "images"): ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     ("test", "labels"): ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
@@ -85,7 +87,8 @@ def mnist_dir(settings: Settings | None = None, download: bool = True, progress:
 
 
 def download_mnist(
-    folder: Path, mirrors: tuple[str, ...] = MNIST_MIRRORS, files: dict | None = None, progress: ProgressFn | None = None
+    folder: Path, mirrors: tuple[str, ...] = MNIST_MIRRORS, files: dict | None = None,
+    progress: ProgressFn | None = None,
 ) -> Path:
     """Download the four files into ``folder`` (skipping those already there), verifying every hash."""
     files = files or MNIST_FILES
