@@ -135,3 +135,11 @@ def test_the_installed_command_runs(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"convscope: error: {tmp_path / 'nope.png'}: no such file"
+
+
+def test_no_preprocess_feeds_the_image_as_framed(tmp_path, capsys):
+    framed = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(framed).line([(14, 4), (14, 23)], fill=255, width=3)  # an MNIST-framed "1", light on dark
+    framed.save(tmp_path / "framed.png")
+    body = run_json(capsys, ["predict", str(tmp_path / "framed.png"), "--no-preprocess", "--json"])
+    assert body["predicted"] == "1"

@@ -159,3 +159,10 @@ def test_default_maps_on_real_digits_are_never_blank_and_sit_on_the_ink(real_mni
             area.append(float(near_ink.mean()))
         # The map's mass sits near the strokes far more than the strokes' share of the image would give.
         assert torch.tensor(on_ink).median() > torch.tensor(area).median() + 0.1, method
+
+
+def test_a_nested_list_is_accepted_and_a_wrong_shape_is_named():
+    inspector = Inspector(get_spec("mnist_cnn").build())
+    assert inspector.inspect([[0.0] * 28 for _ in range(28)]).probabilities.shape == (10,)
+    with pytest.raises(InputError, match=r"got \(3, 3\)"):
+        inspector.inspect([[0.0] * 3 for _ in range(3)])

@@ -120,3 +120,16 @@ def test_on_demand_download_fills_the_cache_once(http_root, tmp_path):
     assert folder == tmp_path / "mnist"
     assert len(load_mnist("test", settings)) == 10000
     assert mnist_dir(Settings(data_dir=tmp_path, mnist_mirrors=("http://127.0.0.1:9/",))) == folder  # cached
+
+
+def test_a_truncated_download_counts_as_a_failed_mirror(http_root, tmp_path):
+    root, url = http_root
+    files = synthetic_files(root / "good")
+    broken = root / "broken"
+    broken.mkdir()
+    for stem, _ in files.values():
+        (broken / f"{stem}.gz").write_bytes((root / "good" / f"{stem}.gz").read_bytes()[:40])
+    with pytest.raises(DataError, match="could not download"):
+        download_mnist(tmp_path / "cache", mirrors=(f"{url}/broken/",), files=files)
+    download_mnist(tmp_path / "cache", mirrors=(f"{url}/broken/", f"{url}/good/"), files=files)
+    assert len(load_mnist("test", Settings(mnist_dir=tmp_path / "cache"))) == 100

@@ -121,3 +121,10 @@ def preprocess_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.
     field = torch.zeros(FIELD + 2 * BOX, FIELD + 2 * BOX)  # margin so any shift fits, then cut the field out
     field[BOX + top:BOX + top + height, BOX + left:BOX + left + width_px] = digit
     return field[BOX:BOX + FIELD, BOX:BOX + FIELD].contiguous()
+
+
+def resize_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The image's ink resized to (28, 28) as it is, with no cropping or centring (for input already framed like
+    MNIST, or to see what preprocessing changes)."""
+    ink = torch.from_numpy(np.ascontiguousarray(ink_map(image)))[None, None]
+    return F.interpolate(ink, size=(FIELD, FIELD), mode="bilinear", antialias=True, align_corners=False)[0, 0]

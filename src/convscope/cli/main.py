@@ -193,15 +193,10 @@ def cmd_evaluate(args) -> None:
 
 def _image_input(path: Path, no_preprocess: bool):
     """(original RGB array, (28, 28) model input in [0, 1])."""
-    import torch
     from ..images import open_image
-    from ..preprocess import ink_map, preprocess_drawing
+    from ..preprocess import preprocess_drawing, resize_drawing
     image = open_image(path)
-    original = np.asarray(image.convert("RGB"))
-    if no_preprocess:
-        ink = torch.from_numpy(ink_map(image))[None, None]
-        return original, torch.nn.functional.interpolate(ink, size=(28, 28), mode="bilinear", antialias=True)[0, 0]
-    return original, preprocess_drawing(image)
+    return np.asarray(image.convert("RGB")), (resize_drawing if no_preprocess else preprocess_drawing)(image)
 
 
 def cmd_predict(args) -> None:

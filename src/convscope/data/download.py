@@ -7,6 +7,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def download_verified(
         try:
             data = fetch_url(url, timeout=timeout, progress=progress)
             digest = hashlib.sha256(decode(data)).hexdigest()
-        except (urllib.error.URLError, OSError, ValueError, EOFError) as e:
+        except (urllib.error.URLError, OSError, ValueError, EOFError, zlib.error) as e:
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
             continue
         if digest != expected_sha256:

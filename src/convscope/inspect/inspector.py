@@ -61,11 +61,12 @@ def default_cam_layer(model: LayeredNet) -> str | None:
 def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tensor:
     """(H, W), (C, H, W) or (1, C, H, W); uint8 0-255 or float in [0, 1] -> float (1, C, H, W)."""
     x = torch.as_tensor(image)
+    given = tuple(x.shape)
     x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
     while x.dim() < 4:
         x = x.unsqueeze(0)
     if tuple(x.shape[1:]) != tuple(input_shape) or x.shape[0] != 1:
-        raise InputError(f"expected one image of shape {tuple(input_shape)}, got {tuple(image.shape)}")
+        raise InputError(f"expected one image of shape {tuple(input_shape)}, got {given}")
     if not torch.isfinite(x).all():
         raise InputError("the image contains NaN or infinite values")
     return x
