@@ -108,7 +108,7 @@ def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["predict", "missing.png"], "missing.png: no such file"),
-    (["predict", "{junk}"], "not a readable image"),
+    (["predict", "{junk}"], "not an image in a format this reads"),
     (["predict", "{blank}"], "the drawing is empty"),
     (["explain", "--out", "x"], "give exactly one of IMAGE, --sample DIGIT or --index N"),
     (["explain", "{one}", "--out", "{tmp}/x", "--layer", "fc1"], "CAM layer must be a conv, relu or pool layer"),

@@ -15,3 +15,11 @@ class ModelError(ConvscopeError):
 
 class InputError(ConvscopeError):
     """An image or array that cannot be turned into model input (for example an empty drawing)."""
+
+
+class UnreadableImageError(InputError):
+    """Bytes that are not an image in a supported format."""
+
+
+class ImageTooLargeError(InputError):
+    """An image whose pixel count, read from its header, is over the limit; its pixels were never decoded."""

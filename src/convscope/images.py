@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import ImageTooLargeError, InputError, UnreadableImageError
 
 MAX_PIXELS = 4096 * 4096
 
@@ -19,11 +19,15 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{name}: not a readable image ({e})") from None
+    except Image.DecompressionBombError as e:  # PIL's own header check, far above ours
+        raise ImageTooLargeError(f"{name}: {e}") from None
+    except UnidentifiedImageError:
+        raise UnreadableImageError(f"{name}: not an image in a format this reads (PNG, JPEG, WebP, GIF, BMP)") from None
+    except OSError as e:
+        raise UnreadableImageError(f"{name}: not a readable image ({e})") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+        raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels:,}")
     try:
         image.load()
     except (OSError, ValueError, Image.DecompressionBombError) as e:

@@ -62,6 +62,18 @@ def save_checkpoint(path: Path, model: LayeredNet, model_name: str, metadata: di
     return Path(path)
 
 
+def _parse_metadata(raw: str | None, where: str) -> dict:
+    if raw is None:
+        raise ModelError(f"{where} has no convscope metadata: not a convscope checkpoint")
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{where}: corrupt convscope metadata ({e})") from None
+    if metadata.get("format") != FORMAT_VERSION:
+        raise ModelError(f"{where}: unsupported checkpoint format {metadata.get('format')!r}")
+    return metadata
+
+
 def read_metadata(path: Path) -> dict:
     """The convscope metadata of a checkpoint, without loading its tensors."""
     try:
@@ -71,30 +83,46 @@ def read_metadata(path: Path) -> dict:
         raise ModelError(f"checkpoint {path} does not exist") from None
     except Exception as e:  # safetensors raises its own error types for malformed headers
         raise ModelError(f"{path} is not a readable safetensors checkpoint: {e}") from None
-    if raw is None:
-        raise ModelError(f"{path} has no convscope metadata: not a convscope checkpoint")
+    return _parse_metadata(raw, str(path))
+
+
+def _metadata_from_bytes(data: bytes) -> dict:
+    """The safetensors layout: an 8-byte little-endian header length, then the JSON header."""
     try:
-        metadata = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path}: corrupt convscope metadata ({e})") from None
-    if metadata.get("format") != FORMAT_VERSION:
-        raise ModelError(f"{path}: unsupported checkpoint format {metadata.get('format')!r}")
-    return metadata
+        length = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + length]) if 0 < length <= len(data) - 8 else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise ModelError("not a readable safetensors checkpoint")
+    return _parse_metadata((header.get("__metadata__") or {}).get(METADATA_KEY), "checkpoint")
+
+
+def _build(metadata: dict, state_loader, where: str, device) -> tuple[LayeredNet, ModelSpec]:
+    spec = get_spec(metadata.get("model", "?"))
+    model = spec.build()
+    try:
+        model.load_state_dict(state_loader(), strict=True)
+    except (RuntimeError, ValueError, safetensors.SafetensorError) as e:
+        raise ModelError(f"{where} does not match the {spec.name} architecture: {e}") from None
+    # channels_last: oneDNN's CPU convolutions run about twice as fast on it (bench/batch_predict.py).
+    model.to(device, memory_format=torch.channels_last).eval()
+    return model, spec
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     metadata = read_metadata(path)
-    spec = get_spec(metadata.get("model", "?"))
-    model = spec.build()
-    try:
-        state = safetensors.torch.load_file(str(path), device=str(device))
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, ValueError) as e:
-        raise ModelError(f"{path} does not match the {spec.name} architecture: {e}") from None
-    # channels_last: oneDNN's CPU convolutions run about twice as fast on it (bench/batch_predict.py).
-    model.to(device, memory_format=torch.channels_last).eval()
+    model, spec = _build(metadata, lambda: safetensors.torch.load_file(str(path), device=str(device)), str(path),
+                         device)
     return Checkpoint(model, spec, metadata, path)
+
+
+def checkpoint_from_bytes(data: bytes, device: str | torch.device = "cpu") -> Checkpoint:
+    """A checkpoint held in memory (for example read from a database), checked like a file."""
+    metadata = _metadata_from_bytes(data)
+    model, spec = _build(metadata, lambda: safetensors.torch.load(data), "checkpoint", device)
+    return Checkpoint(model, spec, metadata)
 
 
 def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None,

@@ -1,0 +1,1 @@
+"""Persistence for the server: tables, migrations, and the engine."""

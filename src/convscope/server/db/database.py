@@ -1,0 +1,79 @@
+"""Engine, sessions and migrations. SQLite (the zero-configuration default) or PostgreSQL, same code.
+
+SQLite runs in WAL mode so readers never wait for a writer, with ``synchronous=FULL`` so a save that was answered
+survives a crash, and a busy timeout so concurrent writers queue instead of failing. Write transactions start
+with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes can fail at once with "database is
+locked" when another writer got there first; taking the write lock up front makes it wait its turn instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+WRITE = "convscope_write"  # execution option: this connection's transactions write
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):  # the psycopg 3 driver, not the default psycopg2
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        immediate = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The engine and two session factories: read-only work and work that writes."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.engine.execution_options(**{WRITE: True}), expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
+        config = Config()
+        config.set_main_option("script_location", str(resources.files("convscope.server.db") / "migrations"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends normally and rolls back when it raises."""
+        with (self._write if write else self._read)() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

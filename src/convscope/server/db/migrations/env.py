@@ -1,0 +1,10 @@
+"""Alembic environment: convscope runs migrations itself (``Database.migrate``) on the connection it passes in."""
+
+from alembic import context
+
+from convscope.server.db.tables import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

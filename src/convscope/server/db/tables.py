@@ -1,0 +1,148 @@
+"""The database tables (SQLAlchemy 2 declarative). Alembic migrations in ``migrations/`` create them; never
+``create_all``.
+
+Everything a server worker needs lives here, input images and trained checkpoints included, so several workers
+on one PostgreSQL need no shared disk.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, LargeBinary, String,
+                        Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC. SQLite hands back naive datetimes; everything here is written in UTC."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelVersion(Base):
+    """One set of weights for a registered model: the packaged default (version 1) or a trained run."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # "packaged" or "trained"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
+    # The checkpoint's own metadata: training config and command, history, test metrics, data hashes.
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The safetensors file; NULL for packaged weights, which ship inside the package. Deferred: listing versions
+    # must not read megabytes.
+    checkpoint: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id", ondelete="SET NULL"))
+
+
+class ActiveModel(Base):
+    """Which version of each model answers when a request names no version."""
+
+    __tablename__ = "active_models"
+
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class TrainingJob(Base):
+    __tablename__ = "training_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # see jobs.py: queued ... failed
+    # 1 while the job is queued or running, NULL afterwards: the unique constraint lets at most one job hold the
+    # training slot, across every worker sharing the database.
+    slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    config: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written every few seconds while the job runs: a job whose heartbeat stopped lost its server.
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list] = mapped_column(JSON, default=list)
+    test_metrics: Mapped[dict | None] = mapped_column(JSON)
+    progress: Mapped[dict | None] = mapped_column(JSON)  # the latest progress event
+    events: Mapped[list[JobEvent]] = relationship(order_by="JobEvent.seq", cascade="all, delete-orphan",
+                                                  passive_deletes=True)
+
+
+class JobEvent(Base):
+    """Every event a job emitted, in order, so a client that reconnects (or another worker) can catch up."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+class Prediction(Base):
+    """A saved prediction: the input image as the user gave it, and what the server computed from it."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (CheckConstraint("predicted BETWEEN 0 AND 9", name="predicted_digit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    input_kind: Mapped[str] = mapped_column(String(16))  # "drawing", "upload" or "pixels"
+    preprocess: Mapped[bool] = mapped_column(Boolean)
+    input_png: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    predicted: Mapped[int] = mapped_column(Integer, index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[list] = mapped_column(JSON)
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+    reports: Mapped[list[Report]] = relationship(back_populates="prediction", order_by="Report.id",
+                                                 cascade="all, delete-orphan", passive_deletes=True)
+    reruns: Mapped[list[Rerun]] = relationship(order_by="Rerun.id", cascade="all, delete-orphan",
+                                               passive_deletes=True)
+
+
+class Rerun(Base):
+    """A later run of a saved prediction's input, with the version it ran on. The original stays as it was."""
+
+    __tablename__ = "reruns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    predicted: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[list] = mapped_column(JSON)
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+
+
+class Report(Base):
+    """A user's statement that a saved prediction is wrong: the correct digit and why. The reason is plain text."""
+
+    __tablename__ = "reports"
+    __table_args__ = (CheckConstraint("correct_label BETWEEN 0 AND 9", name="correct_digit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), index=True)
+    correct_label: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    prediction: Mapped[Prediction] = relationship(back_populates="reports")

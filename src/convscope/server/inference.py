@@ -1,0 +1,70 @@
+"""Predict-and-inspect for the API: one user image through one loaded model version, and the response body."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import ModelError
+from ..inspect import CAM_METHODS, Inspection
+from .encoding import encode_tensor
+from .inputs import UserImage
+from .model_store import LoadedModel, ModelStore
+
+SALIENCY = "saliency"
+EXPLAIN_METHODS = (*CAM_METHODS, SALIENCY)
+
+
+@dataclass
+class Options:
+    model: str = "mnist_cnn"
+    version: int | None = None  # None: the active version
+    target: int | None = None  # the class to explain; None: the predicted one
+    cam_method: str = "gradcam"  # one of EXPLAIN_METHODS
+    cam_layer: str | None = None  # None: the model's default (the last conv layer's activation)
+    layers: Sequence[str] | None = None  # activations to return; None: every layer
+
+
+@dataclass
+class Result:
+    loaded: LoadedModel
+    inspection: Inspection
+
+
+def run(store: ModelStore, image: UserImage, options: Options) -> Result:
+    if options.cam_method not in EXPLAIN_METHODS:
+        raise ModelError(f"unknown CAM method {options.cam_method!r}; choose from {', '.join(EXPLAIN_METHODS)}")
+    loaded = store.load(store.resolve(options.model, options.version))
+    # Saliency comes with every inspection; Grad-CAM is computed alongside it at no extra pass.
+    method = "gradcam" if options.cam_method == SALIENCY else options.cam_method
+    inspection = loaded.inspector.inspect(image.model_input(), target=options.target, cam_layer=options.cam_layer,
+                                          method=method, layers=options.layers)
+    return Result(loaded, inspection)
+
+
+def prediction_summary(result: Result) -> dict:
+    ins, ref = result.inspection, result.loaded.ref
+    return {"model": ref.model, "version": ref.version, "predicted": ins.predicted,
+            "confidence": round(ins.confidence, 6),
+            "probabilities": [round(float(p), 6) for p in ins.probabilities]}
+
+
+def response_body(result: Result, cam_method: str) -> dict:
+    """Everything the UI draws, with tensors in the compact encoding (see encoding.py)."""
+    ins = result.inspection
+    kinds = result.loaded.checkpoint.model.kinds
+    if cam_method == SALIENCY:
+        cam = {"method": SALIENCY, "layer": None, "map": encode_tensor(ins.saliency)}
+    elif ins.cam is not None:
+        cam = {"method": ins.cam_method, "layer": ins.cam_layer, "map": encode_tensor(ins.cam)}
+    else:
+        cam = None  # a model without conv layers has no CAM; its saliency map is still there
+    return {
+        **prediction_summary(result),
+        "target": ins.target,
+        "input": encode_tensor(ins.input[0]),
+        "cam": cam,
+        "saliency": encode_tensor(ins.saliency),
+        "layers": [{"name": name, "kind": kinds[name].value, "shape": list(act.shape),
+                    "activation": encode_tensor(act)} for name, act in ins.activations.items()],
+    }

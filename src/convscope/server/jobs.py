@@ -1,0 +1,284 @@
+"""Training jobs: one at a time, each in its own process, its events streamed live and kept in the database.
+
+The job row's ``slot`` column is unique and set only while a job is queued or running, so a second start fails
+on the database's constraint (409) whichever worker tries it. A monitor thread per job reads the process's
+events, publishes them to live subscribers (:class:`JobFeed`, for Server-Sent Events), stores them, and at the end
+registers the trained checkpoint as a new model version. A job whose process dies, or whose server died (its
+heartbeat stopped), is marked failed; the active model is only ever changed by an explicit activation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..models.registry import MODELS
+from ..settings import Settings as EngineSettings
+from ..training import TrainConfig
+from .db.database import Database
+from .db.tables import JobEvent, ModelVersion, TrainingJob, iso, utcnow
+from .errors import Conflict, NotFound
+from .model_store import ModelStore
+from .worker import run_job
+
+log = logging.getLogger("convscope.server")
+
+ACTIVE = ("queued", "running")
+HEARTBEAT_S = 2.0
+STALE_AFTER_S = 15.0  # a queued or running job without a heartbeat for this long lost its server
+FLUSH_S = 0.5  # progress events are written to the database at most this often
+SHUTDOWN_WAIT_S = 10.0
+
+
+@dataclass
+class FeedEvent:
+    seq: int  # 1-based, per job
+    type: str
+    data: dict
+
+
+class JobFeed:
+    """A running job's events for any number of async subscribers; written from the monitor thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.events: list[FeedEvent] = []
+        self.done = False
+        self._loop = loop
+        self._waiters: set[asyncio.Event] = set()
+
+    def publish(self, event: FeedEvent | None) -> None:
+        """Add an event (None: the job ended) and wake the subscribers. Thread-safe."""
+        if event is None:
+            self.done = True
+        else:
+            self.events.append(event)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            waiter.set()
+
+    async def follow(self, after: int = 0) -> AsyncIterator[FeedEvent]:
+        """Events with seq > ``after``, then each new one as it comes, until the job ends."""
+        position = after
+        while True:
+            waiter = asyncio.Event()
+            self._waiters.add(waiter)  # before looking, so an event published meanwhile still wakes us
+            try:
+                while position < len(self.events):
+                    yield self.events[position]
+                    position += 1
+                if self.done:
+                    return
+                await waiter.wait()
+            finally:
+                self._waiters.discard(waiter)
+
+
+@dataclass
+class _LiveJob:
+    id: int
+    model: str
+    process: multiprocessing.process.BaseProcess
+    events: multiprocessing.queues.Queue
+    cancel: multiprocessing.synchronize.Event
+    feed: JobFeed
+    checkpoint: Path
+    monitor: threading.Thread | None = None
+    terminal: dict | None = field(default=None)  # the "finished" or "failed" event
+
+
+class JobManager:
+    def __init__(self, db: Database, store: ModelStore, engine_settings: EngineSettings,
+                 loop: asyncio.AbstractEventLoop):
+        self.db, self.store, self.engine_settings, self.loop = db, store, engine_settings, loop
+        self.jobs_dir = engine_settings.data_dir / "jobs"
+        self._live: dict[int, _LiveJob] = {}
+        self._context = multiprocessing.get_context("spawn")  # never fork a process that holds threads and torch
+
+    # --- starting and stopping -------------------------------------------------------------------------------
+
+    def start(self, config: TrainConfig) -> int:
+        if config.model not in MODELS:
+            raise NotFound(f"unknown model {config.model!r}; known models: {', '.join(MODELS)}")
+        config.threads = config.threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core to the server
+        self.fail_stale_jobs()
+        try:
+            with self.db.session(write=True) as session:
+                job = TrainingJob(model=config.model, status="queued", slot=1, config=config.as_dict(),
+                                  history=[])
+                session.add(job)
+                session.flush()
+                job_id = job.id
+        except IntegrityError:
+            with self.db.session() as session:
+                running = session.scalar(select(TrainingJob.id).where(TrainingJob.slot == 1))
+            raise Conflict(f"training job {running} is still running: one job at a time; cancel it or wait") from None
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        live = _LiveJob(job_id, config.model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
+                        self.jobs_dir / f"job-{job_id}.safetensors")
+        live.process = self._context.Process(
+            target=run_job, name=f"convscope-job-{job_id}", daemon=True,
+            args=(config.as_dict(), self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid()))
+        self._live[job_id] = live
+        live.process.start()
+        live.monitor = threading.Thread(target=self._monitor, args=(live,), name=f"job-{job_id}-monitor",
+                                        daemon=True)
+        live.monitor.start()
+        return job_id
+
+    def cancel(self, job_id: int) -> None:
+        with self.db.session(write=True) as session:
+            job = session.get(TrainingJob, job_id)
+            if job is None:
+                raise NotFound(f"no training job {job_id}")
+            if job.status not in ACTIVE:
+                raise Conflict(f"training job {job_id} already ended ({job.status})")
+            job.cancel_requested = True  # seen by the worker that runs it, if that is not this one
+        live = self._live.get(job_id)
+        if live is not None:
+            live.cancel.set()
+
+    def feed(self, job_id: int) -> JobFeed | None:
+        live = self._live.get(job_id)
+        return live.feed if live else None
+
+    def fail_stale_jobs(self) -> None:
+        """Jobs left queued or running by a server that stopped: failed, and the training slot freed."""
+        cutoff = utcnow() - timedelta(seconds=STALE_AFTER_S)
+        with self.db.session(write=True) as session:
+            session.execute(update(TrainingJob).where(
+                TrainingJob.status.in_(ACTIVE), TrainingJob.heartbeat_at < cutoff,
+                TrainingJob.id.not_in(list(self._live) or [-1])).values(
+                status="failed", slot=None, finished_at=utcnow(),
+                error="the server stopped while this job was running"))
+
+    def shutdown(self) -> None:
+        """Cancel the running job and wait for it to end (it is recorded as cancelled)."""
+        for live in list(self._live.values()):
+            live.cancel.set()
+        for live in list(self._live.values()):
+            live.process.join(SHUTDOWN_WAIT_S)
+            if live.process.is_alive():
+                live.process.terminate()
+            if live.monitor:
+                live.monitor.join(SHUTDOWN_WAIT_S)
+
+    # --- the monitor thread ----------------------------------------------------------------------------------
+
+    def _monitor(self, live: _LiveJob) -> None:
+        pending: list[FeedEvent] = []
+        seq, last_flush, last_beat = 0, time.monotonic(), time.monotonic()
+        try:
+            while True:
+                try:
+                    data = live.events.get(timeout=0.25)
+                except queue.Empty:
+                    data = None
+                    if not live.process.is_alive():
+                        data = self._next_left_over(live)
+                        if data is None:
+                            break
+                if data is not None:
+                    seq += 1
+                    event = FeedEvent(seq, data.get("type", "event"), data)
+                    live.feed.publish(event)
+                    pending.append(event)
+                    if event.type in ("finished", "failed"):
+                        live.terminal = data
+                now = time.monotonic()
+                if pending and (now - last_flush >= FLUSH_S or pending[-1].type != "progress"):
+                    self._store_events(live.id, pending)
+                    pending, last_flush, last_beat = [], now, now
+                elif now - last_beat >= HEARTBEAT_S:
+                    self._heartbeat(live)
+                    last_beat = now
+            if pending:
+                self._store_events(live.id, pending)
+            self._finish(live)
+        except Exception:
+            log.exception("monitoring training job %s failed", live.id)
+            self._finish(live, error="the server failed while recording this job; see its log")
+        finally:
+            live.feed.publish(None)
+            self._live.pop(live.id, None)
+            live.checkpoint.unlink(missing_ok=True)
+
+    @staticmethod
+    def _next_left_over(live: _LiveJob) -> dict | None:
+        try:
+            return live.events.get(timeout=0.5)  # what the process sent just before it exited
+        except queue.Empty:
+            return None
+
+    def _heartbeat(self, live: _LiveJob) -> None:
+        with self.db.session(write=True) as session:
+            job = session.get(TrainingJob, live.id)
+            job.heartbeat_at = utcnow()
+            if job.cancel_requested:
+                live.cancel.set()
+
+    def _store_events(self, job_id: int, events: list[FeedEvent]) -> None:
+        with self.db.session(write=True) as session:
+            job = session.get(TrainingJob, job_id)
+            for event in events:
+                session.add(JobEvent(job_id=job_id, seq=event.seq, type=event.type, data=event.data))
+                if event.type == "started":
+                    job.status = "running"
+                elif event.type == "progress":
+                    job.progress = event.data
+                elif event.type == "epoch":
+                    job.history = [*job.history, {k: v for k, v in event.data.items()
+                                                  if k not in ("type", "first_conv_weight")}]
+                elif event.type == "finished":
+                    job.test_metrics = event.data.get("test_metrics")
+                elif event.type == "failed":
+                    job.error = event.data.get("error")
+            job.heartbeat_at = utcnow()
+            if job.cancel_requested:
+                self._live[job_id].cancel.set()
+
+    def _finish(self, live: _LiveJob, error: str | None = None) -> None:
+        terminal = live.terminal or {}
+        status = terminal.get("status", "failed") if terminal.get("type") == "finished" else "failed"
+        if error is None and not terminal:
+            error = f"the training process stopped unexpectedly (exit code {live.process.exitcode})"
+        if status != "failed" and status != "cancelled" and error is None:
+            try:
+                self.store.register(live.model, live.checkpoint.read_bytes(), job_id=live.id)
+            except Exception as e:  # noqa: BLE001 - a job that cannot be registered failed, whatever the reason
+                log.exception("registering the checkpoint of job %s failed", live.id)
+                status, error = "failed", f"the trained model could not be stored: {e}"
+        with self.db.session(write=True) as session:
+            job = session.get(TrainingJob, live.id)
+            job.status = "failed" if error else status
+            job.error = error or job.error
+            job.slot = None
+            job.finished_at = utcnow()
+
+
+def job_body(job: TrainingJob, version: ModelVersion | None) -> dict:
+    return {
+        "id": job.id, "model": job.model, "status": job.status, "config": job.config,
+        "created_at": iso(job.created_at), "finished_at": iso(job.finished_at),
+        "cancel_requested": job.cancel_requested, "error": job.error, "progress": job.progress,
+        "history": job.history, "test_metrics": job.test_metrics,
+        "version": version.version if version else None,
+    }
+
+
+def job_version(session, job_id: int) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.job_id == job_id))

@@ -1,0 +1,166 @@
+"""Model versions and the loaded models that answer requests.
+
+Every registered model's packaged weights are version 1; each finished training job adds the next version, its
+checkpoint stored in the database. Versions never change once written, so a loaded model is cached by version
+id (a few at a time) and loaded at most once per worker. Which version is active is read from the database and
+cached for ``ACTIVE_TTL_S``: an activation made on this worker applies at once, one made on another worker
+sharing the database within that time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import ModelError
+from ..inspect import Inspector
+from ..models.checkpoint import Checkpoint, checkpoint_from_bytes, load_checkpoint, read_metadata
+from ..models.registry import MODELS
+from .db.database import Database
+from .db.tables import ActiveModel, ModelVersion
+from .errors import NotFound
+
+ACTIVE_TTL_S = 1.0
+CACHE_SIZE = 6
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    id: int
+    model: str
+    version: int
+
+
+@dataclass
+class LoadedModel:
+    ref: VersionRef
+    checkpoint: Checkpoint
+    inspector: Inspector
+
+
+def _test_accuracy(metadata: dict) -> float | None:
+    return (metadata.get("test_metrics") or {}).get("accuracy")
+
+
+def _details(metadata: dict) -> dict:
+    """What a version listing shows; the architecture is served from the loaded model instead."""
+    return {k: metadata.get(k) for k in ("created", "convscope_version", "parameters", "training", "history",
+                                         "test_metrics", "data")}
+
+
+class ModelStore:
+    def __init__(self, db: Database, replicas: int | None = None):
+        self.db = db
+        self.replicas = replicas or os.cpu_count() or 1
+        self._loaded: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._refs: dict[tuple[str, int], VersionRef] = {}
+        self._active: dict[str, tuple[VersionRef, float]] = {}
+        self._lock = threading.Lock()
+
+    def seed(self) -> None:
+        """Record every model's packaged weights as version 1 and make it active where nothing is (idempotent,
+        and safe when several workers start at once)."""
+        for spec in MODELS.values():
+            path = spec.default_weights_path()
+            if path is None:
+                continue
+            metadata = read_metadata(path)
+            try:
+                with self.db.session(write=True) as session:
+                    exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model == spec.name,
+                                                                          ModelVersion.version == 1))
+                    if exists is None:
+                        row = ModelVersion(model=spec.name, version=1, source="packaged",
+                                           test_accuracy=_test_accuracy(metadata), details=_details(metadata))
+                        session.add(row)
+                        session.flush()
+                        exists = row.id
+                    if session.get(ActiveModel, spec.name) is None:
+                        session.add(ActiveModel(model=spec.name, version_id=exists))
+            except IntegrityError:  # another worker seeded it first
+                pass
+
+    def resolve(self, model: str, version: int | None = None) -> VersionRef:
+        """The named version, or the active one."""
+        if model not in MODELS:
+            raise NotFound(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
+        if version is None:
+            return self.active(model)
+        ref = self._refs.get((model, version))
+        if ref is None:
+            with self.db.session() as session:
+                row_id = session.scalar(select(ModelVersion.id).where(ModelVersion.model == model,
+                                                                      ModelVersion.version == version))
+            if row_id is None:
+                raise NotFound(f"{model} has no version {version}")
+            ref = self._refs.setdefault((model, version), VersionRef(row_id, model, version))
+        return ref
+
+    def active(self, model: str) -> VersionRef:
+        cached = self._active.get(model)
+        if cached and time.monotonic() - cached[1] < ACTIVE_TTL_S:
+            return cached[0]
+        with self.db.session() as session:
+            row = session.execute(select(ModelVersion.id, ModelVersion.version).join(
+                ActiveModel, ActiveModel.version_id == ModelVersion.id).where(ActiveModel.model == model)).first()
+        if row is None:
+            raise NotFound(f"{model} has no active version: train one first")
+        ref = VersionRef(row.id, model, row.version)
+        self._active[model] = (ref, time.monotonic())
+        return ref
+
+    def activate(self, model: str, version: int) -> VersionRef:
+        ref = self.resolve(model, version)
+        self.load(ref)  # a version that cannot load must not become the one every request uses
+        with self.db.session(write=True) as session:
+            active = session.get(ActiveModel, model)
+            if active is None:
+                session.add(ActiveModel(model=model, version_id=ref.id))
+            else:
+                active.version_id = ref.id
+        self._active[model] = (ref, time.monotonic())
+        return ref
+
+    def load(self, ref: VersionRef) -> LoadedModel:
+        with self._lock:
+            loaded = self._loaded.get(ref.id)
+            if loaded is not None:
+                self._loaded.move_to_end(ref.id)
+                return loaded
+            checkpoint = self._read_checkpoint(ref)
+            loaded = LoadedModel(ref, checkpoint, Inspector(checkpoint.model, checkpoint.spec.input_shape,
+                                                            replicas=self.replicas))
+            self._loaded[ref.id] = loaded
+            while len(self._loaded) > CACHE_SIZE:
+                self._loaded.popitem(last=False)
+            return loaded
+
+    def _read_checkpoint(self, ref: VersionRef) -> Checkpoint:
+        with self.db.session() as session:
+            row = session.get(ModelVersion, ref.id)
+            source, data = row.source, row.checkpoint
+        if source == "packaged":
+            path = MODELS[ref.model].default_weights_path()
+            if path is None:
+                raise ModelError(f"the packaged weights of {ref.model} are missing from this installation")
+            return load_checkpoint(path)
+        return checkpoint_from_bytes(data)
+
+    def register(self, model: str, checkpoint: bytes, job_id: int | None = None) -> VersionRef:
+        """Store a trained checkpoint as the model's next version (not activated)."""
+        metadata = checkpoint_from_bytes(checkpoint).metadata  # refuse a checkpoint that does not load
+        if metadata.get("model") != model:
+            raise ModelError(f"the checkpoint holds a {metadata.get('model')} model, not {model}")
+        with self.db.session(write=True) as session:
+            latest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model == model))
+            row = ModelVersion(model=model, version=(latest or 0) + 1, source="trained", checkpoint=checkpoint,
+                               test_accuracy=_test_accuracy(metadata), details=_details(metadata), job_id=job_id)
+            session.add(row)
+            session.flush()
+            return VersionRef(row.id, model, row.version)

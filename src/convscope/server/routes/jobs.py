@@ -1,0 +1,86 @@
+import asyncio
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import func, select
+
+from ...training import TrainConfig
+from ..db.tables import JobEvent, TrainingJob
+from ..errors import NotFound
+from ..jobs import job_body, job_version
+from ..schemas import JobRequest
+from ..security import require_admin
+from ..state import AppState, app_state
+
+router = APIRouter(prefix="/jobs", tags=["training jobs"])
+POLL_S = 0.25  # how often a stream re-reads the database for a job another worker runs
+
+
+def _job(state: AppState, job_id: int) -> dict:
+    with state.db.session() as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise NotFound(f"no training job {job_id}")
+        return job_body(job, job_version(session, job_id))
+
+
+@router.post("", status_code=202, summary="Start training in a separate process (admin; one job at a time)",
+             dependencies=[Depends(require_admin)])
+def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
+    job_id = state.jobs.start(TrainConfig(**request.model_dump()))
+    return _job(state, job_id)
+
+
+@router.get("", summary="Training jobs, newest first")
+def list_jobs(state: AppState = Depends(app_state), limit: int = Query(20, ge=1, le=200),
+              offset: int = Query(0, ge=0)) -> dict:
+    with state.db.session() as session:
+        total = session.scalar(select(func.count()).select_from(TrainingJob))
+        jobs = session.scalars(select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit).offset(offset))
+        items = [job_body(job, job_version(session, job.id)) for job in jobs]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{job_id}", summary="A job's status, progress, history, test metrics and the version it made")
+def get_job(job_id: int, state: AppState = Depends(app_state)) -> dict:
+    return _job(state, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a running job (admin)",
+             dependencies=[Depends(require_admin)])
+def cancel(job_id: int, state: AppState = Depends(app_state)) -> dict:
+    state.jobs.cancel(job_id)
+    return _job(state, job_id)
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
+            summary="Live Server-Sent Events: started, progress, epoch (with conv-1 filters and validation "
+                    "accuracy), finished or failed, then end (the job record)")
+async def events(job_id: int, state: AppState = Depends(app_state),
+                 after: int = Query(0, ge=0, description="resume after this event id"),
+                 last_event_id: int | None = Header(None, description="sent by EventSource on reconnect")):
+    """Each event's ``id`` is its sequence number: a client that reconnects (``Last-Event-ID``) catches up."""
+    await asyncio.to_thread(_job, state, job_id)  # 404 before the stream starts
+    position = max(after, last_event_id or 0)
+    feed = state.jobs.feed(job_id)
+    if feed is not None:
+        async for event in feed.follow(position):
+            yield ServerSentEvent(data=event.data, event=event.type, id=str(event.seq))
+    else:  # finished, or running on another worker: read the stored events
+        while True:
+            stored, ended = await asyncio.to_thread(_stored_events, state, job_id, position)
+            for seq, kind, data in stored:
+                position = seq
+                yield ServerSentEvent(data=data, event=kind, id=str(seq))
+            if ended:
+                break
+            await asyncio.sleep(POLL_S)
+    yield ServerSentEvent(data=await asyncio.to_thread(_job, state, job_id), event="end")
+
+
+def _stored_events(state: AppState, job_id: int, after: int) -> tuple[list, bool]:
+    with state.db.session() as session:
+        status = session.scalar(select(TrainingJob.status).where(TrainingJob.id == job_id))
+        rows = session.execute(select(JobEvent.seq, JobEvent.type, JobEvent.data).where(
+            JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)).all()
+    return [tuple(row) for row in rows], status not in ("queued", "running")

@@ -1,0 +1,77 @@
+from fastapi import APIRouter, Depends, Query, Response
+
+from .. import records
+from ..inference import Options, response_body, run
+from ..inputs import UserImage, from_png
+from ..schemas import RerunRequest, SaveRequest
+from ..security import require_admin
+from ..state import AppState, app_state
+from ._inputs import UploadFields, json_image
+
+router = APIRouter(prefix="/predictions", tags=["saved predictions"])
+
+
+def _save(state: AppState, image: UserImage, model: str, version: int | None) -> dict:
+    """The server computes the prediction itself from the image: nothing the client says about it is kept."""
+    result = run(state.models, image, Options(model=model, version=version, layers=()))
+    with state.db.session(write=True) as session:
+        body = records.prediction_body(records.save_prediction(session, image, result))
+    return body  # only after the commit: a 201 means the row is on disk
+
+
+@router.post("", status_code=201, summary="Save a prediction of a drawing (data URL) or a 28x28 array")
+def save(request: SaveRequest, state: AppState = Depends(app_state)) -> dict:
+    return _save(state, json_image(request, state.settings), request.model, request.version)
+
+
+@router.post("/upload", status_code=201, summary="Save a prediction of an uploaded image (multipart)")
+def save_upload(fields: UploadFields = Depends(), state: AppState = Depends(app_state)) -> dict:
+    return _save(state, fields.image(state.settings), fields.model, fields.version)
+
+
+@router.get("", summary="Saved predictions, newest first, with filters and paging")
+def list_saved(state: AppState = Depends(app_state),
+               digit: int | None = Query(None, ge=0, le=9, description="the predicted digit"),
+               model: str | None = None, reported: bool | None = None,
+               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+    with state.db.session() as session:
+        items, total = records.list_predictions(session, digit, model, reported, limit, offset)
+        return {"items": [records.prediction_body(p) for p in items], "total": total, "limit": limit,
+                "offset": offset}
+
+
+@router.get("/{prediction_id}", summary="One saved prediction with its input image, reports and re-runs")
+def get_saved(prediction_id: int, state: AppState = Depends(app_state)) -> dict:
+    with state.db.session() as session:
+        return records.prediction_body(records.get_prediction(session, prediction_id), with_image=True)
+
+
+@router.get("/{prediction_id}/image", summary="The saved input image (PNG)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def get_image(prediction_id: int, state: AppState = Depends(app_state)) -> Response:
+    with state.db.session() as session:
+        png = records.get_prediction(session, prediction_id).input_png
+    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=86400"})
+
+
+@router.delete("/{prediction_id}", status_code=204, summary="Delete a saved prediction and its reports (admin)",
+               dependencies=[Depends(require_admin)])
+def delete_saved(prediction_id: int, state: AppState = Depends(app_state)) -> Response:
+    with state.db.session(write=True) as session:
+        session.delete(records.get_prediction(session, prediction_id))
+    return Response(status_code=204)
+
+
+@router.post("/{prediction_id}/rerun", summary="Run a saved input again (active or chosen version), recorded; "
+                                                "the original result is kept")
+def rerun(prediction_id: int, request: RerunRequest, state: AppState = Depends(app_state)) -> dict:
+    with state.db.session() as session:
+        saved = records.get_prediction(session, prediction_id)
+        image = from_png(saved.input_png, saved.input_kind, saved.preprocess)
+        model = saved.model
+    result = run(state.models, image, request.options(model, request.version))
+    with state.db.session(write=True) as session:
+        saved = records.get_prediction(session, prediction_id)  # it may have been deleted meanwhile: 404
+        recorded = records.rerun_body(records.add_rerun(session, saved, result))
+        original = records.prediction_body(saved)
+    return {"rerun": recorded, "original": original, "inspection": response_body(result, request.cam_method)}

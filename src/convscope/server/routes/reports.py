@@ -1,0 +1,36 @@
+from fastapi import APIRouter, Depends, Query
+
+from .. import records
+from ..schemas import ReportRequest, ResolveRequest
+from ..state import AppState, app_state
+
+router = APIRouter(tags=["reports"])
+
+
+@router.post("/predictions/{prediction_id}/reports", status_code=201,
+             summary="Report a saved prediction as wrong, with the correct digit and a reason (plain text)")
+def report(prediction_id: int, request: ReportRequest, state: AppState = Depends(app_state)) -> dict:
+    with state.db.session(write=True) as session:
+        return records.report_body(records.add_report(session, prediction_id, request.correct_label,
+                                                      request.reason))
+
+
+@router.get("/reports", summary="Reports, newest first, with the prediction each is about")
+def list_reports(state: AppState = Depends(app_state), resolved: bool | None = None,
+                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+    with state.db.session() as session:
+        items, total = records.list_reports(session, resolved, limit, offset)
+        return {"items": [{**records.report_body(r), "prediction": records.prediction_body(r.prediction)}
+                          for r in items], "total": total, "limit": limit, "offset": offset}
+
+
+@router.put("/reports/{report_id}", summary="Mark a report resolved (or open again)")
+def resolve(report_id: int, request: ResolveRequest, state: AppState = Depends(app_state)) -> dict:
+    with state.db.session(write=True) as session:
+        return records.report_body(records.set_resolved(session, report_id, request.resolved))
+
+
+@router.get("/stats", summary="Dashboard statistics: counts per digit, reported error rate, confusion matrix")
+def stats(state: AppState = Depends(app_state)) -> dict:
+    with state.db.session() as session:
+        return records.statistics(session)

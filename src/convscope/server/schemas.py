@@ -1,0 +1,119 @@
+"""Request bodies (validated by FastAPI: bad fields get a 422 in the common error shape) and the documented
+shapes of the larger responses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .inference import EXPLAIN_METHODS, Options
+
+ExplainMethod = Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+
+class InputFields(Strict):
+    """Exactly one of ``image`` and ``pixels``."""
+
+    image: str | None = Field(None, description="a canvas data URL: data:image/png|jpeg|webp;base64,...")
+    pixels: list[list[float]] | None = Field(
+        None, description="28x28 grey levels 0-255, light ink on dark (MNIST's convention)")
+    preprocess: bool | None = Field(
+        None, description="crop, scale and centre like MNIST; default true for images, false for pixels")
+    model: str = "mnist_cnn"
+    version: int | None = Field(None, ge=1, description="default: the model's active version")
+
+    @model_validator(mode="after")
+    def _one_input(self):
+        if (self.image is None) == (self.pixels is None):
+            raise ValueError("give exactly one of image (a data URL) and pixels (a 28x28 array)")
+        return self
+
+
+class ExplainFields(BaseModel):
+    target: int | None = Field(None, ge=0, description="class to explain; default: the predicted class")
+    cam_method: ExplainMethod = "gradcam"
+    cam_layer: str | None = Field(None, description="a conv, relu or pool layer; default: the last conv layer's "
+                                                    "activation")
+    layers: list[str] | None = Field(None, description="layers whose activations to return; default: all")
+
+    def options(self, model: str, version: int | None) -> Options:
+        return Options(model=model, version=version, target=self.target, cam_method=self.cam_method,
+                       cam_layer=self.cam_layer, layers=self.layers)
+
+
+class PredictRequest(InputFields, ExplainFields):
+    pass
+
+
+class SaveRequest(InputFields):
+    pass
+
+
+class RerunRequest(Strict, ExplainFields):
+    version: int | None = Field(None, ge=1, description="default: the model's active version")
+
+
+class EncodedTensor(BaseModel):
+    shape: list[int]
+    min: float
+    max: float
+    encoding: Literal["uint8-zlib-base64"]
+    data: str
+
+
+class CamOut(BaseModel):
+    method: str
+    layer: str | None
+    map: EncodedTensor
+
+
+class LayerOut(BaseModel):
+    name: str
+    kind: str
+    shape: list[int]
+    activation: EncodedTensor
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predicted: int
+    confidence: float
+    probabilities: list[float]
+    target: int
+    input: EncodedTensor
+    cam: CamOut | None
+    saliency: EncodedTensor
+    layers: list[LayerOut]
+
+
+class ActivateRequest(Strict):
+    version: int = Field(ge=1)
+
+
+class JobRequest(Strict):
+    model: str = "mnist_cnn"
+    epochs: float = Field(1.5, gt=0, le=100)
+    batch_size: int = Field(128, ge=1, le=8192)
+    lr: float = Field(5e-3, gt=0, le=10)
+    validation_split: float = Field(0.1, ge=0, lt=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    weight_decay: float = Field(0.0, ge=0)
+    augment: bool = False
+    target_accuracy: float | None = Field(None, gt=0, le=1)
+    seed: int = 0
+
+
+class ReportRequest(Strict):
+    correct_label: int = Field(ge=0, le=9)
+    reason: str = Field("", max_length=2000)
+
+
+class ResolveRequest(Strict):
+    resolved: bool = True

@@ -1,0 +1,103 @@
+"""Who may do what, and the protections every response carries.
+
+- Admin actions (training, activation, deletion) are open on loopback, as a local tool's are; when the server
+  binds to anything else they need ``Authorization: Bearer <token>``. With no token configured, one is generated
+  at start-up and printed, as Jupyter does.
+- On loopback, only loopback host names are accepted in the Host header: a web page cannot reach the API through
+  DNS rebinding.
+- Request bodies over the limit are refused with a 413 before they are read into memory.
+- Security headers: a Content-Security-Policy without inline script, nosniff, no framing, no referrer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from fastapi import HTTPException, Request
+
+from .errors import ApiError, error_response
+from .settings import ServerSettings
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:",
+    "connect-src 'self'", "worker-src 'self' blob:", "object-src 'none'", "base-uri 'none'",
+    "frame-ancestors 'none'", "form-action 'self'",
+])
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+
+def with_admin_token(settings: ServerSettings) -> tuple[ServerSettings, bool]:
+    """The settings with an admin token where one is needed; True when it was generated now."""
+    if settings.loopback or settings.admin_token:
+        return settings, False
+    return settings.model_copy(update={"admin_token": secrets.token_urlsafe(24)}), True
+
+
+def require_admin(request: Request) -> None:
+    """Dependency for admin routes."""
+    settings: ServerSettings = request.app.state.settings
+    if settings.loopback:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError("this action needs the admin token: Authorization: Bearer <token>", 401)
+    if not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
+        raise ApiError("wrong admin token", 403)
+
+
+class SecurityMiddleware:
+    """Pure ASGI (no per-request task or body buffering): the body limit and the security headers."""
+
+    def __init__(self, app, max_body_bytes: int, allowed_hosts: list[str] | None = None):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = allowed_hosts  # None: any Host header
+
+    def _host_allowed(self, scope) -> bool:
+        if self.allowed_hosts is None:
+            return True
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
+        return name in self.allowed_hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        if not self._host_allowed(scope):
+            response = error_response(400, "this server answers on loopback host names only (Host header refused)")
+            return await response(scope, receive, send_with_headers)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            response = error_response(413, self._too_large_message(), headers={"connection": "close"})
+            return await response(scope, receive, send_with_headers)
+
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:  # a chunked body that grew past the limit
+                    # FastAPI passes an HTTPException raised while reading the body on to the error handlers.
+                    raise HTTPException(413, self._too_large_message())
+            return message
+
+        await self.app(scope, limited_receive, send_with_headers)
+
+    def _too_large_message(self) -> str:
+        return f"request body over the limit of {self.max_body_bytes:,} bytes"

@@ -1,0 +1,71 @@
+"""The server's settings: one typed object with working defaults, overridden by ``CONVSCOPE_*`` environment
+variables and then by ``convscope serve`` flags.
+
+Variables: ``CONVSCOPE_HOST``, ``CONVSCOPE_PORT``, ``CONVSCOPE_DATA_DIR``, ``CONVSCOPE_DATABASE_URL``,
+``CONVSCOPE_MODEL_DIR``, ``CONVSCOPE_MNIST_DIR``, ``CONVSCOPE_MNIST_MIRRORS``, ``CONVSCOPE_MAX_BODY_BYTES``,
+``CONVSCOPE_MAX_IMAGE_PIXELS``, ``CONVSCOPE_ALLOWED_ORIGINS``, ``CONVSCOPE_ADMIN_TOKEN``,
+``CONVSCOPE_INFERENCE_THREADS``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import field_validator
+
+from ..images import MAX_PIXELS
+from ..settings import Settings as EngineSettings
+from .db.database import sqlite_url
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVSCOPE_", frozen=True)
+
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("convscope")))
+    # None: a SQLite file in the data directory. PostgreSQL: postgresql://user:password@host/dbname
+    database_url: str | None = None
+    model_dir: Path | None = None
+    mnist_dir: Path | None = None
+    mnist_mirrors: Annotated[tuple[str, ...], NoDecode] = ()
+    max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(MAX_PIXELS, gt=0)
+    # Browser origins besides the server's own that may call the API (CORS), comma-separated.
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Needed for admin actions (training, activation, deletion) when the server binds to anything but loopback.
+    # None there: one is generated and printed at start-up.
+    admin_token: str | None = None
+    # torch threads per inference; requests run on several threads at once, so one each keeps the cores shared.
+    inference_threads: int = Field(1, ge=1)
+
+    @field_validator("mnist_mirrors", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @property
+    def loopback(self) -> bool:
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def database(self) -> str:
+        return self.database_url or sqlite_url(self.data_dir / "convscope.db")
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(data_dir=self.data_dir, mnist_dir=self.mnist_dir, model_dir=self.model_dir,
+                              mnist_mirrors=self.mnist_mirrors or None)

@@ -1,0 +1,37 @@
+"""The training process. It imports only the engine (it starts faster without the web stack), runs one training
+job, and sends every trainer event to the server through a queue. It lowers its own priority so the server's
+requests come first, and exits by itself if the server dies."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from pathlib import Path
+
+PARENT_CHECK_S = 1.0
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:  # the server is gone (even after kill -9): stop training
+            os._exit(1)
+
+
+def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int) -> None:
+    """Target of the spawned process. ``events``: a multiprocessing queue of event dicts; ``cancel``: an Event."""
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    try:
+        os.nice(10)
+    except OSError:  # not allowed here: train at normal priority
+        pass
+    from ..training import TrainConfig, train
+
+    try:
+        train(TrainConfig.from_dict(config), on_event=lambda event: events.put(event.as_dict()), cancel=cancel,
+              out=Path(out), settings=settings, command=f"POST /api/jobs {config}")
+    except BaseException:  # train() already sent a "failed" event; the traceback helps whoever reads the log
+        traceback.print_exc()
+        raise SystemExit(1) from None
