@@ -42,6 +42,11 @@ def _warm_up(store: ModelStore) -> None:
         loaded.inspector.inspect(torch.zeros(spec.input_shape))
 
 
+def app_from_environment() -> FastAPI:
+    """The app factory uvicorn's worker processes call: settings from ``CONVSCOPE_*`` variables."""
+    return create_app(ServerSettings())
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings, generated = with_admin_token(settings or ServerSettings())
     if generated:
@@ -53,7 +58,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database)
         db.migrate()
-        models = ModelStore(db)
+        models = ModelStore(db, replicas=1)  # one inference thread per worker (see AppState.inference)
         models.seed()
         _warm_up(models)
         jobs = JobManager(db, models, settings.engine_settings(), asyncio.get_running_loop())
@@ -63,6 +68,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             jobs.shutdown()
+            app.state.convscope.inference.shutdown()
             db.dispose()
 
     app = FastAPI(title="convscope", version=__version__, lifespan=lifespan,

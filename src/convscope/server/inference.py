@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ..errors import ModelError
 from ..inspect import CAM_METHODS, Inspection
-from .encoding import encode_tensor
+from ..models.net import LayerKind
+from .encoding import derived, encode_tensor
 from .inputs import UserImage
 from .model_store import LoadedModel, ModelStore
 
@@ -65,6 +66,24 @@ def response_body(result: Result, cam_method: str) -> dict:
         "input": encode_tensor(ins.input[0]),
         "cam": cam,
         "saliency": encode_tensor(ins.saliency),
-        "layers": [{"name": name, "kind": kinds[name].value, "shape": list(act.shape),
-                    "activation": encode_tensor(act)} for name, act in ins.activations.items()],
+        "layers": _layers(ins, kinds),
     }
+
+
+def _layers(ins: Inspection, kinds: dict[str, LayerKind]) -> list[dict]:
+    """Each requested layer's activation; a ReLU or flatten whose input layer is also sent is sent as derived
+    from it (see encoding.py)."""
+    names = list(kinds)
+    out = []
+    for name, activation in ins.activations.items():
+        position = names.index(name)
+        source = names[position - 1] if position > 0 else None
+        shape = list(activation.shape)
+        if source in ins.activations and kinds[name] is LayerKind.RELU:
+            encoded = derived("relu", source, shape)
+        elif source in ins.activations and kinds[name] is LayerKind.FLATTEN:
+            encoded = derived("reshape", source, shape)
+        else:
+            encoded = encode_tensor(activation)
+        out.append({"name": name, "kind": kinds[name].value, "shape": shape, "activation": encoded})
+    return out

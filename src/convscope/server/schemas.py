@@ -66,6 +66,12 @@ class EncodedTensor(BaseModel):
     data: str
 
 
+class DerivedTensor(BaseModel):
+    shape: list[int]
+    encoding: Literal["relu", "reshape"]
+    of: str = Field(description="the layer (in the same answer) this one is computed from")
+
+
 class CamOut(BaseModel):
     method: str
     layer: str | None
@@ -76,7 +82,7 @@ class LayerOut(BaseModel):
     name: str
     kind: str
     shape: list[int]
-    activation: EncodedTensor
+    activation: EncodedTensor | DerivedTensor
 
 
 class PredictResponse(BaseModel):

@@ -3,13 +3,14 @@ variables and then by ``convscope serve`` flags.
 
 Variables: ``CONVSCOPE_HOST``, ``CONVSCOPE_PORT``, ``CONVSCOPE_DATA_DIR``, ``CONVSCOPE_DATABASE_URL``,
 ``CONVSCOPE_MODEL_DIR``, ``CONVSCOPE_MNIST_DIR``, ``CONVSCOPE_MNIST_MIRRORS``, ``CONVSCOPE_MAX_BODY_BYTES``,
-``CONVSCOPE_MAX_IMAGE_PIXELS``, ``CONVSCOPE_ALLOWED_ORIGINS``, ``CONVSCOPE_ADMIN_TOKEN``,
+``CONVSCOPE_MAX_IMAGE_PIXELS``, ``CONVSCOPE_ALLOWED_ORIGINS``, ``CONVSCOPE_ADMIN_TOKEN``, ``CONVSCOPE_WORKERS``,
 ``CONVSCOPE_INFERENCE_THREADS``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -43,7 +44,10 @@ class ServerSettings(BaseSettings):
     # Needed for admin actions (training, activation, deletion) when the server binds to anything but loopback.
     # None there: one is generated and printed at start-up.
     admin_token: str | None = None
-    # torch threads per inference; requests run on several threads at once, so one each keeps the cores shared.
+    # Worker processes. Each answers requests on one model thread, so throughput grows with processes: one per
+    # core (up to 4) by default. They share the database, jobs included.
+    workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1)
+    # torch threads per inference: one, so that the workers (and a training job) share the cores without stalls.
     inference_threads: int = Field(1, ge=1)
 
     @field_validator("mnist_mirrors", "allowed_origins", mode="before")
@@ -69,3 +73,12 @@ class ServerSettings(BaseSettings):
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(data_dir=self.data_dir, mnist_dir=self.mnist_dir, model_dir=self.model_dir,
                               mnist_mirrors=self.mnist_mirrors or None)
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``CONVSCOPE_*`` variables: how worker processes receive them."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None or value == ():
+                continue
+            env[f"CONVSCOPE_{name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE = "convscope_write"  # execution option: this connection's transactions write
+MIGRATION_LOCK = 0x636F6E76  # PostgreSQL advisory lock key ("conv")
 
 
 def sqlite_url(path: Path) -> str:
@@ -62,10 +63,13 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
+        """Bring the schema to the newest revision (Alembic ``upgrade head``). Worker processes starting together
+        take turns: SQLite's write lock (BEGIN IMMEDIATE) or a PostgreSQL advisory lock is held throughout."""
         config = Config()
         config.set_main_option("script_location", str(resources.files("convscope.server.db") / "migrations"))
-        with self.engine.begin() as connection:
+        with self.engine.execution_options(**{WRITE: True}).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

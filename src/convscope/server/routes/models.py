@@ -62,7 +62,9 @@ def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_
 def architecture(name: str, version: int | None = Query(None, ge=1), state: AppState = Depends(app_state)) -> dict:
     loaded = state.models.load(state.models.resolve(name, version))
     spec = loaded.checkpoint.spec
-    layers = [info.as_dict() for info in describe_layers(loaded.checkpoint.model, spec.input_shape)]
+    # On the inference thread: a forward pass here must not run while an inspection has its hooks on the model.
+    infos = state.infer_blocking(lambda: describe_layers(loaded.checkpoint.model, spec.input_shape))
+    layers = [info.as_dict() for info in infos]
     return {"model": name, "version": loaded.ref.version, "input_shape": list(spec.input_shape),
             "parameters": sum(layer["parameters"] for layer in layers),
             "flops": sum(layer["flops"] for layer in layers), "layers": layers}
@@ -75,7 +77,7 @@ def weights(name: str, version: int | None = Query(None, ge=1), bins: int = Quer
     weight, 0 and 1 are -/+ the layer's largest absolute weight (``scale``)."""
     loaded = state.models.load(state.models.resolve(name, version))
     layers = []
-    for entry in layer_weights(loaded.checkpoint.model, bins):
+    for entry in state.infer_blocking(lambda: layer_weights(loaded.checkpoint.model, bins)):
         out = {"layer": entry["layer"], "kind": entry["kind"]}
         for role in ("weight", "bias"):
             if role in entry:

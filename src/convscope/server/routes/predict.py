@@ -13,10 +13,13 @@ DOC = {200: {"model": PredictResponse, "description": "prediction, probabilities
 
 @router.post("", summary="Predict and explain a drawing (data URL) or a 28x28 array", responses=DOC,
              response_class=JSONResponse)
-def predict(request: PredictRequest, state: AppState = Depends(app_state)):
-    image = json_image(request, state.settings)
-    result = run(state.models, image, request.options(request.model, request.version))
-    return JSONResponse(response_body(result, request.cam_method))
+async def predict(request: PredictRequest, state: AppState = Depends(app_state)):
+    def work() -> dict:
+        image = json_image(request, state.settings)
+        return response_body(run(state.models, image, request.options(request.model, request.version)),
+                             request.cam_method)
+
+    return JSONResponse(await state.infer(work))
 
 
 @router.post("/upload", summary="Predict and explain an uploaded image (multipart)", responses=DOC,
@@ -25,7 +28,7 @@ def predict_upload(fields: UploadFields = Depends(), target: int | None = Form(N
                    cam_method: ExplainMethod = Form("gradcam"), cam_layer: str | None = Form(None),
                    layers: str | None = Form(None, description="comma-separated layer names; default: all"),
                    state: AppState = Depends(app_state)):
-    image = fields.image(state.settings)
     wanted = None if layers is None else [name.strip() for name in layers.split(",") if name.strip()]
     options = Options(fields.model, fields.version, target, cam_method, cam_layer or None, wanted)
-    return JSONResponse(response_body(run(state.models, image, options), cam_method))
+    image = fields.image(state.settings)
+    return JSONResponse(state.infer_blocking(lambda: response_body(run(state.models, image, options), cam_method)))

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/predictions", tags=["saved predictions"])
 
 def _save(state: AppState, image: UserImage, model: str, version: int | None) -> dict:
     """The server computes the prediction itself from the image: nothing the client says about it is kept."""
-    result = run(state.models, image, Options(model=model, version=version, layers=()))
+    result = state.infer_blocking(lambda: run(state.models, image, Options(model=model, version=version, layers=())))
     with state.db.session(write=True) as session:
         body = records.prediction_body(records.save_prediction(session, image, result))
     return body  # only after the commit: a 201 means the row is on disk
@@ -69,9 +69,10 @@ def rerun(prediction_id: int, request: RerunRequest, state: AppState = Depends(a
         saved = records.get_prediction(session, prediction_id)
         image = from_png(saved.input_png, saved.input_kind, saved.preprocess)
         model = saved.model
-    result = run(state.models, image, request.options(model, request.version))
+    result = state.infer_blocking(lambda: run(state.models, image, request.options(model, request.version)))
     with state.db.session(write=True) as session:
         saved = records.get_prediction(session, prediction_id)  # it may have been deleted meanwhile: 404
         recorded = records.rerun_body(records.add_rerun(session, saved, result))
         original = records.prediction_body(saved)
-    return {"rerun": recorded, "original": original, "inspection": response_body(result, request.cam_method)}
+    return {"rerun": recorded, "original": original,
+            "inspection": response_body(result, request.cam_method)}

@@ -1,0 +1,50 @@
+"""``convscope serve``: the web server (API, docs and UI) on 127.0.0.1:8000 unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..errors import ConvscopeError
+
+# flag -> setting; flags left out keep the CONVSCOPE_* environment variable or the default.
+FLAGS = {"host": str, "port": int, "data_dir": str, "database_url": str, "model_dir": str, "mnist_dir": str,
+         "max_body_bytes": int, "max_image_pixels": int, "allowed_origins": str, "admin_token": str, "workers": int}
+
+
+def add_serve_parser(commands) -> None:
+    p = commands.add_parser("serve", help="start the web server: REST API under /api, docs at /api/docs, and the UI",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, kind in FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                       help=f"overrides CONVSCOPE_{name.upper()}")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def cmd_serve(args) -> None:
+    import os
+
+    import pydantic
+    import uvicorn
+
+    from ..server.security import with_admin_token
+    from ..server.settings import ServerSettings
+
+    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    try:
+        settings = ServerSettings(**overrides)
+    except pydantic.ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise ConvscopeError(f"invalid server settings: {problems}") from None
+    settings, generated = with_admin_token(settings)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{settings.port}"
+    os.environ.update(settings.as_environment())  # the worker processes read their settings from here
+    print(f"convscope: serving {url}/ (API docs {url}/api/docs); {settings.workers} worker(s); "
+          f"database {settings.database}", flush=True)
+    if generated:
+        print(f"convscope: admin token (training, activation, deletion): {settings.admin_token}\n"
+              f"           send it as 'Authorization: Bearer <token>'", flush=True)
+    uvicorn.run("convscope.server.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, access_log=args.access_log, log_level="info", timeout_graceful_shutdown=10)
