@@ -17,6 +17,8 @@ from convscope.data.idx import encode_idx
 from convscope.data.mnist import MNIST_FILES, MnistSplit
 from convscope.settings import Settings
 
+pytest_plugins = ["server_fixtures"]
+
 REAL_MNIST = os.environ.get("CONVSCOPE_MNIST_DIR")
 if os.environ.get("CI") and not REAL_MNIST:
     raise RuntimeError("CI must run the real-MNIST tests: set CONVSCOPE_MNIST_DIR (the Makefile does when "
@@ -87,3 +89,19 @@ def serve_real_mnist(root: Path) -> None:
         pytest.skip("set CONVSCOPE_MNIST_DIR to a folder with the four MNIST files")
     for stem, _ in MNIST_FILES.values():
         (root / f"{stem}.gz").symlink_to(Path(REAL_MNIST).resolve() / f"{stem}.gz")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server (skipped when Debian's postgresql is not installed; required in CI)."""
+    from postgres import PostgresServer, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must run the PostgreSQL tests: apt-get install postgresql (.ci/run does)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer(binaries)
+    server.start()
+    yield server
+    server.stop()

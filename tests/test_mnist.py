@@ -8,7 +8,7 @@ import pytest
 from conftest import serve_real_mnist, synthetic_digits, write_mnist_dir
 from convscope.data.idx import encode_idx
 from convscope.data.mnist import MNIST_FILES, download_mnist, load_mnist, mnist_dir, sample_digit
-from convscope.errors import DataError
+from convscope.errors import DataError, InputError
 from convscope.settings import Settings
 
 
@@ -60,9 +60,9 @@ def test_samples_by_digit_are_reproducible_and_by_index_exact(synthetic_mnist):
     assert len(picks) > 1  # different seeds reach different images
     by_index = sample_digit(index=13, split="train", settings=synthetic_mnist)
     assert (by_index.index, by_index.label) == (13, 3)
-    with pytest.raises(DataError, match="outside the test split"):
+    with pytest.raises(InputError, match="outside the test split"):
         sample_digit(index=100, settings=synthetic_mnist)
-    with pytest.raises(DataError, match="digit must be 0-9"):
+    with pytest.raises(InputError, match="digit must be 0-9"):
         sample_digit(10, settings=synthetic_mnist)
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, InputError
 from ..settings import Settings
 from .download import ProgressFn, download_verified
 from .idx import parse_idx, read_file_bytes
@@ -151,10 +151,10 @@ def sample_digit(
     data = load_mnist(split, settings)
     if index is not None:
         if not 0 <= index < len(data):
-            raise DataError(f"index {index} is outside the {split} split (0-{len(data) - 1})")
+            raise InputError(f"index {index} is outside the {split} split (0-{len(data) - 1})")
         return Sample(data.images[index], int(data.labels[index]), index, split)
     if digit is not None and not 0 <= digit <= 9:
-        raise DataError(f"digit must be 0-9, got {digit}")
+        raise InputError(f"digit must be 0-9, got {digit}")
     candidates = torch.arange(len(data)) if digit is None else torch.nonzero(data.labels == digit).flatten()
     if len(candidates) == 0:
         raise DataError(f"the {split} split holds no image of digit {digit}")

@@ -36,7 +36,11 @@ class UserImage:
 
     def model_input(self) -> torch.Tensor:
         """(28, 28) float in [0, 1], light ink on dark, as the model expects."""
-        return preprocess_drawing(self.image) if self.preprocess else resize_drawing(self.image)
+        if self.preprocess:
+            return preprocess_drawing(self.image)
+        if self.kind == "pixels":  # already model input: used exactly as given
+            return torch.from_numpy(np.asarray(self.image, dtype=np.float32) / 255.0)
+        return resize_drawing(self.image)
 
 
 def from_bytes(data: bytes, kind: str, max_pixels: int, preprocess: bool | None) -> UserImage:

@@ -1,0 +1,289 @@
+"""The REST API through the real app (TestClient runs the lifespan: migrations, model loading). Bodies are checked
+against the engine's own answers, not just status codes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from convscope.inspect import Inspector
+from convscope.models import load_model
+from convscope.preprocess import preprocess_drawing
+from convscope.server.encoding import decode_layers, decode_tensor
+
+LEVEL = 1 / 255  # one quantization step, relative to a tensor's range
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def data_url(image: Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+def drawing_of_seven() -> Image.Image:
+    """A "7" drawn as on a canvas: thick dark strokes on white, off-centre."""
+    canvas = Image.new("L", (300, 300), 255)
+    pen = ImageDraw.Draw(canvas)
+    pen.line([(50, 40), (200, 40), (110, 250)], fill=0, width=16, joint="curve")
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def engine_cnn():
+    return Inspector(load_model("mnist_cnn").model)
+
+
+def assert_close_to(encoded_or_tensor, expected: torch.Tensor):
+    decoded = decode_tensor(encoded_or_tensor) if isinstance(encoded_or_tensor, dict) else encoded_or_tensor
+    assert list(decoded.shape) == list(expected.shape)
+    span = float(expected.max() - expected.min()) or 1.0
+    assert float((decoded - expected).abs().max()) <= span * LEVEL * 0.51 + 1e-6
+
+
+def test_health_names_version_database_and_active_models(client):
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok" and body["database"] == "sqlite"
+    assert body["models"] == {"mnist_cnn": 1, "mnist_mlp": 1}
+    assert body["training_job"] is None
+
+
+def test_models_list_versions_metrics_and_the_active_one(client):
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert set(models) == {"mnist_cnn", "mnist_mlp"}
+    cnn = models["mnist_cnn"]
+    assert cnn["active_version"] == 1 and cnn["input_shape"] == [1, 28, 28]
+    assert cnn["versions"] == [{"version": 1, "source": "packaged", "created_at": cnn["versions"][0]["created_at"],
+                                "test_accuracy": load_model("mnist_cnn").test_accuracy, "active": True,
+                                "job_id": None}]
+    detail = client.get("/api/models/mnist_cnn").json()
+    assert detail["versions"][0]["details"]["training"]["config"]["epochs"] == 6
+
+
+def test_architecture_shapes_parameters_and_flops(client):
+    body = client.get("/api/models/mnist_cnn/architecture").json()
+    layers = {layer["name"]: layer for layer in body["layers"]}
+    assert layers["conv1"] == {"name": "conv1", "kind": "conv", "output_shape": [32, 26, 26], "parameters": 320,
+                               "macs": 9 * 32 * 26 * 26, "flops": 2 * 9 * 32 * 26 * 26}
+    assert layers["fc1"]["parameters"] == 1600 * 128 + 128
+    assert body["parameters"] == 225_034
+    assert body["flops"] == sum(layer["flops"] for layer in body["layers"])
+    mlp = client.get("/api/models/mnist_mlp/architecture").json()
+    assert [layer["kind"] for layer in mlp["layers"]] == ["flatten", "linear", "sigmoid", "linear", "sigmoid",
+                                                          "linear", "softmax"]
+
+
+def test_weights_statistics_histograms_and_filters_match_the_model(client):
+    model = load_model("mnist_cnn").model
+    body = client.get("/api/models/mnist_cnn/weights", params={"bins": 12}).json()
+    conv1 = next(layer for layer in body["layers"] if layer["layer"] == "conv1")
+    weight = model.conv1.weight.detach().double()
+    assert conv1["weight"]["shape"] == [32, 1, 3, 3]
+    assert conv1["weight"]["stats"]["mean"] == pytest.approx(float(weight.mean()))
+    assert conv1["weight"]["stats"]["max"] == pytest.approx(float(weight.max()))
+    assert sum(conv1["weight"]["histogram"]["counts"]) == 288 and len(conv1["weight"]["histogram"]["edges"]) == 13
+    filters = decode_tensor(conv1["filters"]["images"])
+    assert conv1["filters"]["scale"] == pytest.approx(float(weight.abs().max()))
+    # 0.5 is a zero weight; 0 and 1 are -/+ the largest absolute weight
+    assert_close_to(filters, (weight / (2 * weight.abs().max()) + 0.5).float())
+    assert "filters" not in next(layer for layer in body["layers"] if layer["layer"] == "fc1")
+
+
+def test_samples_by_digit_are_seedable_and_by_index_exact(client):
+    first = client.get("/api/samples", params={"digit": 3, "seed": 5}).json()
+    again = client.get("/api/samples", params={"digit": 3, "seed": 5}).json()
+    assert first == again and first["label"] == 3 and first["split"] == "test"
+    by_index = client.get("/api/samples", params={"index": first["index"]}).json()
+    assert by_index["pixels"] == first["pixels"]
+    png = base64.b64decode(first["image"].split(",", 1)[1])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.array(first["pixels"], dtype=np.uint8))
+    train = client.get("/api/samples", params={"digit": 3, "split": "train", "seed": 1}).json()
+    assert train["split"] == "train" and train["label"] == 3
+    assert client.get("/api/samples", params={"digit": 12}).status_code == 422
+    assert client.get("/api/samples", params={"index": 10**6}).json()["error"]["code"] == "invalid_input"
+
+
+def test_predict_pixels_returns_what_the_engine_computes(client, engine_cnn):
+    pixels = client.get("/api/samples", params={"digit": 7, "seed": 0}).json()["pixels"]
+    response = client.post("/api/predict", json={"pixels": pixels})
+    assert response.status_code == 200
+    body = response.json()
+    expected = engine_cnn.inspect(torch.tensor(pixels, dtype=torch.uint8))
+    assert body["predicted"] == expected.predicted and body["target"] == expected.predicted
+    assert body["probabilities"] == pytest.approx(expected.probabilities.tolist(), abs=1e-5)
+    assert body["model"] == "mnist_cnn" and body["version"] == 1
+    assert body["cam"]["method"] == "gradcam" and body["cam"]["layer"] == "relu2"
+    assert_close_to(body["cam"]["map"], expected.cam)
+    assert_close_to(body["saliency"], expected.saliency)
+    assert_close_to(body["input"], torch.tensor(pixels) / 255)
+    layers = decode_layers(body["layers"])
+    assert list(layers) == list(expected.activations)
+    sources = {layer["name"]: layer["activation"].get("of", layer["name"]) for layer in body["layers"]}
+    for name, activation in expected.activations.items():
+        # A derived layer (relu of conv1) carries its source's precision: one step of the source's range.
+        source = expected.activations[sources[name]]
+        span = float(source.max() - source.min())
+        assert float((layers[name] - activation).abs().max()) <= span * LEVEL * 0.51 + 1e-6, name
+    # Every layer of mnist_cnn, CAM and saliency in at most 40 KB.
+    assert len(response.content) <= 40_000
+
+
+def test_derived_layers_are_sent_as_references_only_when_their_source_is_sent(client):
+    pixels = client.get("/api/samples", params={"digit": 1, "seed": 0}).json()["pixels"]
+    layers = {layer["name"]: layer["activation"] for layer in
+              client.post("/api/predict", json={"pixels": pixels}).json()["layers"]}
+    assert layers["relu1"] == {"shape": [32, 26, 26], "encoding": "relu", "of": "conv1"}
+    assert layers["flatten"] == {"shape": [1600], "encoding": "reshape", "of": "pool2"}
+    alone = client.post("/api/predict", json={"pixels": pixels, "layers": ["relu1"]}).json()["layers"]
+    assert [layer["name"] for layer in alone] == ["relu1"]
+    assert alone[0]["activation"]["encoding"] == "uint8-zlib-base64"
+
+
+def test_predict_options_method_layer_target_and_layers(client, engine_cnn):
+    pixels = client.get("/api/samples", params={"digit": 2, "seed": 0}).json()["pixels"]
+    x = torch.tensor(pixels, dtype=torch.uint8)
+    body = client.post("/api/predict", json={"pixels": pixels, "cam_method": "hirescam", "cam_layer": "conv1",
+                                             "target": 5, "layers": ["fc2"]}).json()
+    expected = engine_cnn.inspect(x, target=5, cam_layer="conv1", method="hirescam", layers=["fc2"])
+    assert body["target"] == 5 and body["cam"]["layer"] == "conv1" and body["cam"]["method"] == "hirescam"
+    assert_close_to(body["cam"]["map"], expected.cam)
+    assert [layer["name"] for layer in body["layers"]] == ["fc2"]
+    saliency = client.post("/api/predict", json={"pixels": pixels, "cam_method": "saliency"}).json()
+    assert saliency["cam"]["method"] == "saliency" and saliency["cam"]["layer"] is None
+    assert saliency["cam"]["map"] == saliency["saliency"]
+
+
+def test_the_mlp_answers_the_same_way(client):
+    pixels = client.get("/api/samples", params={"digit": 0, "seed": 0}).json()["pixels"]
+    body = client.post("/api/predict", json={"pixels": pixels, "model": "mnist_mlp"}).json()
+    expected = Inspector(load_model("mnist_mlp").model).inspect(torch.tensor(pixels, dtype=torch.uint8))
+    assert body["predicted"] == expected.predicted and body["cam"] is None
+    layers = decode_layers(body["layers"])
+    assert [(layer["name"], layer["shape"]) for layer in body["layers"]][1:5] == [
+        ("fc1", [32]), ("sigmoid1", [32]), ("fc2", [32]), ("sigmoid2", [32])]
+    assert_close_to(layers["sigmoid2"], expected.activations["sigmoid2"])
+
+
+def test_a_drawing_is_preprocessed_like_mnist_and_uploads_agree_with_data_urls(client, engine_cnn):
+    canvas = drawing_of_seven()
+    by_url = client.post("/api/predict", json={"image": data_url(canvas)}).json()
+    expected = engine_cnn.inspect(preprocess_drawing(canvas))
+    assert by_url["predicted"] == expected.predicted == 7
+    assert_close_to(by_url["input"], preprocess_drawing(canvas))
+    for fmt, mime in (("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")):
+        upload = client.post("/api/predict/upload", files={"file": ("d", png_bytes(canvas, fmt), mime)},
+                             data={"cam_method": "gradcam++", "layers": "conv1,fc2"}).json()
+        assert upload["predicted"] == 7, fmt
+        assert [layer["name"] for layer in upload["layers"]] == ["conv1", "fc2"]
+        assert upload["cam"]["method"] == "gradcam++"
+
+
+def test_unknown_model_version_and_layer(client):
+    pixels = [[0] * 28] * 28
+    assert client.post("/api/predict", json={"pixels": pixels, "model": "vgg99"}).json()["error"] == {
+        "status": 404, "code": "not_found", "message": "unknown model 'vgg99'; known models: mnist_cnn, mnist_mlp"}
+    assert client.post("/api/predict", json={"pixels": pixels, "version": 7}).json()["error"]["message"] == \
+        "mnist_cnn has no version 7"
+    bad_layer = client.post("/api/predict", json={"pixels": pixels, "layers": ["conv9"]})
+    assert bad_layer.status_code == 422 and "conv9" in bad_layer.json()["error"]["message"]
+    assert client.post("/api/predict", json={"pixels": pixels, "cam_layer": "fc1"}).status_code == 422
+    assert client.get("/api/models/nope/architecture").status_code == 404
+
+
+def test_empty_drawing_and_bad_fields_are_422_in_the_error_shape(client):
+    blank = client.post("/api/predict", json={"image": data_url(Image.new("L", (50, 50), 255))})
+    assert blank.status_code == 422 and blank.json()["error"]["message"] == "the drawing is empty: draw a digit first"
+    both = client.post("/api/predict", json={"image": "data:image/png;base64,AA==", "pixels": [[0]]})
+    assert both.status_code == 422 and "exactly one" in both.json()["error"]["message"]
+    wrong = client.post("/api/predict", json={"pixels": [[300] * 28] * 28})
+    assert wrong.json()["error"]["message"] == "pixels must be numbers from 0 to 255"
+    extra = client.post("/api/predict", json={"pixels": [[0] * 28] * 28, "predicted": 3})
+    assert extra.status_code == 422 and extra.json()["error"]["details"][0]["field"] == "body.predicted"
+    not_json = client.post("/api/predict", content=b"{nope", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and not_json.json()["error"]["code"] == "invalid_input"
+    method = client.post("/api/predict", json={"pixels": [[0] * 28] * 28, "cam_method": "magic"})
+    assert method.status_code == 422
+
+
+def test_images_that_are_not_images_or_not_allowed_are_415_and_corrupt_ones_422(client):
+    def upload(data: bytes):
+        return client.post("/api/predict/upload", files={"file": ("x", data, "application/octet-stream")})
+
+    assert upload(b"just text").status_code == 415
+    gif = png_bytes(Image.new("L", (20, 20)), "GIF")
+    assert upload(gif).json()["error"]["message"] == "GIF images are not accepted: send a PNG, JPEG or WebP"
+    truncated = png_bytes(drawing_of_seven())[:400]
+    assert upload(truncated).status_code == 422
+    assert upload(b"").status_code == 422
+    not_data_url = client.post("/api/predict", json={"image": "http://example.com/x.png"})
+    assert not_data_url.status_code == 415
+    bad_base64 = client.post("/api/predict", json={"image": "data:image/png;base64,@@@"})
+    assert bad_base64.status_code == 422
+
+
+def test_a_huge_image_is_refused_from_its_header_before_decoding(client):
+    # 10,000 x 10,000 pixels compress to a few KB: a decompression bomb if decoded.
+    bomb = png_bytes(Image.new("1", (10_000, 10_000)))
+    assert len(bomb) < 100_000
+    response = client.post("/api/predict/upload", files={"file": ("bomb.png", bomb, "image/png")})
+    assert response.status_code == 413
+    assert "10000x10000 pixels is over the limit" in response.json()["error"]["message"]
+
+
+def test_a_body_over_the_limit_is_413_declared_or_streamed(client, settings):
+    big = b"x" * (settings.max_body_bytes + 1)
+    declared = client.post("/api/predict/upload", files={"file": ("big.png", big, "image/png")})
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "payload_too_large"
+
+    def chunks():
+        for _ in range(6):
+            yield b"x" * 1_000_000
+
+    streamed = client.post("/api/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "payload_too_large"
+    assert client.get("/api/health").status_code == 200  # and the server carries on
+
+
+def test_unknown_routes_and_methods_use_the_error_shape(client):
+    assert client.get("/api/nothing").json() == {"error": {"status": 404, "code": "not_found",
+                                                           "message": "nothing here: GET /api/nothing"}}
+    assert client.delete("/api/health").json()["error"]["code"] == "method_not_allowed"
+
+
+def test_security_headers_docs_served_locally_and_openapi(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert "frame-ancestors 'none'" in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    docs = client.get("/api/docs")
+    assert "<script>" not in docs.text  # no inline script: the CSP holds on the docs page too
+    for asset in ("/api/docs/assets/swagger-ui-bundle.js", "/api/docs/assets/swagger-ui.css", "/api-docs.js"):
+        assert client.get(asset).status_code == 200, asset
+    paths = client.get("/api/openapi.json").json()["paths"]
+    for path in ("/api/predict", "/api/predictions", "/api/jobs/{job_id}/events", "/api/stats",
+                 "/api/models/{name}/weights", "/api/samples", "/api/reports/{report_id}"):
+        assert path in paths, path
+
+
+def test_only_loopback_host_names_are_answered_on_loopback(client):
+    rebinding = client.get("/api/health", headers={"host": "evil.example:8000"})
+    assert rebinding.status_code == 400 and rebinding.json()["error"]["code"] == "bad_request"
+    assert client.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
+
+
+def test_deflate_payload_is_plain_zlib_for_browsers(client):
+    pixels = client.get("/api/samples", params={"digit": 9, "seed": 0}).json()["pixels"]
+    encoded = client.post("/api/predict", json={"pixels": pixels}).json()["input"]
+    raw = zlib.decompress(base64.b64decode(encoded["data"]))  # what DecompressionStream("deflate") reads
+    assert len(raw) == 28 * 28 and encoded["shape"] == [28, 28]
