@@ -6,15 +6,15 @@ A tensor travels as 8-bit levels between its own minimum and maximum, zlib-compr
 
     value = min + (max - min) * level / 255,  level = the i-th byte of zlib-decompress(base64-decode(data)), C order
 
-Browsers decode it with ``DecompressionStream("deflate")`` (zlib format).
+Browsers decode it with ``DecompressionStream("deflate")`` (zlib format). Eight bits are what a colour map can
+show; ReLU layers keep exact zeros because their minimum is 0.
 
-Two layers are sent as what they are, when the layer they come from is in the same answer: a ReLU right after
-another layer as ``{"shape": [...], "encoding": "relu", "of": "conv1"}`` (value = max(that layer's value, 0)), and
-a flatten as ``{"shape": [1600], "encoding": "reshape", "of": "pool2"}``. No bytes, and the values at the source's
-precision (one level of the source's range, which for a ReLU includes the negative part); without that the answer
-for every layer of ``mnist_cnn`` (about 43 KB) would not fit the 40 KB budget (32 KB with it). Eight bits are what a colour map can
-show; ReLU layers keep exact zeros because their minimum is 0. Every layer of ``mnist_cnn`` for one digit is
-67,636 values: about 90 KB as plain uint8 base64, about a third of that compressed (mostly-zero ReLU maps).
+Two kinds of layer are sent as what they are when the layer they come from is in the same answer: a ReLU right
+after another layer as ``{"shape": [...], "encoding": "relu", "of": "conv1"}`` (value = max(that layer's value,
+0)), and a flatten as ``{"shape": [1600], "encoding": "reshape", "of": "pool2"}``. No bytes, and the values at the
+source's precision (one level of the source's range, which for a ReLU includes the negative part). Every layer of
+``mnist_cnn`` for one digit is 67,636 values: about 90 KB as plain uint8 base64, about 43 KB compressed, and 32 KB
+with the derived layers: inside the 40 KB budget.
 """
 
 from __future__ import annotations

@@ -58,10 +58,10 @@ def list_predictions(session: Session, digit: int | None, model: str | None, rep
 
 
 def add_rerun(session: Session, prediction: Prediction, result: Result) -> Rerun:
-    rerun = Rerun(prediction_id=prediction.id, **_computed(result))
-    session.add(rerun)
+    rerun = Rerun(**_computed(result))
+    prediction.reruns.append(rerun)
     session.flush()
-    return session.scalar(select(Rerun).where(Rerun.id == rerun.id))
+    return rerun
 
 
 def add_report(session: Session, prediction_id: int, correct_label: int, reason: str) -> Report:

@@ -53,14 +53,19 @@ def cancel(job_id: int, state: AppState = Depends(app_state)) -> dict:
     return _job(state, job_id)
 
 
+def existing_job(job_id: int, state: AppState = Depends(app_state)) -> int:
+    """Dependency: runs before a stream starts, so an unknown job is a plain 404."""
+    _job(state, job_id)
+    return job_id
+
+
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
             summary="Live Server-Sent Events: started, progress, epoch (with conv-1 filters and validation "
                     "accuracy), finished or failed, then end (the job record)")
-async def events(job_id: int, state: AppState = Depends(app_state),
+async def events(job_id: int = Depends(existing_job), state: AppState = Depends(app_state),
                  after: int = Query(0, ge=0, description="resume after this event id"),
                  last_event_id: int | None = Header(None, description="sent by EventSource on reconnect")):
     """Each event's ``id`` is its sequence number: a client that reconnects (``Last-Event-ID``) catches up."""
-    await asyncio.to_thread(_job, state, job_id)  # 404 before the stream starts
     position = max(after, last_event_id or 0)
     feed = state.jobs.feed(job_id)
     if feed is not None:

@@ -1,0 +1,175 @@
+"""Saved predictions, re-runs, reports and statistics, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import inspect, text
+
+from convscope.server.app import create_app
+from convscope.server.db.database import Database
+from convscope.server.settings import ServerSettings
+from server_fixtures import make_client
+
+
+def sample_pixels(client, digit: int, seed: int = 0) -> list[list[int]]:
+    return client.get("/api/samples", params={"digit": digit, "seed": seed}).json()["pixels"]
+
+
+def save(client, pixels, **extra) -> dict:
+    response = client.post("/api/predictions", json={"pixels": pixels, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_save_recomputes_and_stores_the_input_image(db_client):
+    pixels = sample_pixels(db_client, 3)
+    predicted = db_client.post("/api/predict", json={"pixels": pixels}).json()
+    saved = save(db_client, pixels)
+    assert saved["predicted"] == predicted["predicted"]
+    assert saved["probabilities"] == pytest.approx(predicted["probabilities"], abs=1e-6)
+    assert saved["model"] == "mnist_cnn" and saved["version"] == 1 and saved["input_kind"] == "pixels"
+    assert saved["reported"] is False and saved["reports"] == [] and saved["reruns"] == []
+    # A client cannot tell the server what was predicted.
+    forged = db_client.post("/api/predictions", json={"pixels": pixels, "predicted": 9, "confidence": 1.0})
+    assert forged.status_code == 422
+    one = db_client.get(f"/api/predictions/{saved['id']}").json()
+    png = base64.b64decode(one["image"].split(",", 1)[1])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.array(pixels, dtype=np.uint8))
+    image = db_client.get(saved["image_url"])
+    assert image.headers["content-type"] == "image/png" and image.content == png
+
+
+def test_uploads_are_stored_as_png_whatever_was_sent(db_client):
+    canvas = Image.new("RGB", (120, 120), "white")
+    canvas.paste((0, 0, 0), (55, 10, 70, 110))  # a "1"
+    jpeg = io.BytesIO()
+    canvas.save(jpeg, format="JPEG")
+    saved = db_client.post("/api/predictions/upload", files={"file": ("one.jpg", jpeg.getvalue(), "image/jpeg")})
+    assert saved.status_code == 201 and saved.json()["input_kind"] == "upload"
+    stored = db_client.get(saved.json()["image_url"]).content
+    assert stored.startswith(b"\x89PNG") and Image.open(io.BytesIO(stored)).size == (120, 120)
+
+
+def test_list_filters_and_pages(db_client):
+    ids = {digit: [save(db_client, sample_pixels(db_client, digit, seed))["id"] for seed in range(2)]
+           for digit in (1, 2)}
+    mlp = save(db_client, sample_pixels(db_client, 1), model="mnist_mlp")
+    predicted = {item["id"]: item["predicted"] for item in db_client.get("/api/predictions").json()["items"]}
+    everything = db_client.get("/api/predictions").json()
+    assert everything["total"] == 5 and [i["id"] for i in everything["items"]] == sorted(predicted, reverse=True)
+    digit = predicted[ids[1][0]]
+    by_digit = db_client.get("/api/predictions", params={"digit": digit}).json()
+    assert {i["id"] for i in by_digit["items"]} == {i for i, d in predicted.items() if d == digit}
+    by_model = db_client.get("/api/predictions", params={"model": "mnist_mlp"}).json()
+    assert [i["id"] for i in by_model["items"]] == [mlp["id"]]
+    page = db_client.get("/api/predictions", params={"limit": 2, "offset": 2}).json()
+    assert page["total"] == 5 and [i["id"] for i in page["items"]] == [i["id"] for i in everything["items"][2:4]]
+    db_client.post(f"/api/predictions/{ids[2][1]}/reports", json={"correct_label": 2, "reason": ""})
+    reported = db_client.get("/api/predictions", params={"reported": True}).json()
+    assert [i["id"] for i in reported["items"]] == [ids[2][1]] and reported["items"][0]["reported"] is True
+    assert db_client.get("/api/predictions", params={"reported": False}).json()["total"] == 4
+    assert db_client.get("/api/predictions", params={"limit": 0}).status_code == 422
+
+
+def test_reports_keep_the_reason_as_text_validate_the_label_and_resolve(db_client):
+    saved = save(db_client, sample_pixels(db_client, 5))
+    reason = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+    report = db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 6, "reason": reason})
+    assert report.status_code == 201 and report.headers["content-type"] == "application/json"
+    body = report.json()
+    assert body["reason"] == reason and body["correct_label"] == 6 and body["resolved"] is False
+    for label in (10, -1, "seven"):
+        bad = db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": label})
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "body.correct_label"
+    assert db_client.post("/api/predictions/999/reports", json={"correct_label": 1}).status_code == 404
+    listed = db_client.get("/api/reports").json()
+    assert listed["total"] == 1 and listed["items"][0]["prediction"]["id"] == saved["id"]
+    resolved = db_client.put(f"/api/reports/{body['id']}", json={"resolved": True}).json()
+    assert resolved["resolved"] is True and resolved["resolved_at"]
+    assert db_client.get("/api/reports", params={"resolved": False}).json()["total"] == 0
+    assert db_client.put(f"/api/reports/{body['id']}", json={"resolved": False}).json()["resolved_at"] is None
+    assert db_client.put("/api/reports/999", json={"resolved": True}).status_code == 404
+
+
+def test_statistics_by_hand(db_client):
+    saved = [save(db_client, sample_pixels(db_client, digit, 0)) for digit in (0, 1, 2, 3)]
+    predicted = [s["predicted"] for s in saved]
+    db_client.post(f"/api/predictions/{saved[0]['id']}/reports", json={"correct_label": 8, "reason": "a"})
+    db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": 7, "reason": "b"})
+    db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": 7, "reason": "again"})
+    stats = db_client.get("/api/stats").json()
+    assert stats["predictions"] == 4 and stats["reported_predictions"] == 2
+    assert stats["reported_error_rate"] == 0.5
+    assert stats["reports"] == {"total": 3, "open": 3, "resolved": 0}
+    expected = np.zeros((10, 10), int)
+    expected[predicted[0], 8] += 1
+    expected[predicted[1], 7] += 2
+    assert np.array_equal(np.array(stats["confusion"]["matrix"]), expected)
+    per_digit = {row["digit"]: row for row in stats["per_digit"]}
+    for digit in range(10):
+        assert per_digit[digit]["saved"] == predicted.count(digit)
+    assert per_digit[predicted[0]]["reported"] >= 1
+
+
+def test_rerun_keeps_the_original_and_records_the_run(db_client):
+    saved = save(db_client, sample_pixels(db_client, 4))
+    rerun = db_client.post(f"/api/predictions/{saved['id']}/rerun", json={"cam_method": "gradcam++"})
+    assert rerun.status_code == 200
+    body = rerun.json()
+    assert body["original"]["predicted"] == saved["predicted"]
+    assert body["rerun"]["predicted"] == saved["predicted"] and body["rerun"]["version"] == 1
+    assert body["inspection"]["cam"]["method"] == "gradcam++" and len(body["inspection"]["layers"]) == 11
+    assert body["original"]["reruns"] == [body["rerun"]]
+    assert db_client.post(f"/api/predictions/{saved['id']}/rerun", json={"version": 9}).status_code == 404
+    assert db_client.get(f"/api/predictions/{saved['id']}").json()["probabilities"] == saved["probabilities"]
+
+
+def test_delete_removes_the_prediction_and_its_reports(db_client):
+    saved = save(db_client, sample_pixels(db_client, 6))
+    db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 1})
+    assert db_client.delete(f"/api/predictions/{saved['id']}").status_code == 204
+    assert db_client.get(f"/api/predictions/{saved['id']}").status_code == 404
+    assert db_client.get("/api/reports").json()["total"] == 0
+    assert db_client.delete(f"/api/predictions/{saved['id']}").status_code == 404
+
+
+def test_migrations_create_the_schema_once(database_url, tmp_path):
+    db = Database(database_url)
+    db.migrate()
+    db.migrate()  # already at head: nothing to do
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert {"predictions", "reports", "reruns", "model_versions", "active_models", "training_jobs",
+                "job_events"} <= set(inspect(connection).get_table_names())
+    db.dispose()
+
+
+def test_two_workers_on_one_database_see_each_others_work(database_url, tmp_path, synthetic_mnist_dir):
+    """Images and versions live in the database: a second app (another worker, another machine) needs no disk."""
+    def settings(name):
+        return ServerSettings(data_dir=tmp_path / name, mnist_dir=synthetic_mnist_dir, database_url=database_url)
+
+    with make_client(settings("a")) as first, make_client(settings("b")) as second:
+        pixels = sample_pixels(first, 8)
+        saved = save(first, pixels)
+        seen = second.get(f"/api/predictions/{saved['id']}").json()
+        assert seen["predicted"] == saved["predicted"] and seen["image"].startswith("data:image/png;base64,")
+        second.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 3, "reason": "from b"})
+        assert first.get("/api/stats").json()["reported_predictions"] == 1
+
+
+def test_the_default_database_is_a_sqlite_file_in_wal_mode(tmp_path, synthetic_mnist_dir):
+    settings = ServerSettings(data_dir=tmp_path / "fresh", mnist_dir=synthetic_mnist_dir)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        assert client.get("/api/health").json()["database"] == "sqlite"
+    db = Database(settings.database)
+    with db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert (tmp_path / "fresh" / "convscope.db").is_file()
+    db.dispose()
