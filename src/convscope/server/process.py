@@ -40,7 +40,9 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            # Its own process group: worker and training processes can be killed together with it.
+            self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         while time.perf_counter() - started < timeout_s:
             if self.process.poll() is not None:
                 raise RuntimeError(f"convscope serve exited ({self.process.returncode}):\n{self.log.read_text()}")
@@ -68,9 +70,12 @@ class ServerProcess:
             connection.close()
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs (the crash test)."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and every process it started: no shutdown code runs (the crash test)."""
+        if self.process:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait(10)
 
     def stop(self) -> None:
@@ -79,7 +84,8 @@ class ServerProcess:
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        self.kill()  # anything of its group still alive
 
     def __enter__(self) -> ServerProcess:
         self.start()
