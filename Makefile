@@ -1,4 +1,4 @@
-# make demo: set up and explain a sample digit.  make test: set up and run every test.
+# make serve: set up and start the server.  make test: set up and run every test.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ ifneq ($(wildcard ../shared/data/mnist/t10k-labels-idx1-ubyte.gz),)
 export CONVSCOPE_MNIST_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: setup demo test bench weights clean
+.PHONY: setup serve demo test bench weights clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt torch
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
+
+serve: setup
+	$(BIN)/convscope serve
 
 demo: setup
 	$(BIN)/convscope explain --sample 7 --seed 0 --out explain-out
@@ -39,6 +42,7 @@ bench: setup
 	$(BIN)/python bench/inspect_latency.py
 	$(BIN)/python bench/batch_predict.py
 	$(BIN)/python bench/preprocess_latency.py
+	$(BIN)/python bench/http_predict.py  # its concurrent part needs wrk (apt-get install wrk)
 
 # Re-create the packaged default weights (the commands are recorded in each checkpoint's metadata).
 WEIGHTS := src/convscope/models/weights

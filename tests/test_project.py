@@ -35,3 +35,25 @@ def test_every_setting_is_in_the_readme():
     assert variables, "no settings found"
     for variable in variables:
         assert f"`{variable}`" in readme, variable
+
+
+def test_every_server_setting_and_api_route_is_in_the_readme(tmp_path):
+    from convscope.server.app import create_app
+    from convscope.server.settings import ServerSettings
+
+    readme = (ROOT / "README.md").read_text()
+    for name in ServerSettings.model_fields:
+        assert f"`CONVSCOPE_{name.upper()}`" in readme, name
+    app = create_app(ServerSettings(data_dir=tmp_path))
+    routes = [(method.upper(), path) for path, methods in app.openapi()["paths"].items() for method in methods]
+    assert len(routes) >= 25
+    for method, path in routes:
+        assert f"`{method} {path}`" in readme, (method, path)
+
+
+def test_the_server_module_imports_no_torch_until_it_must():
+    """`convscope serve`'s own process only supervises the workers: it must not pay for importing torch."""
+    code = "import sys; from convscope.cli.main import build_parser; build_parser(only_serve=True); " \
+           "from convscope.server.settings import ServerSettings; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
