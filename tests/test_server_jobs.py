@@ -151,3 +151,22 @@ def test_a_token_is_generated_when_exposed_without_one(tmp_path):
     app = create_app(ServerSettings(host="0.0.0.0", data_dir=tmp_path))
     assert len(app.state.settings.admin_token) >= 32
     assert create_app(ServerSettings(data_dir=tmp_path)).state.settings.admin_token is None  # loopback: open
+
+
+def test_a_job_left_running_by_a_dead_server_is_failed_at_the_next_start(settings):
+    from datetime import datetime, timedelta, timezone
+
+    from convscope.server.db.database import Database
+    from convscope.server.db.tables import TrainingJob
+
+    db = Database(settings.database)
+    settings.data_dir.mkdir(parents=True)
+    db.migrate()
+    with db.session(write=True) as session:
+        session.add(TrainingJob(model="mnist_cnn", status="running", slot=1, config={}, history=[],
+                                heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5)))
+    db.dispose()
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        job = client.get("/api/jobs/1").json()
+        assert job["status"] == "failed" and job["error"] == "the server stopped while this job was running"
+        assert client.get("/api/health").json()["training_job"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -16,7 +17,9 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     """Open a PNG, JPEG, WebP, GIF or BMP file (path or bytes) and decode it, refusing huge or corrupt images."""
     name = "image" if isinstance(source, bytes) else str(source)
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with warnings.catch_warnings():  # PIL warns about big images; the check below refuses them itself
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except Image.DecompressionBombError as e:  # PIL's own header check, far above ours

@@ -64,8 +64,10 @@ class JobFeed:
             self.done = True
         else:
             self.events.append(event)
-        if not self._loop.is_closed():
+        try:
             self._loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the server's loop has closed (shutdown): nobody is listening any more
+            pass
 
     def _wake(self) -> None:
         for waiter in self._waiters:
@@ -256,7 +258,7 @@ class JobManager:
         status = terminal.get("status", "failed") if terminal.get("type") == "finished" else "failed"
         if error is None and not terminal:
             error = f"the training process stopped unexpectedly (exit code {live.process.exitcode})"
-        if status != "failed" and status != "cancelled" and error is None:
+        if status in ("completed", "target_reached") and error is None:
             try:
                 self.store.register(live.model, live.checkpoint.read_bytes(), job_id=live.id)
             except Exception as e:  # noqa: BLE001 - a job that cannot be registered failed, whatever the reason
