@@ -143,3 +143,10 @@ def test_no_preprocess_feeds_the_image_as_framed(tmp_path, capsys):
     framed.save(tmp_path / "framed.png")
     body = run_json(capsys, ["predict", str(tmp_path / "framed.png"), "--no-preprocess", "--json"])
     assert body["predicted"] == "1"
+
+
+def test_serve_refuses_bad_settings_in_one_line(capsys):
+    assert main(["serve", "--port", "70000"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "convscope: error: invalid server settings: port: Input should be less than or equal to 65535")
+    assert main(["serve", "--workers", "0"]) == 2

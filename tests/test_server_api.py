@@ -287,3 +287,20 @@ def test_deflate_payload_is_plain_zlib_for_browsers(client):
     encoded = client.post("/api/predict", json={"pixels": pixels}).json()["input"]
     raw = zlib.decompress(base64.b64decode(encoded["data"]))  # what DecompressionStream("deflate") reads
     assert len(raw) == 28 * 28 and encoded["shape"] == [28, 28]
+
+
+def test_cors_is_off_by_default_and_allows_only_configured_origins(client, tmp_path, synthetic_mnist_dir):
+    from fastapi.testclient import TestClient
+
+    from convscope.server.app import create_app
+    from convscope.server.settings import ServerSettings
+
+    preflight = {"origin": "http://notebook.example", "access-control-request-method": "POST"}
+    assert "access-control-allow-origin" not in client.options("/api/predict", headers=preflight).headers
+    settings = ServerSettings(data_dir=tmp_path / "cors", mnist_dir=synthetic_mnist_dir,
+                              allowed_origins="http://notebook.example")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as allowed:
+        answer = allowed.options("/api/predict", headers=preflight)
+        assert answer.headers["access-control-allow-origin"] == "http://notebook.example"
+        other = allowed.options("/api/predict", headers={**preflight, "origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

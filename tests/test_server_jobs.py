@@ -11,6 +11,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from convscope.models import read_metadata
 from convscope.server.app import create_app
 from convscope.server.settings import ServerSettings
 
@@ -68,6 +69,8 @@ def test_a_job_streams_its_events_and_registers_a_version_that_can_be_activated(
     assert [(v["version"], v["source"], v["active"], v["job_id"]) for v in versions] == [
         (1, "packaged", True, None), (2, "trained", False, job["id"])]
     assert versions[1]["details"]["training"]["config"]["seed"] == 3
+    kept = client.app.state.convscope.settings.data_dir / "models" / f"mnist_cnn-job{job['id']}.safetensors"
+    assert read_metadata(kept)["training"]["config"]["seed"] == 3  # a file for the CLI too
 
     pixels = client.get("/api/samples", params={"digit": 5, "seed": 0}).json()["pixels"]
     assert client.post("/api/predict", json={"pixels": pixels}).json()["version"] == 1

@@ -107,7 +107,9 @@ class JobManager:
     def __init__(self, db: Database, store: ModelStore, engine_settings: EngineSettings,
                  loop: asyncio.AbstractEventLoop):
         self.db, self.store, self.engine_settings, self.loop = db, store, engine_settings, loop
-        self.jobs_dir = engine_settings.data_dir / "jobs"
+        # Each finished job's checkpoint also stays here as a file, for the CLI (`convscope evaluate --checkpoint`);
+        # the database copy is the one the server uses.
+        self.models_dir = engine_settings.models_dir
         self._live: dict[int, _LiveJob] = {}
         self._context = multiprocessing.get_context("spawn")  # never fork a process that holds threads and torch
 
@@ -129,14 +131,22 @@ class JobManager:
             with self.db.session() as session:
                 running = session.scalar(select(TrainingJob.id).where(TrainingJob.slot == 1))
             raise Conflict(f"training job {running} is still running: one job at a time; cancel it or wait") from None
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
         live = _LiveJob(job_id, config.model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
-                        self.jobs_dir / f"job-{job_id}.safetensors")
+                        self.models_dir / f"{config.model}-job{job_id}.safetensors")
         live.process = self._context.Process(
             target=run_job, name=f"convscope-job-{job_id}", daemon=True,
             args=(config.as_dict(), self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid()))
         self._live[job_id] = live
-        live.process.start()
+        try:
+            live.process.start()
+        except OSError as e:  # no process could be made (memory, process limits): the job fails, the slot frees
+            self._live.pop(job_id)
+            with self.db.session(write=True) as session:
+                job = session.get(TrainingJob, job_id)
+                job.status, job.slot, job.finished_at = "failed", None, utcnow()
+                job.error = f"the training process could not start: {e}"
+            return job_id
         live.monitor = threading.Thread(target=self._monitor, args=(live,), name=f"job-{job_id}-monitor",
                                         daemon=True)
         live.monitor.start()
@@ -217,7 +227,6 @@ class JobManager:
         finally:
             live.feed.publish(None)
             self._live.pop(live.id, None)
-            live.checkpoint.unlink(missing_ok=True)
 
     @staticmethod
     def _next_left_over(live: _LiveJob) -> dict | None:
