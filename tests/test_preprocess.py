@@ -108,3 +108,24 @@ def test_a_huge_canvas_with_a_hairline_stroke_is_still_read(packaged_cnn):
     digit = preprocess_drawing(image)
     assert 1.5 <= stroke_width(digit > 0.5) <= 4.5
     assert int(predict_proba(packaged_cnn.model, digit[None, None]).argmax()) == 1
+
+
+def test_framing_maps_the_model_input_back_onto_the_drawing():
+    from convscope.preprocess import frame_drawing
+
+    canvas = np.full((200, 200), 255, np.uint8)
+    canvas[60:140, 50:90] = 0  # a thick bar: 40 wide, 80 tall, no stroke thickening needed
+    x, framing = frame_drawing(canvas)
+    assert framing.source == (50.0, 60.0, 90.0, 140.0)
+    left, top, width, height = framing.field
+    assert (width, height) == (10, 20)  # the longer side scaled to 20
+    inside = torch.zeros(28, 28, dtype=torch.bool)
+    inside[top:top + height, left:left + width] = True
+    assert float(x[~inside].abs().max()) == 0 and float(x[inside].min()) > 0.5
+
+    thin = np.full((300, 300), 255, np.uint8)
+    thin[40:260, 149:151] = 0  # a 2-pixel line: thickened, so the framed source grows around it
+    _, framing = frame_drawing(thin)
+    x0, y0, x1, y1 = framing.source
+    assert x0 < 149 and x1 > 151 and y0 < 40 and y1 > 260
+    assert abs((x0 + x1) / 2 - 150) <= 1.5  # to within one working pixel (3 input pixels here)

@@ -10,6 +10,7 @@ Accepts any size, dark-on-light or light-on-dark, greyscale, RGB, or RGBA where 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -84,10 +85,28 @@ def _dilate(ink: torch.Tensor, radius: int) -> torch.Tensor:
     return F.max_pool2d(x, (k, 1), stride=1)[0, 0]
 
 
-def _crop(ink: torch.Tensor) -> torch.Tensor:
+def _crop(ink: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The ink's bounding box, and its (row, column) origin in the image."""
     rows = torch.nonzero((ink > INK_THRESHOLD).any(dim=1)).flatten()
     cols = torch.nonzero((ink > INK_THRESHOLD).any(dim=0)).flatten()
-    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], (int(rows[0]), int(cols[0]))
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where the model input came from: the rectangle ``source`` (x0, y0, x1, y1, in input pixels) became the
+    rectangle ``field`` (left, top, width, height) of the 28x28 input. With it a map over the model input (a CAM)
+    can be laid back over the original drawing."""
+
+    source: tuple[float, float, float, float]
+    field: tuple[int, int, int, int]
+
+    def as_dict(self) -> dict:
+        return {"source": list(self.source), "field": list(self.field)}
+
+
+def whole_image(height: int, width: int) -> Framing:
+    return Framing((0.0, 0.0, float(width), float(height)), (0, 0, FIELD, FIELD))
 
 
 def preprocess_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -95,21 +114,31 @@ def preprocess_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.
 
     Raises :class:`InputError` for an empty drawing.
     """
+    return frame_drawing(image)[0]
+
+
+def frame_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> tuple[torch.Tensor, Framing]:
+    """:func:`preprocess_drawing`, and the :class:`Framing` that maps the result back onto the drawing."""
     ink = torch.from_numpy(np.ascontiguousarray(ink_map(image)))
     if not (ink > INK_THRESHOLD).any():
         raise InputError("the drawing is empty: draw a digit first")
-    ink = _crop(ink)
+    ink, (y0, x0) = _crop(ink)
+    y1, x1 = y0 + ink.shape[0], x0 + ink.shape[1]
+    factor = 1  # input pixels per working pixel
     if max(ink.shape) > WORK_SIZE:
         # Shrink big drawings first so the work below stays cheap; max pooling keeps thin strokes at full ink.
         factor = math.ceil(max(ink.shape) / WORK_SIZE)
         ink = F.max_pool2d(ink[None, None], factor, stride=factor, ceil_mode=True)[0, 0]
+        y1, x1 = y0 + ink.shape[0] * factor, x0 + ink.shape[1] * factor
     scale = BOX / max(ink.shape)
     # Thicken strokes that would come out much thinner than MNIST's, working at the drawing's own resolution.
     width = stroke_width(ink > 0.5) if (ink > 0.5).any() else 1.0
     radius = round((MNIST_STROKE_WIDTH / scale - width) / 2)
     if radius >= 1 and width * scale < 0.75 * MNIST_STROKE_WIDTH:
-        ink = _dilate(ink, radius)
+        ink = _dilate(ink, radius)  # grows by `radius` working pixels on every side
         scale = BOX / max(ink.shape)
+        grow = radius * factor
+        y0, x0, y1, x1 = y0 - grow, x0 - grow, y1 + grow, x1 + grow
     height, width_px = (max(1, round(side * scale)) for side in ink.shape)
     digit = F.interpolate(ink[None, None], size=(height, width_px), mode="bilinear", antialias=True,
                           align_corners=False)[0, 0].clamp(0, 1)
@@ -120,7 +149,8 @@ def preprocess_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.
     top, left = round(CENTRE - cy), round(CENTRE - cx)
     field = torch.zeros(FIELD + 2 * BOX, FIELD + 2 * BOX)  # margin so any shift fits, then cut the field out
     field[BOX + top:BOX + top + height, BOX + left:BOX + left + width_px] = digit
-    return field[BOX:BOX + FIELD, BOX:BOX + FIELD].contiguous()
+    framing = Framing((float(x0), float(y0), float(x1), float(y1)), (left, top, width_px, height))
+    return field[BOX:BOX + FIELD, BOX:BOX + FIELD].contiguous(), framing
 
 
 def resize_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:

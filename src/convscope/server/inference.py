@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..errors import ModelError
 from ..inspect import CAM_METHODS, Inspection
 from ..models.net import LayerKind
+from ..preprocess import Framing
 from .encoding import derived, encode_tensor
 from .inputs import UserImage
 from .model_store import LoadedModel, ModelStore
@@ -30,6 +31,7 @@ class Options:
 class Result:
     loaded: LoadedModel
     inspection: Inspection
+    framing: Framing  # how the input image became the model input (to lay the CAM over the drawing)
 
 
 def run(store: ModelStore, image: UserImage, options: Options) -> Result:
@@ -38,9 +40,10 @@ def run(store: ModelStore, image: UserImage, options: Options) -> Result:
     loaded = store.load(store.resolve(options.model, options.version))
     # Saliency comes with every inspection; Grad-CAM is computed alongside it at no extra pass.
     method = "gradcam" if options.cam_method == SALIENCY else options.cam_method
-    inspection = loaded.inspector.inspect(image.model_input(), target=options.target, cam_layer=options.cam_layer,
+    model_input, framing = image.model_input()
+    inspection = loaded.inspector.inspect(model_input, target=options.target, cam_layer=options.cam_layer,
                                           method=method, layers=options.layers)
-    return Result(loaded, inspection)
+    return Result(loaded, inspection, framing)
 
 
 def prediction_summary(result: Result) -> dict:
@@ -64,6 +67,7 @@ def response_body(result: Result, cam_method: str) -> dict:
         **prediction_summary(result),
         "target": ins.target,
         "input": encode_tensor(ins.input[0]),
+        "framing": result.framing.as_dict(),
         "cam": cam,
         "saliency": encode_tensor(ins.saliency),
         "layers": _layers(ins, kinds),

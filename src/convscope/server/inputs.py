@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import InputError, UnreadableImageError
 from ..images import open_image
-from ..preprocess import preprocess_drawing, resize_drawing
+from ..preprocess import Framing, frame_drawing, resize_drawing, whole_image
 
 FORMATS = ("PNG", "JPEG", "WEBP")
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp);base64,(.*)", re.DOTALL)
@@ -34,13 +34,14 @@ class UserImage:
         self.image.save(out, format="PNG")
         return out.getvalue()
 
-    def model_input(self) -> torch.Tensor:
-        """(28, 28) float in [0, 1], light ink on dark, as the model expects."""
+    def model_input(self) -> tuple[torch.Tensor, Framing]:
+        """(28, 28) float in [0, 1], light ink on dark, as the model expects, and where it came from."""
         if self.preprocess:
-            return preprocess_drawing(self.image)
+            return frame_drawing(self.image)
+        whole = whole_image(self.image.height, self.image.width)
         if self.kind == "pixels":  # already model input: used exactly as given
-            return torch.from_numpy(np.asarray(self.image, dtype=np.float32) / 255.0)
-        return resize_drawing(self.image)
+            return torch.from_numpy(np.asarray(self.image, dtype=np.float32) / 255.0), whole
+        return resize_drawing(self.image), whole
 
 
 def from_bytes(data: bytes, kind: str, max_pixels: int, preprocess: bool | None) -> UserImage:

@@ -85,6 +85,11 @@ class LayerOut(BaseModel):
     activation: EncodedTensor | DerivedTensor
 
 
+class FramingOut(BaseModel):
+    source: list[float] = Field(description="x0, y0, x1, y1: the rectangle of the input image that was used")
+    field: list[int] = Field(description="left, top, width, height: where it lies in the 28x28 model input")
+
+
 class PredictResponse(BaseModel):
     model: str
     version: int
@@ -93,6 +98,7 @@ class PredictResponse(BaseModel):
     probabilities: list[float]
     target: int
     input: EncodedTensor
+    framing: FramingOut
     cam: CamOut | None
     saliency: EncodedTensor
     layers: list[LayerOut]
