@@ -1,0 +1,52 @@
+// The REST API: JSON in and out, one error type carrying the server's message.
+
+const TOKEN_KEY = "convscope-admin-token";
+
+// An admin token may arrive once in the page address (?token=...), as with Jupyter; it is kept for the tab only.
+const fromAddress = new URLSearchParams(location.search).get("token");
+if (fromAddress) {
+  sessionStorage.setItem(TOKEN_KEY, fromAddress);
+  history.replaceState(null, "", location.pathname + location.hash);
+}
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function api(path, { method = "GET", body, form, signal } = {}) {
+  const init = { method, headers: {}, signal };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) init.headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  } else if (form) {
+    init.body = form;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "The server cannot be reached. Is convscope serve running?");
+  }
+  if (response.status === 204) return null;
+  const isJson = (response.headers.get("content-type") || "").includes("json");
+  const data = isJson ? await response.json() : await response.text();
+  if (!response.ok) {
+    throw new ApiError(response.status, data?.error?.message || `The server answered ${response.status}.`);
+  }
+  return data;
+}
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}

@@ -1,0 +1,82 @@
+// The web app: one navigation, one shared store, one view mounted at a time. Each view is
+// `createXView(root, store) -> {dispose}` and owns its DOM and resources.
+
+import { api } from "./api.js";
+import { h, messageBox } from "./dom.js";
+import { createArchitectureView } from "./views/architecture.js";
+import { createDashboardView } from "./views/dashboard.js";
+import { createDrawView } from "./views/draw.js";
+
+const VIEWS = { draw: createDrawView, architecture: createArchitectureView, dashboard: createDashboardView };
+
+// Shared state: which model and version, and the current input (kept when switching views).
+const store = {
+  models: [],
+  model: "mnist_cnn",
+  version: null, // null: the active version
+  input: null,
+  listeners: new Set(),
+  select(model, version) {
+    this.model = model;
+    this.version = version;
+    for (const listener of this.listeners) listener();
+  },
+  onSelect(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  },
+  spec(name = this.model) {
+    return this.models.find((m) => m.name === name);
+  },
+  async reloadModels() {
+    this.models = await api("/api/models");
+    fillModelSelect();
+  },
+};
+
+const select = document.getElementById("model-select");
+const globalMessage = messageBox(document.getElementById("global-message"));
+
+function fillModelSelect() {
+  const current = `${store.model}@${store.version ?? ""}`;
+  select.replaceChildren(...store.models.flatMap((model) => [
+    h("option", { value: `${model.name}@`, text: `${model.name} (active: v${model.active_version})` }),
+    ...model.versions.filter((v) => !v.active).map((v) =>
+      h("option", { value: `${model.name}@${v.version}`,
+        text: `${model.name} v${v.version}${v.test_accuracy ? ` (${(v.test_accuracy * 100).toFixed(2)}%)` : ""}` })),
+  ]));
+  select.value = [...select.options].some((o) => o.value === current) ? current : `${store.model}@`;
+}
+
+select.addEventListener("change", () => {
+  const [model, version] = select.value.split("@");
+  store.select(model, version ? Number(version) : null);
+});
+
+let mounted = null;
+
+function route() {
+  const name = location.hash.replace(/^#\/?/, "").split("/")[0] || "draw";
+  const create = VIEWS[name] || VIEWS.draw;
+  mounted?.dispose();
+  const root = document.getElementById("view");
+  root.replaceChildren();
+  for (const link of document.querySelectorAll("nav a")) {
+    link.toggleAttribute("aria-current", link.dataset.view === name);
+  }
+  mounted = create(root, store);
+}
+
+async function start() {
+  window.__convscope = { timings: [] }; // stroke-end -> views-updated, in ms (read by the browser tests)
+  try {
+    await store.reloadModels();
+  } catch (error) {
+    globalMessage.error(error.message);
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

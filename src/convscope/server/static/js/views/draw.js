@@ -1,0 +1,312 @@
+// Draw and explain (the home page): draw, sample or upload a digit; everything updates while you draw.
+
+import { api, query } from "../api.js";
+import { h, messageBox } from "../dom.js";
+import { PAD_SIZE, createDrawpad } from "../drawpad.js";
+import { createResults } from "./results.js";
+
+const THROTTLE_MS = 75; // at most one prediction per 75 ms while a stroke goes on (and one at its end)
+const METHODS = [["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"], ["hirescam", "HiResCAM"],
+  ["saliency", "Saliency"]];
+const SPATIAL = new Set(["conv", "relu", "pool"]);
+
+function option(value, text) {
+  return h("option", { value, text });
+}
+
+function loadImage(source) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error("the image could not be shown"));
+    image.src = source;
+  });
+}
+
+export function createDrawView(root, store) {
+  const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
+  const results = createResults();
+  const pad = createDrawpad({ onStroke: strokeMoved, onStrokeEnd: strokeEnded });
+  const overlayContext = pad.overlay.getContext("2d");
+
+  // --- controls ------------------------------------------------------------------------------------------
+  const penButton = h("button", { type: "button", "aria-pressed": "true", text: "Pen",
+    onclick: () => setTool("pen") });
+  const eraserButton = h("button", { type: "button", "aria-pressed": "false", text: "Eraser",
+    onclick: () => setTool("eraser") });
+  const width = h("input", { type: "range", min: "8", max: "32", value: "18", "aria-label": "Pen width",
+    oninput: () => pad.setWidth(Number(width.value)) });
+  const digitChoice = h("select", { "aria-label": "Digit to sample" }, option("", "any digit"),
+    ...[...Array(10).keys()].map((d) => option(String(d), `digit ${d}`)));
+  const upload = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp",
+    "aria-label": "Upload an image", onchange: () => upload.files[0] && useUpload(upload.files[0]) });
+  const method = h("select", { "aria-label": "CAM method", onchange: refresh },
+    ...METHODS.map(([value, text]) => option(value, text)));
+  const camLayer = h("select", { "aria-label": "CAM layer", onchange: refresh });
+  const target = h("select", { "aria-label": "Class to explain", onchange: refresh }, option("", "predicted class"),
+    ...[...Array(10).keys()].map((d) => option(String(d), `class ${d}`)));
+  const showOverlay = h("input", { type: "checkbox", checked: true, "aria-label": "Show the CAM over the drawing",
+    onchange: () => { pad.overlay.hidden = !showOverlay.checked; } });
+  const saveButton = h("button", { type: "button", text: "Save", onclick: save, disabled: true });
+  const reportButton = h("button", { type: "button", text: "Report wrong", onclick: openReport, disabled: true });
+  const saved = h("span", { class: "muted", "aria-live": "polite" });
+  const reportLabel = h("select", { "aria-label": "Correct digit", required: true },
+    ...[...Array(10).keys()].map((d) => option(String(d), String(d))));
+  const reportReason = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Reason",
+    placeholder: "Why is it wrong? (optional)" });
+  const reportForm = h("form", { class: "report-form", hidden: true, onsubmit: sendReport },
+    h("label", {}, "Correct digit ", reportLabel), h("label", {}, "Reason ", reportReason),
+    h("button", { type: "submit", text: "Send report" }),
+    h("button", { type: "button", text: "Cancel", onclick: () => { reportForm.hidden = true; } }));
+
+  root.append(h("div", { class: "draw-view" },
+    h("section", { class: "input-panel", "aria-label": "Input" },
+      h("div", { class: "pad-wrap", style: `width:${PAD_SIZE}px;height:${PAD_SIZE}px` }, pad.canvas, pad.overlay),
+      h("div", { class: "toolbar" }, penButton, eraserButton, h("label", {}, "Width ", width),
+        h("button", { type: "button", text: "Undo", onclick: () => pad.undo() && inputChanged() }),
+        h("button", { type: "button", text: "Clear", onclick: clearPad })),
+      h("div", { class: "toolbar" }, digitChoice, h("button", { type: "button", text: "Random sample",
+        onclick: sample }), h("label", { class: "upload" }, "Upload ", upload)),
+      h("div", { class: "toolbar" }, h("label", {}, "Explain with ", method), h("label", {}, "at ", camLayer),
+        h("label", {}, "for ", target), h("label", {}, showOverlay, " overlay")),
+      message.element),
+    h("section", { class: "result-panel", "aria-label": "Prediction" }, results.element,
+      h("div", { class: "toolbar" }, saveButton, reportButton, saved), reportForm),
+    h("section", { class: "layers-panel", "aria-label": "Every layer" }, h("h3", { text: "Inside the network" }),
+      results.layersElement)));
+
+  // --- the current input ----------------------------------------------------------------------------------
+  // {kind: "drawing"} (the pad), {kind: "sample", pixels}, or {kind: "upload", file}; `placement` maps input
+  // pixels onto the pad, so the CAM can be laid over what is shown.
+  let input = null;
+  let placement = { scale: 1, dx: 0, dy: 0 };
+  let savedId = null;
+  let inflight = false;
+  let again = false;
+  let lastSent = 0;
+  let strokeEndedAt = null;
+  let alive = true;
+  let layerNames = [];
+
+  function setTool(name) {
+    pad.setTool(name);
+    penButton.setAttribute("aria-pressed", String(name === "pen"));
+    eraserButton.setAttribute("aria-pressed", String(name === "eraser"));
+  }
+
+  function strokeMoved() {
+    input = { kind: "drawing" };
+    placement = { scale: 1, dx: 0, dy: 0 };
+    if (performance.now() - lastSent >= THROTTLE_MS) predict();
+  }
+
+  function strokeEnded() {
+    strokeEndedAt = performance.now();
+    inputChanged();
+  }
+
+  function inputChanged() {
+    savedId = null;
+    saved.textContent = "";
+    reportForm.hidden = true;
+    store.input = { ...input, dataUrl: input?.kind === "drawing" ? pad.dataUrl() : undefined, placement };
+    predict();
+  }
+
+  function clearPad() {
+    pad.clear();
+    input = null;
+    store.input = null;
+    overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
+    results.reset();
+    saveButton.disabled = reportButton.disabled = true;
+  }
+
+  function refresh() {
+    if (input) predict();
+  }
+
+  function options() {
+    return { model: store.model, version: store.version ?? undefined, cam_method: method.value,
+      cam_layer: camLayer.value || undefined, target: target.value === "" ? undefined : Number(target.value) };
+  }
+
+  function inputBody() {
+    if (input.kind === "sample") return { pixels: input.pixels };
+    return { image: pad.dataUrl() };
+  }
+
+  function uploadForm(fields) {
+    const form = new FormData();
+    form.append("file", input.file);
+    for (const [key, value] of Object.entries(fields)) if (value !== undefined) form.append(key, String(value));
+    return form;
+  }
+
+  // One request at a time; a change made meanwhile is sent as soon as the answer is in (latest wins).
+  async function predict() {
+    if (!input) return;
+    if (inflight) {
+      again = true;
+      return;
+    }
+    inflight = true;
+    lastSent = performance.now();
+    const measuring = strokeEndedAt;
+    strokeEndedAt = null;
+    try {
+      const answer = input.kind === "upload"
+        ? await api("/api/predict/upload", { method: "POST", form: uploadForm(options()) })
+        : await api("/api/predict", { method: "POST", body: { ...inputBody(), ...options() } });
+      if (!alive) return;
+      await results.show(answer, (heat) => overlay(heat, answer.framing));
+      message.clear();
+      saveButton.disabled = reportButton.disabled = false;
+      if (measuring !== null) {
+        await new Promise((resolve) => requestAnimationFrame(resolve)); // until the update is painted
+        window.__convscope.timings.push(performance.now() - measuring);
+      }
+    } catch (error) {
+      if (alive) message.error(error.message);
+    } finally {
+      inflight = false;
+      if (again && alive) {
+        again = false;
+        predict();
+      }
+    }
+  }
+
+  // The CAM (28x28, over the model input) laid over the drawing through the preprocessing's framing.
+  function overlay(heat, framing) {
+    overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
+    const [x0, y0, x1, y1] = framing.source;
+    const [left, top, fieldWidth, fieldHeight] = framing.field;
+    const { scale, dx, dy } = placement;
+    overlayContext.imageSmoothingEnabled = true;
+    overlayContext.drawImage(heat, left, top, fieldWidth, fieldHeight,
+      dx + x0 * scale, dy + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale);
+  }
+
+  async function sample() {
+    try {
+      const found = await api(`/api/samples${query({ digit: digitChoice.value })}`);
+      placement = pad.show(await loadImage(found.image), true);
+      input = { kind: "sample", pixels: found.pixels, label: found.label };
+      message.info(`MNIST test image ${found.index}, labelled ${found.label}`);
+      inputChanged();
+    } catch (error) {
+      message.error(error.message);
+    }
+  }
+
+  async function useUpload(file) {
+    input = { kind: "upload", file };
+    savedId = null;
+    await predict();
+    try {
+      const bitmap = await createImageBitmap(file);
+      placement = pad.show(bitmap);
+      store.input = { ...input, placement };
+      await predict(); // again, so the overlay lands on the image now shown
+    } catch {
+      // the server already said what is wrong with the file
+    }
+  }
+
+  async function ensureSaved() {
+    if (savedId !== null) return savedId;
+    const fields = { model: store.model, version: store.version ?? undefined };
+    const record = input.kind === "upload"
+      ? await api("/api/predictions/upload", { method: "POST", form: uploadForm(fields) })
+      : await api("/api/predictions", { method: "POST", body: { ...inputBody(), ...fields } });
+    savedId = record.id;
+    saved.replaceChildren("Saved as ", h("a", { href: "#/dashboard", text: `#${record.id}` }),
+      ` (${record.model} v${record.version} predicted ${record.predicted})`);
+    return savedId;
+  }
+
+  async function save() {
+    try {
+      await ensureSaved();
+    } catch (error) {
+      message.error(error.message);
+    }
+  }
+
+  async function openReport() {
+    try {
+      await ensureSaved();
+      reportForm.hidden = false;
+      reportLabel.focus();
+    } catch (error) {
+      message.error(error.message);
+    }
+  }
+
+  async function sendReport(event) {
+    event.preventDefault();
+    try {
+      const report = await api(`/api/predictions/${savedId}/reports`, { method: "POST",
+        body: { correct_label: Number(reportLabel.value), reason: reportReason.value } });
+      reportForm.hidden = true;
+      reportReason.value = "";
+      saved.textContent = `Reported #${report.prediction_id} as a ${report.correct_label}. Thank you.`;
+    } catch (error) {
+      message.error(error.message);
+    }
+  }
+
+  // --- the model: its layers decide the layer views and the CAM layers ------------------------------------
+  async function loadModel() {
+    try {
+      const architecture = await api(`/api/models/${store.model}/architecture${query({ version: store.version })}`);
+      if (!alive) return;
+      layerNames = architecture.layers.map((l) => l.name);
+      results.setLayers(architecture.layers);
+      const spatial = architecture.layers.filter((l) => SPATIAL.has(l.kind));
+      camLayer.replaceChildren(option("", "default layer"), ...spatial.map((l) => option(l.name, l.name)));
+      camLayer.disabled = spatial.length === 0;
+      refresh();
+    } catch (error) {
+      message.error(error.message);
+    }
+  }
+
+  // Restore the input kept from another view.
+  async function restore(kept) {
+    if (kept.kind === "drawing" && kept.dataUrl) {
+      pad.show(await loadImage(kept.dataUrl));
+      placement = { scale: 1, dx: 0, dy: 0 };
+    } else if (kept.kind === "sample") {
+      placement = pad.show(await loadImage(pixelsToDataUrl(kept.pixels)), true);
+    } else if (kept.kind === "upload") {
+      placement = pad.show(await createImageBitmap(kept.file));
+    }
+    input = { kind: kept.kind, pixels: kept.pixels, file: kept.file };
+  }
+
+  const unsubscribe = store.onSelect(loadModel);
+  (async () => {
+    if (store.input) await restore(store.input).catch(() => {});
+    await loadModel();
+  })();
+
+  return {
+    dispose() {
+      alive = false;
+      unsubscribe();
+    },
+    get layerNames() { return layerNames; },
+  };
+}
+
+function pixelsToDataUrl(pixels) {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 28;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(28, 28);
+  pixels.flat().forEach((v, i) => image.data.set([v, v, v, 255], i * 4));
+  context.putImageData(image, 0, 0);
+  return canvas.toDataURL();
+}

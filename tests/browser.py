@@ -1,0 +1,72 @@
+"""A real browser for the UI tests: Debian's chromium driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def require_browser() -> None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed")
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must run the browser tests: apt-get install chromium (.ci/run does)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+@contextmanager
+def browser_context(width: int = 1280, height: int = 800):
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="convscope-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
+                viewport={"width": width, "height": height})
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def stroke(page, points: list[tuple[float, float]], steps: int = 6) -> None:
+    """A mouse stroke through `points` (pad pixels)."""
+    box = page.locator("canvas.pad").bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=steps)
+    page.mouse.up()
+
+
+ONE = [[(140, 40), (140, 250)]]
+SEVEN = [[(60, 50), (220, 50), (120, 250)]]
+
+
+def wait_until(page, expression: str, timeout_s: float = 10.0):
+    """Poll a JavaScript expression until it is truthy. (Playwright's wait_for_function compiles its predicate
+    with eval, which the app's Content-Security-Policy rightly forbids; page.evaluate is not affected.)"""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {expression}")
+        time.sleep(0.02)

@@ -1,0 +1,194 @@
+"""The web UI in a real headless Chromium against a real `convscope serve` with a temporary database: drawing with
+the mouse, samples, CAM options, save and report, the dashboard, re-runs, errors shown inline, text kept as text."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from browser import ONE, SEVEN, browser_context, require_browser, stroke, wait_until
+from conftest import REAL_MNIST
+from convscope.server.process import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, synthetic_mnist_dir):
+    require_browser()
+    env = {"CONVSCOPE_MNIST_DIR": REAL_MNIST or str(synthetic_mnist_dir), "CONVSCOPE_WORKERS": "1"}
+    with ServerProcess(tmp_path_factory.mktemp("ui"), env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def context(server):
+    with browser_context() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(context, server):
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
+    yield page
+    page.close()
+    assert errors == [], errors
+
+
+def draw(page, strokes) -> dict:
+    """Draw, and return the prediction the page showed once the last stroke ended."""
+    answers = []
+    listener = lambda r: r.url.endswith("/api/predict") and r.ok and answers.append(r)  # noqa: E731
+    page.on("response", listener)
+    page.get_by_role("button", name="Clear").click()
+    done = page.evaluate("window.__convscope.timings.length") + len(strokes)
+    for points in strokes:
+        stroke(page, points)
+    wait_until(page, f"window.__convscope.timings.length >= {done}")
+    page.remove_listener("response", listener)
+    return answers[-1].json()
+
+
+def shown_digit(page) -> str:
+    return page.locator(".prediction .digit").inner_text()
+
+
+def test_drawing_a_one_and_a_seven_predicts_them_and_updates_every_view(page):
+    for strokes, expected in ((ONE, "1"), (SEVEN, "7")):
+        answer = draw(page, strokes)
+        wait_until(page, f"document.querySelector('.prediction .digit').textContent === '{expected}'")
+        assert answer["predicted"] == int(expected)
+    assert re.fullmatch(r"\d+\.\d%", page.locator(".prediction .confidence").inner_text())
+    # every layer has its view, with its readout on hover
+    names = page.locator("section.layer").evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert names == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1", "relu3", "fc2",
+                     "softmax"]
+    conv1 = page.locator("section.layer[data-layer=conv1] canvas.maps")
+    conv1.hover(position={"x": 3, "y": 3})
+    assert re.fullmatch(r"channel 0: -?[\d.]+ to -?[\d.]+", page.locator("[data-layer=conv1] .readout").inner_text())
+    page.locator("[data-layer=fc1] canvas.maps").hover(position={"x": 2, "y": 2})
+    assert page.locator("[data-layer=fc1] .readout").inner_text().startswith("unit 0: ")
+    conv1.click(position={"x": 3, "y": 3})
+    assert page.locator("dialog.enlarge h3").inner_text() == "conv1, channel 0"
+    page.get_by_role("button", name="Close").click()
+    # the CAM is drawn over the drawing: the overlay canvas has coloured pixels
+    painted = page.locator("canvas.pad-overlay").evaluate(
+        "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0)")
+    assert painted
+    timings = page.evaluate("window.__convscope.timings")
+    assert all(0 < t < 10_000 for t in timings)
+
+
+def test_sampling_a_digit_shows_it_and_predicts_it(page):
+    page.get_by_label("Digit to sample").select_option("3")
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.get_by_role("button", name="Random sample").click()
+    assert page.locator(".message.info").inner_text().endswith("labelled 3")
+    assert answer.value.json()["predicted"] == int(shown_digit(page))
+
+
+def test_switching_cam_method_layer_and_target(page):
+    draw(page, SEVEN)
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.get_by_label("CAM method").select_option("hirescam")
+    assert answer.value.json()["cam"]["method"] == "hirescam"
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.get_by_label("CAM layer").select_option("conv1")
+    cam = answer.value.json()["cam"]
+    assert (cam["method"], cam["layer"]) == ("hirescam", "conv1")
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.get_by_label("Class to explain").select_option("3")
+    assert answer.value.json()["target"] == 3
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.get_by_label("CAM method").select_option("saliency")
+    assert answer.value.json()["cam"]["method"] == "saliency"
+
+
+def test_a_bad_upload_shows_an_inline_error(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    page.get_by_label("Upload an image").set_input_files(str(bad))
+    error = page.locator(".input-panel .message.error")
+    error.wait_for()
+    assert "not an image" in error.inner_text()
+    good = tmp_path / "seven.png"
+    image = Image.new("L", (200, 200), 255)
+    from PIL import ImageDraw
+    ImageDraw.Draw(image).line([(40, 30), (160, 30), (80, 180)], fill=0, width=14)
+    image.save(good)
+    with page.expect_response(lambda r: r.url.endswith("/api/predict/upload") and r.status == 200) as answer:
+        page.get_by_label("Upload an image").set_input_files(str(good))
+    assert answer.value.json()["predicted"] == 7
+
+
+def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
+    draw(page, SEVEN)
+    page.get_by_role("button", name="Save").click()
+    saved_text = page.locator(".result-panel .muted", has_text="Saved as").inner_text()
+    saved_id = int(re.search(r"#(\d+)", saved_text).group(1))
+    page.get_by_role("button", name="Report wrong").click()
+    page.get_by_label("Correct digit").select_option("1")
+    reason = "<script>window.pwned = 1</script><b>not bold</b>"
+    page.get_by_label("Reason").fill(reason)
+    page.get_by_role("button", name="Send report").click()
+    page.get_by_text(f"Reported #{saved_id} as a 1").wait_for()
+
+    page.get_by_role("link", name="Dashboard").click()
+    row = page.locator("tr.row", has=page.get_by_role("cell", name=str(saved_id), exact=True))
+    row.wait_for()
+    assert "yes" in row.inner_text()
+    report = page.locator(".report", has_text=f"#{saved_id}")
+    assert report.locator(".reason").inner_text() == reason  # shown as text
+    assert report.locator("b, script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert page.locator(".cards").inner_text().count("1") >= 2
+
+    row.click()
+    page.get_by_role("heading", name=f"Saved prediction #{saved_id}").wait_for()
+    with page.expect_response(lambda r: r.url.endswith(f"/api/predictions/{saved_id}/rerun")) as answer:
+        page.get_by_role("button", name="Re-run").click()
+    fresh = answer.value.json()
+    assert fresh["original"]["id"] == saved_id and fresh["rerun"]["predicted"] == 7
+    assert page.locator(".rerun-summary").inner_text().startswith("mnist_cnn v1: 7")
+    heat = page.locator("canvas.detail-cam").evaluate(
+        "c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some((v, i) => i % 4 !== 3 && v > 0)")
+    assert heat
+    page.locator(".detail .report button", has_text="Resolve").click()
+    page.get_by_role("heading", name=f"Saved prediction #{saved_id}").wait_for()
+    wait_until(page, "!document.querySelector('.dashboard-view > section .report')")
+    status, listing = server.request("GET", "/api/reports?resolved=true")
+    assert [r["prediction_id"] for r in listing["items"]] == [saved_id]
+
+
+def test_the_architecture_view_shows_layers_weights_and_filters(page):
+    page.get_by_role("link", name="Architecture & weights").click()
+    page.locator(".diagram .node").first.wait_for()
+    nodes = page.locator(".diagram .node strong").all_inner_texts()
+    assert nodes[:3] == ["input", "conv1", "relu1"] and nodes[-1] == "softmax"
+    assert "225,034 parameters" in page.locator(".architecture > p").inner_text()
+    assert page.locator("canvas.filters").count() == 2
+    assert page.locator("svg.histogram").count() == 8  # weight and bias of conv1, conv2, fc1, fc2
+
+
+def test_the_mlp_is_selectable_and_answers_with_its_layers(page):
+    page.get_by_label("Model and version").select_option("mnist_mlp@")
+    page.wait_for_selector("section.layer[data-layer=sigmoid1]")
+    answer = draw(page, ONE)
+    assert answer["model"] == "mnist_mlp" and answer["cam"] is None
+    grid = page.locator("[data-layer=fc1] canvas.maps")
+    assert grid.evaluate("c => [c.width, c.height]") == [16 * 7 - 1, 2 * 7 - 1]  # 32 units as 2x16
+
+
+def test_the_page_has_no_inline_script_and_its_policy_says_so(server):
+    status, html = server.request("GET", "/")
+    assert status == 200 and b"<script>" not in html and b'type="module" src="/js/app.js"' in html
+
+
+def test_png_screens_render_at_1280x800(page):
+    png = page.screenshot()
+    assert Image.open(io.BytesIO(png)).size == (1280, 800)
