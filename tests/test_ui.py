@@ -155,6 +155,7 @@ def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
     fresh = answer.value.json()
     assert fresh["original"]["id"] == saved_id and fresh["rerun"]["predicted"] == 7
     assert page.locator(".rerun-summary").inner_text().startswith("mnist_cnn v1: 7")
+    page.get_by_role("heading", name="Re-runs (1)").wait_for()
     heat = page.locator("canvas.detail-cam").evaluate(
         "c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some((v, i) => i % 4 !== 3 && v > 0)")
     assert heat

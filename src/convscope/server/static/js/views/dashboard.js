@@ -34,6 +34,11 @@ function statsPanel(stats) {
     h("div", { class: "stats-tables" }, perDigit, matrix)];
 }
 
+function rerunItem(rerun) {
+  return h("li", { text: `${when(rerun.created_at)}: ${rerun.model} v${rerun.version} → ${rerun.predicted} ` +
+    `(${percent(rerun.confidence)})` });
+}
+
 function reportItem(report, onResolve) {
   return h("li", { class: "report" },
     h("span", {}, `#${report.prediction_id}: correct digit `, h("strong", { text: report.correct_label })),
@@ -124,6 +129,8 @@ export function createDashboardView(root, store) {
       const fresh = probabilityBars(DIGITS.map(String));
       const freshBox = h("div", { class: "compare-fresh", hidden: true },
         h("h5", { text: "Re-run" }), h("p", { class: "rerun-summary" }), fresh.element);
+      const reruns = h("ul", {}, ...saved.reruns.map(rerunItem));
+      const rerunCount = h("h5", { text: `Re-runs (${saved.reruns.length})` });
       const version = h("select", { "aria-label": "Version to re-run with" }, option("", "active version"),
         ...(spec?.versions || []).map((v) => option(String(v.version), `v${v.version}`)));
       const rerun = async () => {
@@ -135,6 +142,8 @@ export function createDashboardView(root, store) {
           freshBox.querySelector(".rerun-summary").textContent =
             `${answer.model} v${answer.version}: ${answer.predicted} (${percent(answer.confidence)})`;
           freshBox.hidden = false;
+          reruns.append(rerunItem(result.rerun));
+          rerunCount.textContent = `Re-runs (${result.original.reruns.length})`;
           const [input, cam] = await Promise.all([decodeTensor(answer.input),
             decodeTensor((answer.cam || { map: answer.saliency }).map)]);
           const context = heat.getContext("2d");
@@ -161,9 +170,7 @@ export function createDashboardView(root, store) {
             `${saved.predicted} (${percent(saved.confidence)}), ${when(saved.created_at)}` }), original.element),
           freshBox),
         h("div", { class: "toolbar" }, version, h("button", { type: "button", text: "Re-run", onclick: rerun })),
-        h("h5", { text: `Re-runs (${saved.reruns.length})` }),
-        h("ul", {}, ...saved.reruns.map((r) => h("li", { text: `${when(r.created_at)}: ${r.model} v${r.version} → ` +
-          `${r.predicted} (${percent(r.confidence)})` }))),
+        rerunCount, reruns,
         h("h5", { text: `Reports (${saved.reports.length})` }),
         h("ul", { class: "reports" }, ...saved.reports.map((r) => reportItem(r, async (rid, value) => {
           await resolve(rid, value);
