@@ -11,7 +11,7 @@ export function createDrawpad({ onStroke, onStrokeEnd }) {
   const context = canvas.getContext("2d", { willReadFrequently: true });
   const history = [];
   let tool = "pen";
-  let width = 18;
+  let width = 22; // on the 280-pixel pad: about 2 pixels at 28x28, near MNIST's stroke
   let drawing = false;
   let last = null;
   let inked = false;
@@ -84,16 +84,14 @@ export function createDrawpad({ onStroke, onStrokeEnd }) {
       reset();
     },
     // Show an image (a sample or an upload) on the pad, fitted and centred; returns how it was placed.
-    show(image, invert = false) {
+    show(image) {
       reset();
       const scale = PAD_SIZE / Math.max(image.width, image.height);
       const w = image.width * scale;
       const hgt = image.height * scale;
       const placement = { scale, dx: (PAD_SIZE - w) / 2, dy: (PAD_SIZE - hgt) / 2 };
       context.imageSmoothingEnabled = true;
-      context.filter = invert ? "invert(1)" : "none";
       context.drawImage(image, placement.dx, placement.dy, w, hgt);
-      context.filter = "none";
       inked = true;
       return placement;
     },

@@ -34,7 +34,7 @@ export function createDrawView(root, store) {
     onclick: () => setTool("pen") });
   const eraserButton = h("button", { type: "button", "aria-pressed": "false", text: "Eraser",
     onclick: () => setTool("eraser") });
-  const width = h("input", { type: "range", min: "8", max: "32", value: "18", "aria-label": "Pen width",
+  const width = h("input", { type: "range", min: "8", max: "40", value: "22", "aria-label": "Pen width",
     oninput: () => pad.setWidth(Number(width.value)) });
   const digitChoice = h("select", { "aria-label": "Digit to sample" }, option("", "any digit"),
     ...[...Array(10).keys()].map((d) => option(String(d), `digit ${d}`)));
@@ -191,7 +191,7 @@ export function createDrawView(root, store) {
   async function sample() {
     try {
       const found = await api(`/api/samples${query({ digit: digitChoice.value })}`);
-      placement = pad.show(await loadImage(found.image), true);
+      placement = pad.show(await loadImage(pixelsToDataUrl(found.pixels)));
       input = { kind: "sample", pixels: found.pixels, label: found.label };
       message.info(`MNIST test image ${found.index}, labelled ${found.label}`);
       inputChanged();
@@ -201,17 +201,15 @@ export function createDrawView(root, store) {
   }
 
   async function useUpload(file) {
-    input = { kind: "upload", file };
-    savedId = null;
-    await predict();
     try {
-      const bitmap = await createImageBitmap(file);
-      placement = pad.show(bitmap);
-      store.input = { ...input, placement };
-      await predict(); // again, so the overlay lands on the image now shown
+      placement = pad.show(await createImageBitmap(file));
     } catch {
-      // the server already said what is wrong with the file
+      pad.clear(); // the browser cannot show it either; the server's answer says what is wrong with it
+      placement = { scale: 1, dx: 0, dy: 0 };
     }
+    overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
+    input = { kind: "upload", file };
+    inputChanged();
   }
 
   async function ensureSaved() {
@@ -279,7 +277,7 @@ export function createDrawView(root, store) {
       pad.show(await loadImage(kept.dataUrl));
       placement = { scale: 1, dx: 0, dy: 0 };
     } else if (kept.kind === "sample") {
-      placement = pad.show(await loadImage(pixelsToDataUrl(kept.pixels)), true);
+      placement = pad.show(await loadImage(pixelsToDataUrl(kept.pixels)));
     } else if (kept.kind === "upload") {
       placement = pad.show(await createImageBitmap(kept.file));
     }
@@ -301,12 +299,13 @@ export function createDrawView(root, store) {
   };
 }
 
+// MNIST pixels (light ink on dark) as a PNG of dark ink on white, like the pad.
 function pixelsToDataUrl(pixels) {
   const canvas = document.createElement("canvas");
   canvas.width = canvas.height = 28;
   const context = canvas.getContext("2d");
   const image = context.createImageData(28, 28);
-  pixels.flat().forEach((v, i) => image.data.set([v, v, v, 255], i * 4));
+  pixels.flat().forEach((v, i) => image.data.set([255 - v, 255 - v, 255 - v, 255], i * 4));
   context.putImageData(image, 0, 0);
   return canvas.toDataURL();
 }
