@@ -38,7 +38,9 @@ log = logging.getLogger("convscope.server")
 ACTIVE = ("queued", "running")
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 15.0  # a queued or running job without a heartbeat for this long lost its server
-FLUSH_S = 0.5  # progress events are written to the database at most this often
+# Progress events are written to the database at most this often; streams served by another worker read them
+# from there (routes/jobs.py polls every 0.1 s), so they lag by at most about 0.2 s.
+FLUSH_S = 0.1
 SHUTDOWN_WAIT_S = 10.0
 
 
@@ -197,7 +199,7 @@ class JobManager:
         try:
             while True:
                 try:
-                    data = live.events.get(timeout=0.25)
+                    data = live.events.get(timeout=FLUSH_S)
                 except queue.Empty:
                     data = None
                     if not live.process.is_alive():

@@ -29,8 +29,12 @@ def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int) -
         pass
     from ..training import TrainConfig, train
 
+    def send(event) -> None:
+        # emitted_at (Unix time): lets a client measure how long an event took to reach it
+        events.put({**event.as_dict(), "emitted_at": time.time()})
+
     try:
-        train(TrainConfig.from_dict(config), on_event=lambda event: events.put(event.as_dict()), cancel=cancel,
+        train(TrainConfig.from_dict(config), on_event=send, cancel=cancel,
               out=Path(out), settings=settings, command=f"POST /api/jobs {config}")
     except BaseException:  # train() already sent a "failed" event; the traceback helps whoever reads the log
         traceback.print_exc()

@@ -13,7 +13,7 @@ from ..security import require_admin
 from ..state import AppState, app_state
 
 router = APIRouter(prefix="/jobs", tags=["training jobs"])
-POLL_S = 0.25  # how often a stream re-reads the database for a job another worker runs
+POLL_S = 0.1  # how often a stream re-reads the database for a job another worker runs
 
 
 def _job(state: AppState, job_id: int) -> dict:
