@@ -15,17 +15,29 @@ ifneq ($(wildcard ../shared/data/mnist/t10k-labels-idx1-ubyte.gz),)
 export CONVSCOPE_MNIST_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: setup serve demo test bench weights clean
+.PHONY: setup vendor serve demo test bench weights clean
 
 setup: $(STAMP)
 
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(MAKE) vendor
 	touch $@
+
+# three.js from npm into the package's static files (git-ignored; a built wheel carries them). OrbitControls
+# imports the bare name 'three', which browsers resolve only through an import map (an inline script, which our
+# Content-Security-Policy forbids), so its import is pointed at the file beside it.
+VENDOR := src/convscope/server/static/vendor/three
+vendor:
+	npm ci --no-audit --no-fund --silent
+	mkdir -p $(VENDOR)
+	cp node_modules/three/build/three.module.js node_modules/three/build/three.core.js node_modules/three/LICENSE $(VENDOR)/
+	sed "s#from 'three'#from './three.module.js'#" node_modules/three/examples/jsm/controls/OrbitControls.js \
+		> $(VENDOR)/OrbitControls.js
 
 serve: setup
 	$(BIN)/convscope serve
@@ -55,4 +67,4 @@ weights: setup
 		--weight-decay 0.05 --seed 0 --threads 2 --out $(WEIGHTS)/mnist_mlp.safetensors
 
 clean:
-	rm -rf $(VENV) explain-out build dist src/*.egg-info
+	rm -rf $(VENV) explain-out build dist src/*.egg-info node_modules $(VENDOR)

@@ -11,7 +11,8 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-unsafe-swiftshader"]  # WebGL on the software renderer (the 3D view and Plotly's surfaces)
 
 
 def require_browser() -> None:

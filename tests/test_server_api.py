@@ -73,7 +73,10 @@ def test_architecture_shapes_parameters_and_flops(client):
     body = client.get("/api/models/mnist_cnn/architecture").json()
     layers = {layer["name"]: layer for layer in body["layers"]}
     assert layers["conv1"] == {"name": "conv1", "kind": "conv", "output_shape": [32, 26, 26], "parameters": 320,
-                               "macs": 9 * 32 * 26 * 26, "flops": 2 * 9 * 32 * 26 * 26}
+                               "macs": 9 * 32 * 26 * 26, "flops": 2 * 9 * 32 * 26 * 26,
+                               "kernel": [3, 3], "stride": [1, 1], "padding": [0, 0]}
+    assert (layers["pool1"]["kernel"], layers["pool1"]["stride"]) == ([2, 2], [2, 2])
+    assert "kernel" not in layers["fc1"]
     assert layers["fc1"]["parameters"] == 1600 * 128 + 128
     assert body["parameters"] == 225_034
     assert body["flops"] == sum(layer["flops"] for layer in body["layers"])

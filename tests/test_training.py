@@ -123,3 +123,19 @@ def test_real_mnist_passes_95_percent_in_a_few_hundred_steps(real_mnist):
     assert result.steps == 300
     assert result.test_metrics.accuracy > 0.95
     assert result.test_metrics.count == 10_000
+
+
+def test_probe_digits_are_predicted_in_every_progress_and_epoch_event():
+    from convscope.training import TrainConfig, train
+
+    events = []
+    train(TrainConfig(epochs=1, batch_size=32, probes=10, progress_interval_s=0, evaluate_test=False, seed=0),
+          on_event=events.append, train_data=synthetic_split(200, 0), test_data=synthetic_split(100, 1))
+    progress = [e for e in events if e.type == "progress"]
+    assert all(len(e.probes) == 10 for e in progress)
+    first = progress[0].probes
+    assert [p["label"] for p in first] == list(range(10))
+    test = synthetic_split(100, 1)
+    assert [p["index"] for p in first] == [int((test.labels == d).nonzero()[0]) for d in range(10)]
+    epoch = next(e for e in events if e.type == "epoch")
+    assert all(0 <= p["confidence"] <= 1 and 0 <= p["predicted"] <= 9 for p in epoch.probes)

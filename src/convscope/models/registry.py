@@ -74,10 +74,28 @@ class LayerInfo:
     output_shape: tuple[int, ...]  # without the batch dimension
     parameters: int
     macs: int  # multiply-accumulates for one input; FLOPs ~= 2 * macs
+    # conv and pool layers: how each output cell sees its input, (height, width) each; None for other kinds
+    kernel: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    padding: tuple[int, int] | None = None
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind.value, "output_shape": list(self.output_shape),
+        body = {"name": self.name, "kind": self.kind.value, "output_shape": list(self.output_shape),
                 "parameters": self.parameters, "macs": self.macs, "flops": 2 * self.macs}
+        if self.kernel is not None:
+            body.update(kernel=list(self.kernel), stride=list(self.stride), padding=list(self.padding))
+        return body
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _window(module: torch.nn.Module) -> dict:
+    if isinstance(module, (torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+        stride = module.stride if module.stride is not None else module.kernel_size
+        return {"kernel": _pair(module.kernel_size), "stride": _pair(stride), "padding": _pair(module.padding)}
+    return {}
 
 
 def _layer_macs(module: torch.nn.Module, output: torch.Tensor) -> int:
@@ -98,5 +116,6 @@ def describe_layers(model: LayeredNet, input_shape: tuple[int, ...]) -> list[Lay
         for name, module in model.named_children():
             x = module(x)
             infos.append(LayerInfo(name, model.kinds[name], tuple(x.shape[1:]),
-                                   sum(p.numel() for p in module.parameters()), _layer_macs(module, x)))
+                                   sum(p.numel() for p in module.parameters()), _layer_macs(module, x),
+                                   **_window(module)))
     return infos

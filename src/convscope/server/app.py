@@ -24,7 +24,7 @@ from .db.database import Database
 from .errors import install_error_handlers
 from .jobs import JobManager
 from .model_store import ModelStore
-from .routes import ROUTERS, docs
+from .routes import ROUTERS, docs, vendor
 from .security import LOOPBACK_HOSTS, SecurityMiddleware, with_admin_token
 from .settings import ServerSettings
 from .state import AppState
@@ -79,6 +79,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix="/api")
     app.include_router(docs.router)
+    app.include_router(vendor.router)
     app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
     app.mount("/", StaticFiles(directory=str(STATIC_DIR), html=True), name="ui")
 

@@ -255,7 +255,7 @@ class JobManager:
                     job.progress = event.data
                 elif event.type == "epoch":
                     job.history = [*job.history, {k: v for k, v in event.data.items()
-                                                  if k not in ("type", "first_conv_weight")}]
+                                                  if k not in ("type", "first_conv_weight", "probes", "emitted_at")}]
                 elif event.type == "finished":
                     job.test_metrics = event.data.get("test_metrics")
                 elif event.type == "failed":

@@ -31,6 +31,9 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     evaluate_test: bool = True  # evaluate on the test split at the end
     progress_interval_s: float = 0.2  # at most one batch-progress event per interval
+    # Fixed test digits (the first test image of each class, up to 10) whose predictions every progress and epoch
+    # event carries, so a viewer can watch them change as the model learns. 0: none.
+    probes: int = 0
     tensorboard_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -51,6 +54,8 @@ class TrainConfig:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
             problems.append("target accuracy must be in (0, 1]")
+        if not 0 <= self.probes <= 10:
+            problems.append("probes must be 0-10")
         if self.target_accuracy is not None and self.validation_split == 0:
             problems.append("a target accuracy needs a validation split")
         if problems:

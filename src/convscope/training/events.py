@@ -40,6 +40,8 @@ class BatchProgress(TrainEvent):
     images_per_s: float
     elapsed_s: float
     eta_s: float
+    # The probe digits' current predictions: [{"index", "label", "predicted", "confidence"}] (see TrainConfig.probes)
+    probes: list | None = None
     type: str = field(init=False, default="progress")
 
 
@@ -54,6 +56,7 @@ class EpochEnd(TrainEvent):
     elapsed_s: float
     # Weights of the first conv layer, (out, in, kH, kW), for watching filters learn; None for models without one.
     first_conv_weight: torch.Tensor | None = None
+    probes: list | None = None
     type: str = field(init=False, default="epoch")
 
 

@@ -122,10 +122,30 @@ class _Tally:
         return loss, accuracy, count
 
 
+class _Probes:
+    """The first test image of each class (up to ``count``), predicted on demand while the model trains."""
+
+    def __init__(self, data: MnistSplit, count: int, device: torch.device):
+        self.indices = [int(torch.nonzero(data.labels == digit)[0]) for digit in range(10)
+                        if (data.labels == digit).any()][:count]
+        self.images = as_model_input(data.images[self.indices]).to(device)  # (P, 1, 28, 28)
+        self.labels = [int(data.labels[i]) for i in self.indices]
+
+    @torch.no_grad()
+    def predict(self, model: LayeredNet) -> list[dict]:
+        was_training = model.training
+        model.eval()
+        probabilities = model(self.images.contiguous(memory_format=torch.channels_last))  # (P, 10)
+        model.train(was_training)
+        confidence, predicted = probabilities.max(dim=1)
+        return [{"index": i, "label": label, "predicted": int(p), "confidence": round(float(c), 4)}
+                for i, label, p, c in zip(self.indices, self.labels, predicted, confidence, strict=True)]
+
+
 class _Run:
     """One training run's state; ``train()`` drives it epoch by epoch."""
 
-    def __init__(self, config: TrainConfig, emit, cancel, train_data: MnistSplit):
+    def __init__(self, config: TrainConfig, emit, cancel, train_data: MnistSplit, probes: _Probes | None = None):
         self.config, self.emit, self.cancel = config, emit, cancel
         self.started = time.perf_counter()
         self.device = resolve_device(config.device)
@@ -143,6 +163,10 @@ class _Run:
         self.step = 0
         self.window, self.epoch_tally = _Tally(self.device), _Tally(self.device)
         self.last_progress = time.perf_counter()
+        self.probes = probes
+
+    def probe(self) -> list | None:
+        return self.probes.predict(self.model) if self.probes else None
 
     def started_event(self) -> TrainingStarted:
         return TrainingStarted(self.config.as_dict(), self.total_steps, self.steps_per_epoch, len(self.train_y),
@@ -183,7 +207,7 @@ class _Run:
         elapsed = now - self.started
         self.emit(BatchProgress(self.step, self.total_steps, self.step / self.steps_per_epoch, loss, accuracy,
                                 self.scheduler.get_last_lr()[0], count / max(now - self.last_progress, 1e-9),
-                                elapsed, elapsed / self.step * (self.total_steps - self.step)))
+                                elapsed, elapsed / self.step * (self.total_steps - self.step), self.probe()))
         self.last_progress = now
 
     def end_epoch(self, epoch: int) -> EpochEnd:
@@ -193,7 +217,7 @@ class _Run:
         val = evaluate(self.model, self.val_x, self.val_y) if len(self.val_y) else None
         event = EpochEnd(epoch, self.step, train_loss, train_accuracy, val.loss if val else None,
                          val.accuracy if val else None, time.perf_counter() - self.started,
-                         first_conv_weight(self.model))
+                         first_conv_weight(self.model), self.probe())
         self.last_progress = time.perf_counter()  # keep validation time out of the next images/s figure
         return event
 
@@ -203,7 +227,11 @@ def _train(config, emit, cancel, out, train_data, test_data, settings, command) 
         torch.set_num_threads(config.threads)
     get_spec(config.model)  # an unknown model fails before any data is read
     train_data = train_data or load_mnist("train", settings)
-    run = _Run(config, emit, cancel, train_data)
+    probes = None
+    if config.probes:
+        test_data = test_data or load_mnist("test", settings)
+        probes = _Probes(test_data, config.probes, resolve_device(config.device))
+    run = _Run(config, emit, cancel, train_data, probes)
     emit(run.started_event())
     status, history = "completed", []
     tensorboard = TensorBoardLogger(config.tensorboard_dir) if config.tensorboard_dir else None
@@ -213,7 +241,8 @@ def _train(config, emit, cancel, out, train_data, test_data, settings, command) 
                 status = "cancelled"
                 break
             event = run.end_epoch(epoch)
-            history.append({k: v for k, v in event.as_dict().items() if k not in ("type", "first_conv_weight")})
+            history.append({k: v for k, v in event.as_dict().items()
+                            if k not in ("type", "first_conv_weight", "probes")})
             emit(event)
             if tensorboard:
                 tensorboard.log_epoch(event, run.model)

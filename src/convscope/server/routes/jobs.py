@@ -27,7 +27,7 @@ def _job(state: AppState, job_id: int) -> dict:
 @router.post("", status_code=202, summary="Start training in a separate process (admin; one job at a time)",
              dependencies=[Depends(require_admin)])
 def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
-    job_id = state.jobs.start(TrainConfig(**request.model_dump()))
+    job_id = state.jobs.start(TrainConfig(**request.model_dump(), probes=10))  # events carry 10 probe digits
     return _job(state, job_id)
 
 

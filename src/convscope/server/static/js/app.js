@@ -6,8 +6,11 @@ import { h, messageBox } from "./dom.js";
 import { createArchitectureView } from "./views/architecture.js";
 import { createDashboardView } from "./views/dashboard.js";
 import { createDrawView } from "./views/draw.js";
+import { createNetworkView } from "./views/network3d.js";
+import { createTrainView } from "./views/train.js";
 
-const VIEWS = { draw: createDrawView, architecture: createArchitectureView, dashboard: createDashboardView };
+const VIEWS = { draw: createDrawView, architecture: createArchitectureView, dashboard: createDashboardView,
+  train: createTrainView, network: createNetworkView };
 
 // Shared state: which model and version, and the current input (kept when switching views).
 const store = {
@@ -68,7 +71,8 @@ function route() {
 }
 
 async function start() {
-  window.__convscope = { timings: [] }; // stroke-end -> views-updated, in ms (read by the browser tests)
+  // Read by the browser tests and benchmarks: stroke end -> views updated (ms), training event -> chart (ms).
+  window.__convscope = { timings: [], eventLatencies: [] };
   try {
     await store.reloadModels();
   } catch (error) {

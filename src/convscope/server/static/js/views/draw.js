@@ -3,6 +3,7 @@
 import { api, query } from "../api.js";
 import { h, messageBox } from "../dom.js";
 import { PAD_SIZE, createDrawpad } from "../drawpad.js";
+import { predict as requestPrediction, savePrediction } from "../predict.js";
 import { createResults } from "./results.js";
 
 const THROTTLE_MS = 75; // at most one prediction per 75 ms while a stroke goes on (and one at its end)
@@ -131,16 +132,9 @@ export function createDrawView(root, store) {
       cam_layer: camLayer.value || undefined, target: target.value === "" ? undefined : Number(target.value) };
   }
 
-  function inputBody() {
-    if (input.kind === "sample") return { pixels: input.pixels };
-    return { image: pad.dataUrl() };
-  }
-
-  function uploadForm(fields) {
-    const form = new FormData();
-    form.append("file", input.file);
-    for (const [key, value] of Object.entries(fields)) if (value !== undefined) form.append(key, String(value));
-    return form;
+  // The input as it is now (a drawing is read off the pad at the moment of asking).
+  function current() {
+    return input.kind === "drawing" ? { ...input, dataUrl: pad.dataUrl() } : input;
   }
 
   // One request at a time; a change made meanwhile is sent as soon as the answer is in (latest wins).
@@ -155,9 +149,7 @@ export function createDrawView(root, store) {
     const measuring = strokeEndedAt;
     strokeEndedAt = null;
     try {
-      const answer = input.kind === "upload"
-        ? await api("/api/predict/upload", { method: "POST", form: uploadForm(options()) })
-        : await api("/api/predict", { method: "POST", body: { ...inputBody(), ...options() } });
+      const answer = await requestPrediction(current(), options());
       if (!alive) return;
       await results.show(answer, (heat) => overlay(heat, answer.framing));
       message.clear();
@@ -215,9 +207,7 @@ export function createDrawView(root, store) {
   async function ensureSaved() {
     if (savedId !== null) return savedId;
     const fields = { model: store.model, version: store.version ?? undefined };
-    const record = input.kind === "upload"
-      ? await api("/api/predictions/upload", { method: "POST", form: uploadForm(fields) })
-      : await api("/api/predictions", { method: "POST", body: { ...inputBody(), ...fields } });
+    const record = await savePrediction(current(), fields);
     savedId = record.id;
     saved.replaceChildren("Saved as ", h("a", { href: "#/dashboard", text: `#${record.id}` }),
       ` (${record.model} v${record.version} predicted ${record.predicted})`);

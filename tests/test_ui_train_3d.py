@@ -1,0 +1,127 @@
+"""The train view and the 3D view in headless Chromium against a real `convscope serve` (synthetic MNIST, so
+training runs in seconds; a temporary database)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from browser import SEVEN, browser_context, require_browser, stroke, wait_until
+from convscope.server.process import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, synthetic_mnist_dir):
+    require_browser()
+    env = {"CONVSCOPE_MNIST_DIR": str(synthetic_mnist_dir), "CONVSCOPE_WORKERS": "1"}
+    with ServerProcess(tmp_path_factory.mktemp("ui5"), env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def context(server):
+    with browser_context() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(context, server):
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    page.close()
+    assert errors == [], errors
+
+
+def start_run(page, epochs: str, batch_size: str) -> None:
+    page.get_by_label("Epochs").fill(epochs)
+    page.get_by_label("Batch size").fill(batch_size)
+    page.get_by_role("button", name="Start training").click()
+
+
+def points(page) -> int:
+    return page.evaluate("document.querySelector('.chart').data[0].x.length")
+
+
+def test_a_run_streams_live_finishes_and_its_activated_model_is_used_on_the_home_page(page, server):
+    page.goto(server.url + "/#/train")
+    page.get_by_role("button", name="Start training").wait_for()
+    start_run(page, "30", "8")
+    wait_until(page, "document.querySelector('.chart').data && "
+                     "document.querySelector('.chart').data[0].x.length >= 2", 60)
+    first = points(page)
+    wait_until(page, f"document.querySelector('.chart').data[0].x.length > {first}", 30)  # the curve grows
+    first = points(page)
+    assert re.search(r"ETA", page.locator(".train-view progress + p").inner_text())
+    wait_until(page, "document.querySelectorAll('.probe').length === 10", 30)
+    message = page.locator(".train-view .message.info")
+    message.wait_for(timeout=90_000)
+    assert re.search(r"Run #\d+ finished: test accuracy [\d.]+%, saved as mnist_cnn v2", message.inner_text())
+    assert page.evaluate("document.querySelectorAll('.chart')[0].data[1].x.length") == 30  # one per epoch
+    assert points(page) > first
+    latencies = page.evaluate("window.__convscope.eventLatencies")
+    assert latencies and all(lat < 5_000 for lat in latencies)
+    filters = page.locator("canvas.live-filters").evaluate("c => [c.width, c.height]")
+    assert filters == [8 * 4 - 1, 4 * 4 - 1]  # 32 filters of 3x3
+
+    page.get_by_role("button", name="Activate").click()
+    page.get_by_text("mnist_cnn v2 is now active").wait_for()
+    assert "active: v2" in page.get_by_label("Model and version").inner_text()
+    page.get_by_role("link", name="Draw & explain").click()
+    page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
+    stroke(page, SEVEN[0])
+    wait_until(page, "document.querySelector('.prediction .muted + .digit + .confidence + span')"
+                     "?.textContent === 'mnist_cnn v2'", 20)
+
+
+def test_a_run_can_be_cancelled(page, server):
+    page.goto(server.url + "/#/train")
+    page.get_by_role("button", name="Start training").wait_for()
+    start_run(page, "80", "8")
+    wait_until(page, "document.querySelector('.chart').data && "
+                     "document.querySelector('.chart').data[0].x.length >= 1", 60)
+    page.get_by_role("button", name="Cancel").click()
+    message = page.locator(".train-view .message.info")
+    message.wait_for(timeout=30_000)
+    assert "was cancelled; the active model is unchanged" in message.inner_text()
+    assert page.locator(".runs tbody tr").first.locator("td").nth(1).inner_text() == "cancelled"
+
+
+def canvas_png(page) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(page.locator(".stage canvas").screenshot())).convert("RGB")).astype(int)
+
+
+def test_the_3d_view_draws_every_layer_updates_in_place_reads_cells_and_cleans_up(page, server):
+    page.goto(server.url + "/#/network")
+    page.get_by_label("Digit to sample").select_option("1")
+    page.get_by_role("button", name="Random sample").click()
+    wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
+    page.wait_for_timeout(300)
+    before = canvas_png(page)
+    background = np.array([244, 245, 247])
+    assert (np.abs(before - background).sum(axis=2) > 30).mean() > 0.05  # not blank
+    page.get_by_label("Digit to sample").select_option("0")
+    page.get_by_role("button", name="Random sample").click()
+    wait_until(page, "window.__convscope.network3d.updates >= 2", 30)
+    page.wait_for_timeout(300)
+    after = canvas_png(page)
+    assert (np.abs(after - before).sum(axis=2) > 30).sum() > 100  # the colours changed with the input
+
+    point = page.evaluate("window.__convscope.network3d.screenPosition('pool1', 5, 6, 6)")
+    page.mouse.move(point["x"], point["y"])
+    tooltip = page.locator(".tooltip")
+    wait_until(page, "document.querySelector('.tooltip').textContent.includes('channel')", 10)
+    assert re.fullmatch(r"\w+ \((relu|pool)\), channel \d+, row \d+, column \d+: -?\d+\.\d{3}", tooltip.inner_text())
+    measured = page.evaluate("window.__convscope.network3d.measureFps(3)")
+    assert measured["cells"] == 784 + 32 * 26 * 26 + 32 * 13 * 13 + 64 * 11 * 11 + 64 * 5 * 5 + 128 + 10
+    assert measured["drawCalls"] <= 20  # one per layer mesh, plus labels and lines: not one per cell
+    surfaces = page.evaluate("document.querySelector('.surfaces').data.length")
+    assert surfaces == 4  # channels 0-3 of the chosen layer
+
+    page.get_by_role("link", name="Dashboard").click()
+    assert page.evaluate("window.__convscope.network3d.disposed") is True
