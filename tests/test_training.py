@@ -133,6 +133,7 @@ def test_probe_digits_are_predicted_in_every_progress_and_epoch_event():
           on_event=events.append, train_data=synthetic_split(200, 0), test_data=synthetic_split(100, 1))
     progress = [e for e in events if e.type == "progress"]
     assert all(len(e.probes) == 10 for e in progress)
+    assert all(tuple(e.first_conv_weight.shape) == (32, 1, 3, 3) for e in progress)  # the filters, live
     first = progress[0].probes
     assert [p["label"] for p in first] == list(range(10))
     test = synthetic_split(100, 1)

@@ -252,7 +252,7 @@ class JobManager:
                 if event.type == "started":
                     job.status = "running"
                 elif event.type == "progress":
-                    job.progress = event.data
+                    job.progress = {k: v for k, v in event.data.items() if k != "first_conv_weight"}
                 elif event.type == "epoch":
                     job.history = [*job.history, {k: v for k, v in event.data.items()
                                                   if k not in ("type", "first_conv_weight", "probes", "emitted_at")}]

@@ -42,6 +42,8 @@ class BatchProgress(TrainEvent):
     eta_s: float
     # The probe digits' current predictions: [{"index", "label", "predicted", "confidence"}] (see TrainConfig.probes)
     probes: list | None = None
+    # With probes: the first conv layer's weights now, (out, in, kH, kW), to watch the filters change live
+    first_conv_weight: torch.Tensor | None = None
     type: str = field(init=False, default="progress")
 
 

@@ -207,7 +207,8 @@ class _Run:
         elapsed = now - self.started
         self.emit(BatchProgress(self.step, self.total_steps, self.step / self.steps_per_epoch, loss, accuracy,
                                 self.scheduler.get_last_lr()[0], count / max(now - self.last_progress, 1e-9),
-                                elapsed, elapsed / self.step * (self.total_steps - self.step), self.probe()))
+                                elapsed, elapsed / self.step * (self.total_steps - self.step), self.probe(),
+                                first_conv_weight(self.model) if self.probes else None))
         self.last_progress = now
 
     def end_epoch(self, epoch: int) -> EpochEnd:

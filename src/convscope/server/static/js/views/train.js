@@ -90,6 +90,11 @@ export function createTrainView(root, store) {
     await Plotly.newPlot(accuracyChart, traces("accuracy"), layout("Accuracy", "accuracy"), config);
   }
 
+  function showFilters(weights, when) {
+    const scale = drawFilters(filters, weights).toPrecision(3);
+    filtersLegend.replaceChildren(legend(DIVERGING, `-${scale}`, scale, `weight at ${when}`));
+  }
+
   function showProbes(list) {
     probes.replaceChildren(...list.map((p) => {
       let image = probeImages.get(p.index);
@@ -117,16 +122,14 @@ export function createTrainView(root, store) {
       Plotly.extendTraces(lossChart, { x: [[data.epoch]], y: [[data.loss]] }, [0]);
       Plotly.extendTraces(accuracyChart, { x: [[data.epoch]], y: [[data.accuracy]] }, [0]);
       if (data.probes) showProbes(data.probes);
+      if (data.first_conv_weight) showFilters(data.first_conv_weight, `step ${data.step}`);
     } else if (type === "epoch") {
       if (data.val_loss !== null) {
         const at = data.step / stepsPerEpoch; // where the epoch ended: fractional for a run of 0.3 epochs
         Plotly.extendTraces(lossChart, { x: [[at]], y: [[data.val_loss]] }, [1]);
         Plotly.extendTraces(accuracyChart, { x: [[at]], y: [[data.val_accuracy]] }, [1]);
       }
-      if (data.first_conv_weight) {
-        const scale = drawFilters(filters, data.first_conv_weight).toPrecision(3);
-        filtersLegend.replaceChildren(legend(DIVERGING, `-${scale}`, scale, `weight after epoch ${data.epoch}`));
-      }
+      if (data.first_conv_weight) showFilters(data.first_conv_weight, `epoch ${data.epoch}`);
       if (data.probes) showProbes(data.probes);
     } else if (type === "failed") {
       message.error(`The run failed: ${data.error}`);
