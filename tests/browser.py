@@ -71,3 +71,24 @@ def wait_until(page, expression: str, timeout_s: float = 10.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {expression}")
         time.sleep(0.02)
+
+
+@contextmanager
+def ui_server(folder, mnist_dir: str):
+    """A real `convscope serve` (one worker) for browser tests; skips when there is no browser."""
+    from convscope.server.process import ServerProcess
+
+    require_browser()
+    with ServerProcess(folder, env={"CONVSCOPE_MNIST_DIR": mnist_dir, "CONVSCOPE_WORKERS": "1"}) as server:
+        yield server
+
+
+@contextmanager
+def checked_page(context):
+    """A fresh tab that fails the test if the page throws an uncaught error."""
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    page.close()
+    assert errors == [], errors

@@ -9,16 +9,13 @@ import re
 import pytest
 from PIL import Image
 
-from browser import ONE, SEVEN, browser_context, require_browser, stroke, wait_until
+from browser import ONE, SEVEN, browser_context, checked_page, stroke, ui_server, wait_until
 from conftest import REAL_MNIST
-from convscope.server.process import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, synthetic_mnist_dir):
-    require_browser()
-    env = {"CONVSCOPE_MNIST_DIR": REAL_MNIST or str(synthetic_mnist_dir), "CONVSCOPE_WORKERS": "1"}
-    with ServerProcess(tmp_path_factory.mktemp("ui"), env=env) as running:
+    with ui_server(tmp_path_factory.mktemp("ui"), REAL_MNIST or str(synthetic_mnist_dir)) as running:
         yield running
 
 
@@ -30,14 +27,10 @@ def context(server):
 
 @pytest.fixture
 def page(context, server):
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server.url + "/")
-    page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
-    yield page
-    page.close()
-    assert errors == [], errors
+    with checked_page(context) as page:
+        page.goto(server.url + "/")
+        page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
+        yield page
 
 
 def draw(page, strokes) -> dict:

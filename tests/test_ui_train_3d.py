@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import SEVEN, browser_context, require_browser, stroke, wait_until
-from convscope.server.process import ServerProcess
+from browser import SEVEN, browser_context, checked_page, stroke, ui_server, wait_until
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, synthetic_mnist_dir):
-    require_browser()
-    env = {"CONVSCOPE_MNIST_DIR": str(synthetic_mnist_dir), "CONVSCOPE_WORKERS": "1"}
-    with ServerProcess(tmp_path_factory.mktemp("ui5"), env=env) as running:
+    with ui_server(tmp_path_factory.mktemp("ui5"), str(synthetic_mnist_dir)) as running:
         yield running
 
 
@@ -30,12 +27,8 @@ def context(server):
 
 @pytest.fixture
 def page(context, server):
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    page.close()
-    assert errors == [], errors
+    with checked_page(context) as page:
+        yield page
 
 
 def start_run(page, epochs: str, batch_size: str) -> None:
