@@ -6,8 +6,17 @@ import { h, messageBox } from "./dom.js";
 import { createArchitectureView } from "./views/architecture.js";
 import { createDashboardView } from "./views/dashboard.js";
 import { createDrawView } from "./views/draw.js";
-import { createNetworkView } from "./views/network3d.js";
 import { createTrainView } from "./views/train.js";
+
+// The 3D view loads three.js, so it is imported when first opened: without three.js the rest still works.
+async function createNetworkView(root, store) {
+  try {
+    return (await import("./views/network3d.js")).createNetworkView(root, store);
+  } catch (error) {
+    globalMessage.error(`The 3D view could not load three.js (${error.message}). Run make setup.`);
+    return { dispose() {} };
+  }
+}
 
 const VIEWS = { draw: createDrawView, architecture: createArchitectureView, dashboard: createDashboardView,
   train: createTrainView, network: createNetworkView };
@@ -57,17 +66,20 @@ select.addEventListener("change", () => {
 });
 
 let mounted = null;
+let routing = 0;
 
-function route() {
+async function route() {
   const name = location.hash.replace(/^#\/?/, "").split("/")[0] || "draw";
   const create = VIEWS[name] || VIEWS.draw;
-  mounted?.dispose();
+  const turn = ++routing;
+  (await mounted)?.dispose();
+  globalMessage.clear();
   const root = document.getElementById("view");
   root.replaceChildren();
   for (const link of document.querySelectorAll("nav a")) {
     link.toggleAttribute("aria-current", link.dataset.view === name);
   }
-  mounted = create(root, store);
+  if (turn === routing) mounted = Promise.resolve(create(root, store));
 }
 
 async function start() {
