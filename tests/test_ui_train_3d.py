@@ -31,24 +31,26 @@ def page(context, server):
         yield page
 
 
-def start_run(page, epochs: str, batch_size: str) -> None:
+def start_run(page, server, epochs: str, batch_size: str) -> None:
+    """Open the train view, start a run, and wait for its first point on the loss chart."""
+    page.goto(server.url + "/#/train")
     page.get_by_label("Epochs").fill(epochs)
     page.get_by_label("Batch size").fill(batch_size)
     page.get_by_role("button", name="Start training").click()
+    wait_for_points(page, 1, 60)
 
 
 def points(page) -> int:
-    return page.evaluate("document.querySelector('.chart').data[0].x.length")
+    return page.evaluate("document.querySelector('.chart').data?.[0].x.length ?? 0")
+
+
+def wait_for_points(page, count: int, timeout_s: float) -> None:
+    wait_until(page, f"(document.querySelector('.chart').data?.[0].x.length ?? 0) >= {count}", timeout_s)
 
 
 def test_a_run_streams_live_finishes_and_its_activated_model_is_used_on_the_home_page(page, server):
-    page.goto(server.url + "/#/train")
-    page.get_by_role("button", name="Start training").wait_for()
-    start_run(page, "30", "8")
-    wait_until(page, "document.querySelector('.chart').data && "
-                     "document.querySelector('.chart').data[0].x.length >= 2", 60)
-    first = points(page)
-    wait_until(page, f"document.querySelector('.chart').data[0].x.length > {first}", 30)  # the curve grows
+    start_run(page, server, "30", "8")
+    wait_for_points(page, points(page) + 1, 30)  # the curve grows while the run goes on
     first = points(page)
     assert re.search(r"ETA", page.locator(".train-view progress + p").inner_text())
     wait_until(page, "document.querySelectorAll('.probe').length === 10", 30)
@@ -73,11 +75,7 @@ def test_a_run_streams_live_finishes_and_its_activated_model_is_used_on_the_home
 
 
 def test_a_run_can_be_cancelled(page, server):
-    page.goto(server.url + "/#/train")
-    page.get_by_role("button", name="Start training").wait_for()
-    start_run(page, "80", "8")
-    wait_until(page, "document.querySelector('.chart').data && "
-                     "document.querySelector('.chart').data[0].x.length >= 1", 60)
+    start_run(page, server, "80", "8")
     page.get_by_role("button", name="Cancel").click()
     message = page.locator(".train-view .message.info")
     message.wait_for(timeout=30_000)

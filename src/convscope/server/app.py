@@ -58,7 +58,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database)
         db.migrate()
-        models = ModelStore(db, replicas=1)  # one inference thread per worker (see AppState.inference)
+        models = ModelStore(db)  # one replica: one inference thread per worker (see AppState.inference)
         models.seed()
         _warm_up(models)
         jobs = JobManager(db, models, settings.engine_settings(), asyncio.get_running_loop())

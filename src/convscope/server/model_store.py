@@ -8,7 +8,6 @@ every request (one primary-key lookup, about 0.1 ms), so an activation applies a
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,9 +51,9 @@ def _details(metadata: dict) -> dict:
 
 
 class ModelStore:
-    def __init__(self, db: Database, replicas: int | None = None):
+    def __init__(self, db: Database, replicas: int = 1):
         self.db = db
-        self.replicas = replicas or os.cpu_count() or 1
+        self.replicas = replicas  # model copies per version: one per thread that inspects at once
         self._loaded: OrderedDict[int, LoadedModel] = OrderedDict()
         self._refs: dict[tuple[str, int], VersionRef] = {}
         self._lock = threading.Lock()

@@ -86,8 +86,8 @@ export function createDrawView(root, store) {
   let again = false;
   let lastSent = 0;
   let strokeEndedAt = null;
+  let keepInput = false;
   let alive = true;
-  let layerNames = [];
 
   function setTool(name) {
     pad.setTool(name);
@@ -110,7 +110,7 @@ export function createDrawView(root, store) {
     savedId = null;
     saved.textContent = "";
     reportForm.hidden = true;
-    store.input = { ...input, dataUrl: input?.kind === "drawing" ? pad.dataUrl() : undefined, placement };
+    keepInput = true; // the next request's input becomes the one other views show
     predict();
   }
 
@@ -148,8 +148,13 @@ export function createDrawView(root, store) {
     lastSent = performance.now();
     const measuring = strokeEndedAt;
     strokeEndedAt = null;
+    const sent = current(); // a drawing is encoded as PNG once per request
+    if (keepInput) {
+      store.input = { ...sent, placement };
+      keepInput = false;
+    }
     try {
-      const answer = await requestPrediction(current(), options());
+      const answer = await requestPrediction(sent, options());
       if (!alive) return;
       await results.show(answer, (heat) => overlay(heat, answer.framing));
       message.clear();
@@ -250,7 +255,6 @@ export function createDrawView(root, store) {
     try {
       const architecture = await api(`/api/models/${store.model}/architecture${query({ version: store.version })}`);
       if (!alive) return;
-      layerNames = architecture.layers.map((l) => l.name);
       results.setLayers(architecture.layers);
       const spatial = architecture.layers.filter((l) => SPATIAL.has(l.kind));
       camLayer.replaceChildren(option("", "default layer"), ...spatial.map((l) => option(l.name, l.name)));
@@ -285,7 +289,6 @@ export function createDrawView(root, store) {
       alive = false;
       unsubscribe();
     },
-    get layerNames() { return layerNames; },
   };
 }
 
