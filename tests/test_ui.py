@@ -47,10 +47,6 @@ def draw(page, strokes) -> dict:
     return answers[-1].json()
 
 
-def shown_digit(page) -> str:
-    return page.locator(".prediction .digit").inner_text()
-
-
 def test_drawing_a_one_and_a_seven_predicts_them_and_updates_every_view(page):
     for strokes, expected in ((ONE, "1"), (SEVEN, "7")):
         answer = draw(page, strokes)
@@ -82,7 +78,9 @@ def test_sampling_a_digit_shows_it_and_predicts_it(page):
     with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
         page.get_by_role("button", name="Random sample").click()
     assert page.locator(".message.info").inner_text().endswith("labelled 3")
-    assert answer.value.json()["predicted"] == int(shown_digit(page))
+    predicted = answer.value.json()["predicted"]
+    # the answer has arrived; the page draws it a moment later
+    wait_until(page, f"document.querySelector('.prediction .digit').textContent === '{predicted}'")
 
 
 def test_switching_cam_method_layer_and_target(page):
@@ -147,11 +145,10 @@ def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
         page.get_by_role("button", name="Re-run").click()
     fresh = answer.value.json()
     assert fresh["original"]["id"] == saved_id and fresh["rerun"]["predicted"] == 7
-    assert page.locator(".rerun-summary").inner_text().startswith("mnist_cnn v1: 7")
+    wait_until(page, "document.querySelector('.rerun-summary').textContent.startsWith('mnist_cnn v1: 7')")
     page.get_by_role("heading", name="Re-runs (1)").wait_for()
-    heat = page.locator("canvas.detail-cam").evaluate(
-        "c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some((v, i) => i % 4 !== 3 && v > 0)")
-    assert heat
+    wait_until(page, "(c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some((v, i) => i % 4 !== 3 && v > 0))"
+                     "(document.querySelector('canvas.detail-cam'))")  # the fresh CAM is drawn
     page.locator(".detail .report button", has_text="Resolve").click()
     page.get_by_role("heading", name=f"Saved prediction #{saved_id}").wait_for()
     wait_until(page, "!document.querySelector('.dashboard-view > section .report')")

@@ -80,7 +80,8 @@ def test_a_run_can_be_cancelled(page, server):
     message = page.locator(".train-view .message.info")
     message.wait_for(timeout=30_000)
     assert "was cancelled; the active model is unchanged" in message.inner_text()
-    assert page.locator(".runs tbody tr").first.locator("td").nth(1).inner_text() == "cancelled"
+    # the runs table is reloaded after the message
+    wait_until(page, "document.querySelector('.runs tbody tr td:nth-child(2)')?.textContent === 'cancelled'")
 
 
 def canvas_png(page) -> np.ndarray:
