@@ -7,7 +7,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from common import median, percentile, timed_calls
-from convscope.preprocess import preprocess_drawing
+from convscope.preprocessing.mnist_digit import preprocess_drawing
 
 
 def canvas(size: int) -> Image.Image:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from convscope.inspect import CAM_METHODS, Inspector
-from convscope.models import Layer, LayeredNet, LayerKind as K
+from convscope.models import Layer, LayeredNet, wrap
 
 # Input x (1, 3, 3):          Conv kernels (2 channels, 2x2, no bias):
 #   1 2 0                       k0 = [[1, 0],      k1 = [[0, 1],
@@ -26,12 +26,13 @@ def one_conv_net() -> LayeredNet:
     conv.weight.data = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]], [[[0.0, 1.0], [-1.0, 0.0]]]])
     linear = nn.Linear(8, 2, bias=False)
     linear.weight.data = torch.stack([torch.cat([G0.flatten(), G1.flatten()]), torch.zeros(8)])
-    return LayeredNet([Layer("conv", K.CONV, conv), Layer("flatten", K.FLATTEN, nn.Flatten()),
-                       Layer("fc", K.LINEAR, linear), Layer("softmax", K.SOFTMAX, nn.Softmax(dim=1))])
+    return LayeredNet([Layer("conv", conv), Layer("flatten", nn.Flatten()), Layer("fc", linear),
+                       Layer("softmax", nn.Softmax(dim=1))])
 
 
 def inspect(method: str):
-    return Inspector(one_conv_net(), input_shape=(1, 3, 3)).inspect(X, target=0, method=method)
+    model = wrap(one_conv_net(), ["a", "b"], {"name": "resize", "size": 3, "channels": 1})
+    return Inspector(model).inspect(X, target=0, method=method, cam_layer="conv")
 
 
 def test_activations_and_logits_by_hand():

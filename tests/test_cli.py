@@ -37,8 +37,9 @@ def test_models_lists_the_registry(capsys):
     rows = run_json(capsys, ["models", "--json"])
     by_name = {r["name"]: r for r in rows}
     assert by_name["mnist_cnn"]["parameters"] == 225_034 and by_name["mnist_cnn"]["test_accuracy"] >= 0.992
-    assert by_name["mnist_mlp"]["layers"][1] == {"name": "fc1", "kind": "linear", "output_shape": [32],
-                                                 "parameters": 784 * 32 + 32, "macs": 784 * 32, "flops": 2 * 784 * 32}
+    assert by_name["mnist_mlp"]["layers"][1] == {
+        "name": "fc1", "kind": "linear", "op": "Linear", "output_shape": [32], "parents": ["flatten"], "module": "fc1",
+        "call": 1, "parameters": 784 * 32 + 32, "macs": 784 * 32, "flops": 2 * 784 * 32}
     assert main(["models"]) == 0
     assert "mnist_cnn      225,034 parameters" in capsys.readouterr().out
 
@@ -111,7 +112,7 @@ def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):
     (["predict", "{junk}"], "not an image in a format this reads"),
     (["predict", "{blank}"], "the drawing is empty"),
     (["explain", "--out", "x"], "give exactly one of IMAGE, --sample DIGIT or --index N"),
-    (["explain", "{one}", "--out", "{tmp}/x", "--layer", "fc1"], "CAM layer must be a conv, relu or pool layer"),
+    (["explain", "{one}", "--out", "{tmp}/x", "--layer", "fc1"], "a CAM needs a layer with a spatial (C, H, W) output"),
     (["evaluate", "--checkpoint", "{junk}"], "not a readable safetensors checkpoint"),
     (["train", "--epochs", "0"], "epochs must be > 0"),
     pytest.param(["train", "--device", "cuda:0"], "CUDA was asked for but is not available",

@@ -53,7 +53,7 @@ def test_weight_statistics_and_histograms():
 
 
 def test_layer_weights_cover_every_parameterised_layer():
-    report = layer_weights(get_spec("mnist_cnn").build())
+    report = layer_weights(get_spec("mnist_cnn").adapter(get_spec("mnist_cnn").build()))
     assert [r["layer"] for r in report] == ["conv1", "conv2", "fc1", "fc2"]
     conv1 = report[0]
     assert conv1["weight"]["shape"] == [32, 1, 3, 3] and conv1["bias"]["shape"] == [32]

@@ -6,14 +6,18 @@ import safetensors.torch
 import torch
 
 from convscope.errors import ModelError
-from convscope.models import (MODELS, LayerKind, describe_layers, get_spec, load_checkpoint, load_model,
-                              read_metadata, save_checkpoint)
+from convscope.models import (MODELS, LayerKind, get_spec, load_checkpoint, load_model, read_metadata,
+                              save_checkpoint)
 
 
 def test_mnist_cnn_architecture():
     model = get_spec("mnist_cnn").build()
     assert sum(p.numel() for p in model.parameters()) == 225_034
-    infos = describe_layers(model, (1, 28, 28))
+    graph = get_spec("mnist_cnn").adapter(model).graph
+    infos = graph.taps
+    assert graph.traced and graph.output == "softmax" and graph.logits == "fc2"
+    assert graph.default_cam_layer() == "relu2"
+    assert [tap.parents for tap in infos] == [("input",)] + [(tap.name,) for tap in infos[:-1]]
     assert [(i.name, i.kind.value, i.output_shape) for i in infos] == [
         ("conv1", "conv", (32, 26, 26)), ("relu1", "relu", (32, 26, 26)), ("pool1", "pool", (32, 13, 13)),
         ("conv2", "conv", (64, 11, 11)), ("relu2", "relu", (64, 11, 11)), ("pool2", "pool", (64, 5, 5)),
@@ -30,8 +34,10 @@ def test_mnist_cnn_architecture():
 def test_mnist_mlp_architecture():
     model = get_spec("mnist_mlp").build()
     assert sum(p.numel() for p in model.parameters()) == 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10
-    assert [k.value for k in model.kinds.values()] == [
+    graph = get_spec("mnist_mlp").adapter(model).graph
+    assert [tap.kind.value for tap in graph.taps] == [
         "flatten", "linear", "sigmoid", "linear", "sigmoid", "linear", "softmax"]
+    assert graph.default_cam_layer() is None and graph.logits == "fc3"
 
 
 def test_forward_gives_probabilities_and_logits_agree():
@@ -111,6 +117,6 @@ def test_packaged_weights_carry_their_provenance(name, minimum):
 
 def test_every_registered_model_builds_and_describes_itself():
     for spec in MODELS.values():
-        model = spec.build()
-        infos = describe_layers(model, spec.input_shape)
-        assert infos[-1].kind is LayerKind.SOFTMAX and infos[-1].output_shape == (len(spec.class_names),)
+        graph = spec.adapter(spec.build()).graph
+        assert graph[graph.output].kind is LayerKind.SOFTMAX
+        assert graph[graph.logits].output_shape == (len(spec.class_names),)

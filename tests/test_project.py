@@ -8,7 +8,7 @@ from pathlib import Path
 from convscope.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["convscope.data", "convscope.models", "convscope.training", "convscope.inspect", "convscope.preprocess",
+CORE = ["convscope.data", "convscope.models", "convscope.training", "convscope.inspect", "convscope.preprocessing",
         "convscope.metrics", "convscope.predict", "convscope.images"]
 # (tqdm and argparse cannot be listed: torch itself imports them.)
 SHELL_ONLY = ["convscope.cli", "convscope.render", "fastapi", "starlette", "sqlalchemy", "uvicorn", "matplotlib"]

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from convscope.inspect import Inspector
 from convscope.models import load_model
-from convscope.preprocess import preprocess_drawing
+from convscope.preprocessing.mnist_digit import preprocess_drawing
 from convscope.server.encoding import decode_layers, decode_tensor
 
 LEVEL = 1 / 255  # one quantization step, relative to a tensor's range
@@ -40,7 +40,7 @@ def drawing_of_seven() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def engine_cnn():
-    return Inspector(load_model("mnist_cnn").model)
+    return Inspector(load_model("mnist_cnn").adapter)
 
 
 def assert_close_to(encoded_or_tensor, expected: torch.Tensor):
@@ -72,9 +72,13 @@ def test_models_list_versions_metrics_and_the_active_one(client):
 def test_architecture_shapes_parameters_and_flops(client):
     body = client.get("/api/models/mnist_cnn/architecture").json()
     layers = {layer["name"]: layer for layer in body["layers"]}
-    assert layers["conv1"] == {"name": "conv1", "kind": "conv", "output_shape": [32, 26, 26], "parameters": 320,
+    assert layers["conv1"] == {"name": "conv1", "kind": "conv", "op": "Conv2d", "output_shape": [32, 26, 26],
+                               "parents": ["input"], "module": "conv1", "call": 1, "parameters": 320,
                                "macs": 9 * 32 * 26 * 26, "flops": 2 * 9 * 32 * 26 * 26,
                                "kernel": [3, 3], "stride": [1, 1], "padding": [0, 0]}
+    assert layers["conv2"]["parents"] == ["pool1"]
+    assert (body["traced"], body["output"], body["logits"], body["default_cam_layer"]) == (True, "softmax", "fc2",
+                                                                                           "relu2")
     assert (layers["pool1"]["kernel"], layers["pool1"]["stride"]) == ([2, 2], [2, 2])
     assert "kernel" not in layers["fc1"]
     assert layers["fc1"]["parameters"] == 1600 * 128 + 128
@@ -168,7 +172,7 @@ def test_predict_options_method_layer_target_and_layers(client, engine_cnn):
 def test_the_mlp_answers_the_same_way(client):
     pixels = client.get("/api/samples", params={"digit": 0, "seed": 0}).json()["pixels"]
     body = client.post("/api/predict", json={"pixels": pixels, "model": "mnist_mlp"}).json()
-    expected = Inspector(load_model("mnist_mlp").model).inspect(torch.tensor(pixels, dtype=torch.uint8))
+    expected = Inspector(load_model("mnist_mlp").adapter).inspect(torch.tensor(pixels, dtype=torch.uint8))
     assert body["predicted"] == expected.predicted and body["cam"] is None
     layers = decode_layers(body["layers"])
     assert [(layer["name"], layer["shape"]) for layer in body["layers"]][1:5] == [

@@ -84,9 +84,13 @@ def test_reports_keep_the_reason_as_text_validate_the_label_and_resolve(db_clien
     assert report.status_code == 201 and report.headers["content-type"] == "application/json"
     body = report.json()
     assert body["reason"] == reason and body["correct_label"] == 6 and body["resolved"] is False
-    for label in (10, -1, "seven"):
+    assert body["correct_class"] == "6"
+    for label in (-1, "seven", 2**31):
         bad = db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": label})
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "body.correct_label"
+    bad = db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 10})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["message"] == "correct_label must be a class index of mnist_cnn: 0-9, got 10"
     assert db_client.post("/api/predictions/999/reports", json={"correct_label": 1}).status_code == 404
     listed = db_client.get("/api/reports").json()
     assert listed["total"] == 1 and listed["items"][0]["prediction"]["id"] == saved["id"]
@@ -103,18 +107,24 @@ def test_statistics_by_hand(db_client):
     db_client.post(f"/api/predictions/{saved[0]['id']}/reports", json={"correct_label": 8, "reason": "a"})
     db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": 7, "reason": "b"})
     db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": 7, "reason": "again"})
-    stats = db_client.get("/api/stats").json()
+    stats = db_client.get("/api/stats", params={"model": "mnist_cnn"}).json()
     assert stats["predictions"] == 4 and stats["reported_predictions"] == 2
     assert stats["reported_error_rate"] == 0.5
     assert stats["reports"] == {"total": 3, "open": 3, "resolved": 0}
+    assert stats["classes"] == stats["confusion"]["labels"] == [str(d) for d in range(10)]  # every MNIST class
     expected = np.zeros((10, 10), int)
     expected[predicted[0], 8] += 1
     expected[predicted[1], 7] += 2
     assert np.array_equal(np.array(stats["confusion"]["matrix"]), expected)
-    per_digit = {row["digit"]: row for row in stats["per_digit"]}
+    per_class = {row["class"]: row for row in stats["per_class"]}
     for digit in range(10):
-        assert per_digit[digit]["saved"] == predicted.count(digit)
-    assert per_digit[predicted[0]]["reported"] >= 1
+        assert per_class[str(digit)]["saved"] == predicted.count(digit)
+    assert per_class[str(predicted[0])]["reported"] >= 1
+    # Without a model: only the classes that occur, in index order.
+    occurring = db_client.get("/api/stats").json()
+    assert occurring["classes"] == sorted({str(p) for p in predicted} | {"7", "8"}, key=int)
+    assert occurring["predictions"] == 4 and occurring["reports"] == stats["reports"]
+    assert db_client.get("/api/stats", params={"model": "mnist_mlp"}).json()["predictions"] == 0
 
 
 def test_rerun_keeps_the_original_and_records_the_run(db_client):
@@ -144,10 +154,45 @@ def test_migrations_create_the_schema_once(database_url, tmp_path):
     db.migrate()
     db.migrate()  # already at head: nothing to do
     with db.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         assert {"predictions", "reports", "reruns", "model_versions", "active_models", "training_jobs",
                 "job_events"} <= set(inspect(connection).get_table_names())
     db.dispose()
+
+
+def test_a_database_of_the_first_revision_upgrades_with_its_data(database_url, tmp_path, synthetic_mnist_dir):
+    """Rows written by revision 0001 (MNIST digits only, CHECK 0-9) read back after 0002 with their class names,
+    and a class index beyond 9 is accepted afterwards."""
+    db = Database(database_url)
+    db.migrate("0001")
+    with db.engine.begin() as connection:
+        def insert(sql: str, **values) -> None:
+            connection.execute(text(sql), values)
+        now = "2026-11-20 10:00:00"
+        insert("INSERT INTO model_versions (id, model, version, source, created_at, details) "
+               "VALUES (100, 'mnist_cnn', 1, 'packaged', :now, '{}')", now=now)  # ids past what sequences give
+        insert("INSERT INTO active_models (model, version_id, updated_at) VALUES ('mnist_cnn', 100, :now)", now=now)
+        insert("INSERT INTO predictions (id, created_at, model, version_id, input_kind, preprocess, input_png, "
+               "predicted, confidence, probabilities) VALUES (7, :now, 'mnist_cnn', 100, 'pixels', false, :png, 3, "
+               "0.9, '[0.1]')", now=now, png=b"\x89PNG")
+        insert("INSERT INTO reruns (id, prediction_id, created_at, version_id, predicted, confidence, probabilities) "
+               "VALUES (1, 7, :now, 100, 5, 0.8, '[0.2]')", now=now)
+        insert("INSERT INTO reports (id, prediction_id, correct_label, reason, created_at) "
+               "VALUES (1, 7, 8, 'an eight', :now)", now=now)
+    db.migrate()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT predicted, predicted_class FROM predictions")).one() == (3, "3")
+        assert connection.execute(text("SELECT predicted, predicted_class FROM reruns")).one() == (5, "5")
+        assert connection.execute(text("SELECT correct_label, correct_class, reason FROM reports")).one() == (
+            8, "8", "an eight")
+    with db.engine.begin() as connection:  # the 0-9 constraints are gone
+        connection.execute(text("UPDATE predictions SET predicted = 999, predicted_class = 'tench' WHERE id = 7"))
+    db.dispose()
+    settings = ServerSettings(data_dir=tmp_path / "server", mnist_dir=synthetic_mnist_dir, database_url=database_url)
+    with make_client(settings) as client:
+        body = client.get("/api/predictions/7").json()
+        assert (body["predicted"], body["predicted_class"]) == (999, "tench")
+        assert body["reports"][0]["correct_class"] == "8" and body["reruns"][0]["predicted_class"] == "5"
 
 
 def test_two_workers_on_one_database_see_each_others_work(database_url, tmp_path, synthetic_mnist_dir):

@@ -10,10 +10,11 @@ import torch
 
 from .. import render
 from ..inspect import Inspection, filter_images
-from ..models.net import LayeredNet, LayerKind
+from ..models.adapter import ModelAdapter
+from ..models.kinds import LayerKind
 
 
-def write_explanation(out: Path, original: np.ndarray | None, result: Inspection, model: LayeredNet) -> dict:
+def write_explanation(out: Path, original: np.ndarray | None, result: Inspection, model: ModelAdapter) -> dict:
     """Write PNGs into ``out`` and return {view name: file name}."""
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
@@ -23,20 +24,25 @@ def write_explanation(out: Path, original: np.ndarray | None, result: Inspection
 
     if original is not None:
         save("input", original)
-    base = result.input[0]
-    save("preprocessed", render.grey_image(base))
+    base = result.input.mean(dim=0)  # (H, W): the maps are laid over the input in grey
+    factor = max(1, 280 // base.shape[-1])  # MNIST's 28 px enlarged 10x; a 224 px photo as it is
+    save("preprocessed", render.grey_image(base, factor) if result.input.shape[0] == 1
+         else render.upscale((result.input.permute(1, 2, 0).numpy().clip(0, 1) * 255).round().astype(np.uint8),
+                             factor))
     if result.cam is not None:
-        save(f"cam_{result.cam_method.replace('+', 'p')}_{result.cam_layer}", render.overlay(base, result.cam))
-    save("saliency", render.overlay(base, result.saliency))
+        save(f"cam_{result.cam_method.replace('+', 'p')}_{result.cam_layer}",
+             render.overlay(base, result.cam, factor=factor))
+    save("saliency", render.overlay(base, result.saliency, factor=factor))
     for name, activation in result.activations.items():
         if activation.dim() == 3:
             save(f"features_{name}", render.feature_map_grid(activation))
-        elif model.kinds[name] is not LayerKind.FLATTEN:
+        elif model.graph[name].kind is not LayerKind.FLATTEN:
             columns = 16 if activation.numel() > 16 else activation.numel()
             save(f"units_{name}", render.vector_grid(activation, columns))
-    for name, kind in model.kinds.items():
-        if kind is LayerKind.CONV:
-            save(f"filters_{name}", render.filters_grid(filter_images(model.get_submodule(name).weight)))
+    for tap in model.graph.taps:
+        if tap.kind is LayerKind.CONV and tap.module is not None and tap.call == 1:
+            weight = model.module.get_submodule(tap.module).weight
+            save(f"filters_{tap.name}", render.filters_grid(filter_images(weight)))
     return files
 
 

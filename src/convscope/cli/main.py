@@ -18,9 +18,35 @@ EXIT_USER_ERROR = 2
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="mnist_cnn", help="registered model name (see `convscope models`)")
+    p.add_argument("--model", help="registered model name (see `convscope models`; default mnist_cnn), or the "
+                                   "name to give --model-file's model (default: its factory's name)")
     p.add_argument("--checkpoint", type=Path,
                    help="a checkpoint file from `convscope train` (default: the packaged weights)")
+    add_user_model_args(p)
+
+
+def add_user_model_args(p: argparse.ArgumentParser) -> None:
+    """Bring your own model: shared by predict, explain and serve."""
+    group = p.add_argument_group("a model of your own")
+    group.add_argument("--model-file", metavar="FILE.py:FACTORY",
+                       help="a Python file and the function in it that returns your torch.nn.Module")
+    group.add_argument("--weights", metavar="FILE", help="its state_dict: .safetensors, .pt or .pth (tensors only, "
+                                                          "never unpickled objects); default: as the factory makes it")
+    group.add_argument("--classes", metavar="FILE", help="its class names, one per line (default: 0, 1, ...)")
+    group.add_argument("--preprocessing", default="resize", metavar="NAME|JSON",
+                       help="mnist_digit, imagenet or resize, or parameters as JSON, e.g. "
+                            '\'{"name": "resize", "size": 64, "channels": 1}\' (default: resize to 224x224 RGB)')
+
+
+def user_model_from_args(args):
+    """The ``UserModel`` the flags name, or None when no --model-file was given."""
+    from ..errors import ConvscopeError
+    if getattr(args, "model_file", None) is None:
+        if getattr(args, "weights", None) or getattr(args, "classes", None):
+            raise ConvscopeError("--weights and --classes go with --model-file")
+        return None
+    from ..models.user import UserModel
+    return UserModel(args.model_file, args.weights, args.classes, args.preprocessing, args.model).absolute()
 
 
 def _image_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -111,16 +137,17 @@ def _version() -> str:
 
 
 def cmd_models(args) -> None:
-    from ..models import MODELS, describe_layers, read_metadata
+    from ..models import MODELS, read_metadata
     rows = []
     for spec in MODELS.values():
         path = spec.default_weights_path()
         meta = read_metadata(path) if path else {}
-        model = spec.build()
+        adapter = spec.adapter(spec.build())
         rows.append({
             "name": spec.name, "description": spec.description, "input_shape": list(spec.input_shape),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "layers": [info.as_dict() for info in describe_layers(model, spec.input_shape)],
+            "parameters": sum(p.numel() for p in adapter.module.parameters()),
+            "preprocessing": adapter.preprocessing.describe(), "classes": len(adapter.class_names),
+            "layers": [tap.as_dict() for tap in adapter.graph.taps],
             "packaged_weights": path is not None,
             "test_accuracy": (meta.get("test_metrics") or {}).get("accuracy"),
         })
@@ -179,7 +206,11 @@ def cmd_train(args) -> None:
 
 def _load(args):
     from ..models import load_model
-    return load_model(args.model, args.checkpoint)
+    from ..models.registry import register_user_model
+    user = user_model_from_args(args)
+    if user is None:
+        return load_model(args.model or "mnist_cnn", args.checkpoint)
+    return load_model(register_user_model(user).name)
 
 
 def cmd_evaluate(args) -> None:
@@ -198,19 +229,20 @@ def cmd_evaluate(args) -> None:
         print(f"{name:>5}  {p:9.4f}  {r:6.4f}")
 
 
-def _image_input(path: Path, no_preprocess: bool):
-    """(original RGB array, (28, 28) model input in [0, 1])."""
+def _image_input(path: Path, no_preprocess: bool, checkpoint):
+    """(original RGB array, (C, H, W) model input in [0, 1] from the model's own preprocessing)."""
     from ..images import open_image
-    from ..preprocess import preprocess_drawing, resize_drawing
     image = open_image(path)
-    return np.asarray(image.convert("RGB")), (resize_drawing if no_preprocess else preprocess_drawing)(image)
+    preprocessing = checkpoint.adapter.preprocessing
+    model_input, _ = (preprocessing.resize if no_preprocess else preprocessing.prepare)(image)
+    return np.asarray(image.convert("RGB")), model_input
 
 
 def cmd_predict(args) -> None:
     from ..inspect import Inspector
     checkpoint = _load(args)
-    _, x = _image_input(args.image, args.no_preprocess)
-    result = Inspector(checkpoint.model).inspect(x, layers=[])
+    _, x = _image_input(args.image, args.no_preprocess, checkpoint)
+    result = Inspector(checkpoint.adapter).inspect(x, layers=[])
     k = max(1, min(args.top_k, len(result.probabilities)))
     top = result.probabilities.topk(k)
     names = checkpoint.spec.class_names
@@ -233,14 +265,14 @@ def cmd_explain(args) -> None:
         raise InputError("give exactly one of IMAGE, --sample DIGIT or --index N")
     checkpoint = _load(args)
     if args.image is not None:
-        original, x = _image_input(args.image, args.no_preprocess)
+        original, x = _image_input(args.image, args.no_preprocess, checkpoint)
         source = {"image": str(args.image)}
     else:
         sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index)
         original, x = sample_rgb(sample.image), sample.image
         source = {"mnist_split": "test", "index": sample.index, "label": sample.label}
-    result = Inspector(checkpoint.model).inspect(x, target=args.target, cam_layer=args.layer, method=args.method)
-    files = write_explanation(args.out, original, result, checkpoint.model)
+    result = Inspector(checkpoint.adapter).inspect(x, target=args.target, cam_layer=args.layer, method=args.method)
+    files = write_explanation(args.out, original, result, checkpoint.adapter)
     summary = {"model": checkpoint.spec.name, "source": source,
                **explanation_summary(result, checkpoint.spec.class_names, files)}
     save_summary(args.out, summary)

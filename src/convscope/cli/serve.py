@@ -19,9 +19,13 @@ def add_serve_parser(commands) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                        help=f"overrides CONVSCOPE_{name.upper()}")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--model-name", dest="model", help="the name to serve --model-file's model under")
+    from .main import add_user_model_args
+    add_user_model_args(p)
 
 
 def cmd_serve(args) -> None:
+    import dataclasses
     import os
 
     import pydantic
@@ -30,8 +34,16 @@ def cmd_serve(args) -> None:
     from ..server.security import with_admin_token
     from ..server.settings import ServerSettings
 
+    from .main import user_model_from_args
+
     overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    user = user_model_from_args(args)
     try:
+        if user is not None:
+            # Loaded here first, so a mistake in it is one line and exit 2 instead of a worker failing to start.
+            from ..models.registry import register_user_model
+            register_user_model(user)
+            overrides["user_models"] = (*ServerSettings().user_models, dataclasses.asdict(user))
         settings = ServerSettings(**overrides)
     except pydantic.ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())

@@ -1,9 +1,8 @@
 from .cams import CAM, CAM_METHODS, GradCAM, GradCAMPlusPlus, HiResCAM
-from .hooks import capture_activations
-from .inspector import Inspection, Inspector, default_cam_layer
+from .inspector import Inspection, Inspector, default_layers
 from .weights import filter_images, histogram, layer_weights, tensor_summary
 
 __all__ = [
-    "CAM", "CAM_METHODS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "Inspection", "Inspector",
-    "capture_activations", "default_cam_layer", "filter_images", "histogram", "layer_weights", "tensor_summary",
+    "CAM", "CAM_METHODS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "Inspection", "Inspector", "default_layers",
+    "filter_images", "histogram", "layer_weights", "tensor_summary",
 ]

@@ -9,6 +9,7 @@ waits when all replicas are busy. One replica per core is plenty (each call is u
 from __future__ import annotations
 
 import copy
+import math
 import queue
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,11 +18,12 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError, ModelError
-from ..models.net import LayeredNet, LayerKind
+from ..models.adapter import ModelAdapter
 from .cams import CAM_METHODS, upsample_and_scale
-from .hooks import capture_activations
 
-SPATIAL_KINDS = (LayerKind.CONV, LayerKind.RELU, LayerKind.POOL)
+# Below this many activation values in all (16 MB of float32), every layer is captured by default: the MNIST
+# models have 37,306. Above it (VGG16 has 15 million per image) only the layers asked for are.
+ALL_LAYERS_BY_DEFAULT = 4_000_000
 
 
 @dataclass
@@ -32,8 +34,8 @@ class Inspection:
     logits: torch.Tensor  # (num_classes,)
     predicted: int
     target: int  # the class the CAM and saliency explain
-    activations: dict[str, torch.Tensor]  # layer name -> its output, e.g. conv1 (32, 26, 26), fc1 (128,)
-    cam: torch.Tensor | None  # (H, W) in [0, 1], upsampled to the input; None when the model has no conv layer
+    activations: dict[str, torch.Tensor]  # tap name -> its output, e.g. conv1 (32, 26, 26), fc1 (128,)
+    cam: torch.Tensor | None  # (H, W) in [0, 1], upsampled to the input; None when the model has no spatial layer
     cam_raw: torch.Tensor | None  # (h, w) at the CAM layer's resolution, before scaling
     cam_layer: str | None
     cam_method: str
@@ -43,19 +45,6 @@ class Inspection:
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.predicted])
-
-
-def default_cam_layer(model: LayeredNet) -> str | None:
-    """The last conv layer's output after its activation (Grad-CAM's standard choice: the most semantic maps
-    that keep a spatial layout). After the activation, as Keras' conv layers and the usual ``features[-1]`` /
-    ``layer4`` targets are: on the pre-ReLU output, negative background responses often cancel the whole map."""
-    names = list(model.kinds)
-    convs = [i for i, name in enumerate(names) if model.kinds[name] is LayerKind.CONV]
-    if not convs:
-        return None
-    last = convs[-1]
-    follows = names[last + 1] if last + 1 < len(names) else None
-    return follows if follows and model.kinds[follows] in (LayerKind.RELU, LayerKind.SIGMOID) else names[last]
 
 
 def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tensor:
@@ -72,6 +61,12 @@ def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tens
     return x
 
 
+def default_layers(model: ModelAdapter) -> list[str]:
+    """Every tap for a small model; none (only what a CAM needs) for a big one."""
+    total = sum(math.prod(tap.output_shape) for tap in model.graph.taps)
+    return model.graph.names if total <= ALL_LAYERS_BY_DEFAULT else []
+
+
 class Inspector:
     """Runs :meth:`inspect` on a shared model from any number of threads.
 
@@ -79,17 +74,19 @@ class Inspector:
     Inspector after changing the model's weights.
     """
 
-    def __init__(self, model: LayeredNet, input_shape: Sequence[int] = (1, 28, 28), replicas: int = 1):
-        self.model = model.eval()
-        self.input_shape = tuple(input_shape)
-        self.layer_names = model.layer_names()
-        self._pool: queue.SimpleQueue[LayeredNet] = queue.SimpleQueue()
+    def __init__(self, model: ModelAdapter, replicas: int = 1):
+        if not isinstance(model, ModelAdapter):
+            raise TypeError("Inspector takes a ModelAdapter: wrap a module with convscope.models.wrap(...) first")
+        self.model = model
+        self.graph = model.graph
+        self.input_shape = model.input_shape
+        self._pool: queue.SimpleQueue[ModelAdapter] = queue.SimpleQueue()
         self._pool.put(self.model)
         for _ in range(replicas - 1):
             self._pool.put(copy.deepcopy(self.model))
 
     @contextmanager
-    def _replica(self) -> Iterator[LayeredNet]:
+    def _replica(self) -> Iterator[ModelAdapter]:
         model = self._pool.get()
         try:
             yield model
@@ -107,29 +104,33 @@ class Inspector:
         """Inspect one image.
 
         Args:
-            image: (H, W), (C, H, W) or (1, C, H, W); uint8 in 0-255 or float in [0, 1] (already preprocessed,
-                see :func:`convscope.preprocess.preprocess_drawing` for drawings).
+            image: (H, W), (C, H, W) or (1, C, H, W); uint8 in 0-255 or float in [0, 1], already preprocessed
+                (``model.preprocessing.prepare(picture)`` gives it from a picture).
             target: class to explain; default the predicted class.
-            cam_layer: a layer with a spatial output (conv, relu or pool); default the last conv layer's
-                activation (``relu2`` in ``mnist_cnn``), see :func:`default_cam_layer`.
+            cam_layer: a tap with a spatial (C, h, w) output; default the graph's
+                (:meth:`convscope.models.Graph.default_cam_layer`: ``relu2`` in ``mnist_cnn``).
             method: a name from ``CAM_METHODS`` ("gradcam", "gradcam++", "hirescam").
-            layers: which layers' activations to return; default all.
+            layers: which taps' activations to return; default all of them for a small model and none for a
+                big one (see :func:`default_layers`), so a VGG16 inspection does not hold 100+ MB unasked.
         """
         if method not in CAM_METHODS:
             raise ModelError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
-        cam_layer = cam_layer or default_cam_layer(self.model)
-        if cam_layer is not None and self.model.kinds.get(cam_layer) not in SPATIAL_KINDS:
-            raise ModelError(f"CAM layer must be a conv, relu or pool layer, not {cam_layer!r}")
-        wanted = list(self.layer_names if layers is None else layers)
-        unknown = [name for name in wanted if name not in self.model.kinds]
-        if unknown:
-            raise ModelError(f"unknown layer(s) {', '.join(unknown)}; layers: {', '.join(self.layer_names)}")
-        x = _single_input(image, self.input_shape).to(self.model.input_mean.device).requires_grad_(True)
+        graph = self.graph
+        cam_layer = cam_layer or graph.default_cam_layer()
+        if cam_layer is not None and not graph[cam_layer].spatial:
+            raise ModelError(f"a CAM needs a layer with a spatial (C, H, W) output; {cam_layer!r} gives "
+                             f"{graph[cam_layer].output_shape}")
+        if layers is None:
+            wanted = default_layers(self.model)
+        else:
+            asked = {graph[name].name for name in layers}  # graph[...] raises ModelError naming the layers there are
+            wanted = [name for name in graph.names if name in asked]  # in graph order: parents before children
+        x = _single_input(image, self.input_shape).to(self.model.device).requires_grad_(True)
 
-        with self._replica() as model, capture_activations(model, self.layer_names) as acts:
-            probabilities = model(x)[0]  # (K,)
-            logits = acts[self.layer_names[-2]][0]  # the layer feeding the softmax
-            predicted = int(probabilities.argmax())
+        with self._replica() as model:
+            scores, acts = model.capture(x, [*wanted, cam_layer] if cam_layer else wanted)
+            logits = scores[0]  # (K,)
+            predicted = int(logits.argmax())
             target = predicted if target is None else int(target)
             if not 0 <= target < len(logits):
                 raise InputError(f"target class must be in 0-{len(logits) - 1}, got {target}")
@@ -138,14 +139,15 @@ class Inspector:
 
         cam = cam_raw = None
         if cam_layer:
-            layer_map = CAM_METHODS[method].combine(acts[cam_layer].detach(), gradients[1])  # (1, h, w)
-            cam_raw = layer_map[0]
+            layer_map = CAM_METHODS[method].combine(acts[cam_layer].detach().float(), gradients[1].float())
+            cam_raw = layer_map[0]  # (h, w)
             cam = upsample_and_scale(layer_map, self.input_shape[1:])[0]
         saliency = gradients[0][0].abs().amax(dim=0)  # (H, W)
         saliency = saliency / saliency.max().clamp(min=1e-12)
+        logits = logits.detach().float().cpu()
         return Inspection(
-            probabilities=probabilities.detach().cpu(),
-            logits=logits.detach().cpu(),
+            probabilities=torch.softmax(logits, dim=0),
+            logits=logits,
             predicted=predicted,
             target=target,
             activations={name: acts[name][0].detach().cpu() for name in wanted},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.net import LayeredNet
+from ..models.adapter import ModelAdapter
 
 
 def tensor_summary(t: torch.Tensor) -> dict:
@@ -31,15 +31,17 @@ def histogram(t: torch.Tensor, bins: int = 30) -> dict:
     return {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]}
 
 
-def layer_weights(model: LayeredNet, bins: int = 30) -> list[dict]:
-    """For every layer with parameters: name, kind, and for its weight and bias the shape, the tensor,
-    summary statistics and a histogram."""
+def layer_weights(model: ModelAdapter, bins: int = 30) -> list[dict]:
+    """For every layer with parameters, in graph order (a module called twice is listed at its first call):
+    name, kind, and for its weight and bias the shape, the tensor, summary statistics and a histogram."""
     report = []
-    for name, module in model.named_children():
-        params = dict(module.named_parameters(recurse=False))
+    for tap in model.graph.taps:
+        if tap.module is None or tap.call != 1:
+            continue
+        params = dict(model.module.get_submodule(tap.module).named_parameters(recurse=False))
         if not params:
             continue
-        entry = {"layer": name, "kind": model.kinds[name].value}
+        entry = {"layer": tap.name, "kind": tap.kind.value}
         for role in ("weight", "bias"):
             if role in params:
                 tensor = params[role].detach().float().cpu()

@@ -1,8 +1,11 @@
+from .adapter import ModelAdapter, wrap
 from .checkpoint import Checkpoint, load_checkpoint, load_model, read_metadata, save_checkpoint
-from .net import Layer, LayeredNet, LayerKind
-from .registry import MODELS, LayerInfo, ModelSpec, describe_layers, get_spec, register
+from .graph import INPUT, Graph, Tap, trace_model
+from .kinds import LayerKind
+from .net import Layer, LayeredNet
+from .registry import MODELS, ModelSpec, get_spec, register
 
 __all__ = [
-    "Checkpoint", "Layer", "LayerInfo", "LayerKind", "LayeredNet", "MODELS", "ModelSpec", "describe_layers",
-    "get_spec", "load_checkpoint", "load_model", "read_metadata", "register", "save_checkpoint",
+    "Checkpoint", "Graph", "INPUT", "Layer", "LayerKind", "LayeredNet", "MODELS", "ModelAdapter", "ModelSpec", "Tap",
+    "get_spec", "load_checkpoint", "load_model", "read_metadata", "register", "save_checkpoint", "trace_model", "wrap",
 ]

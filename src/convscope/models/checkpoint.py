@@ -4,7 +4,7 @@ One file, no pickle: loading never executes code from the file. Saving goes thro
 rename, so a crash mid-save never leaves a broken checkpoint.
 
 Metadata keys (``convscope`` header entry, JSON): ``format`` (1), ``model`` (registry name), ``architecture``
-(input shape, class names, preprocessing, every layer's kind, shape, parameters and MACs), ``created`` (ISO
+(input shape, class names, preprocessing, every layer's kind, shape, parents, parameters and MACs), ``created`` (ISO
 time), ``convscope_version``, ``parameters``, and whatever the trainer adds: ``training`` (config and the command
 that reproduces it), ``history`` (per-epoch metrics), ``test_metrics``, ``data`` (SHA-256 of the training data).
 """
@@ -22,8 +22,11 @@ import torch
 
 from ..data.download import atomic_write_bytes
 from ..errors import ModelError
-from .net import LayeredNet
-from .registry import ModelSpec, describe_layers, get_spec
+from torch import nn
+
+from .adapter import ModelAdapter
+from .registry import ModelSpec, get_spec
+from .user import load_user_model
 
 FORMAT_VERSION = 1
 METADATA_KEY = "convscope"
@@ -31,26 +34,30 @@ METADATA_KEY = "convscope"
 
 @dataclass
 class Checkpoint:
-    model: LayeredNet
+    adapter: ModelAdapter  # the model with its preprocessing, classes and graph
     spec: ModelSpec
     metadata: dict
     path: Path | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        return self.adapter.module
 
     @property
     def test_accuracy(self) -> float | None:
         return (self.metadata.get("test_metrics") or {}).get("accuracy")
 
 
-def save_checkpoint(path: Path, model: LayeredNet, model_name: str, metadata: dict | None = None) -> Path:
+def save_checkpoint(path: Path, model: nn.Module, model_name: str, metadata: dict | None = None) -> Path:
     from .. import __version__
 
-    spec = get_spec(model_name)
+    adapter = get_spec(model_name).adapter(model)
     header = {
         "format": FORMAT_VERSION,
         "model": model_name,
-        "architecture": {"input_shape": list(spec.input_shape), "class_names": list(spec.class_names),
-                         "preprocessing": spec.preprocessing,
-                         "layers": [info.as_dict() for info in describe_layers(model, spec.input_shape)]},
+        "architecture": {"input_shape": list(adapter.input_shape), "class_names": list(adapter.class_names),
+                         "preprocessing": adapter.preprocessing.describe(),
+                         "layers": [tap.as_dict() for tap in adapter.graph.taps]},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "convscope_version": __version__,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -98,7 +105,7 @@ def _metadata_from_bytes(data: bytes) -> dict:
     return _parse_metadata((header.get("__metadata__") or {}).get(METADATA_KEY), "checkpoint")
 
 
-def _build(metadata: dict, state_loader, where: str, device) -> tuple[LayeredNet, ModelSpec]:
+def _build(metadata: dict, state_loader, where: str, device) -> tuple[ModelAdapter, ModelSpec]:
     spec = get_spec(metadata.get("model", "?"))
     model = spec.build()
     try:
@@ -107,22 +114,22 @@ def _build(metadata: dict, state_loader, where: str, device) -> tuple[LayeredNet
         raise ModelError(f"{where} does not match the {spec.name} architecture: {e}") from None
     # channels_last: oneDNN's CPU convolutions run about twice as fast on it (bench/batch_predict.py).
     model.to(device, memory_format=torch.channels_last).eval()
-    return model, spec
+    return spec.adapter(model), spec
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     metadata = read_metadata(path)
-    model, spec = _build(metadata, lambda: safetensors.torch.load_file(str(path), device=str(device)), str(path),
+    adapter, spec = _build(metadata, lambda: safetensors.torch.load_file(str(path), device=str(device)), str(path),
                          device)
-    return Checkpoint(model, spec, metadata, path)
+    return Checkpoint(adapter, spec, metadata, path)
 
 
 def checkpoint_from_bytes(data: bytes, device: str | torch.device = "cpu") -> Checkpoint:
     """A checkpoint held in memory (for example read from a database), checked like a file."""
     metadata = _metadata_from_bytes(data)
-    model, spec = _build(metadata, lambda: safetensors.torch.load(data), "checkpoint", device)
-    return Checkpoint(model, spec, metadata)
+    adapter, spec = _build(metadata, lambda: safetensors.torch.load(data), "checkpoint", device)
+    return Checkpoint(adapter, spec, metadata)
 
 
 def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None,
@@ -134,6 +141,9 @@ def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None,
             raise ModelError(f"{checkpoint} holds a {loaded.spec.name} model, not {name}")
         return loaded
     spec = get_spec(name)
+    if spec.user is not None:
+        adapter = load_user_model(spec.user, device)
+        return Checkpoint(adapter, spec, {"model": name, "source": "user", **adapter.metadata["source"]})
     path = spec.default_weights_path()
     if path is None:
         raise ModelError(f"{name} has no packaged weights: train it with `convscope train --model {name}`")

@@ -1,33 +1,21 @@
-"""A feed-forward network as an ordered list of named layers, each with an explicit kind.
+"""The MNIST networks' container: an ordered list of named layers ending in a softmax.
 
-The kind is declared, never guessed from a class or a name, so the API, the UI and inspection can all rely on it.
 The network takes images in [0, 1] and normalises them itself, so attributions are taken with respect to pixels.
+Inspection does not rely on this class: it sees any module through its graph (:mod:`convscope.models.graph`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from enum import Enum
 
 import torch
 from torch import nn
 
 
-class LayerKind(str, Enum):
-    CONV = "conv"
-    RELU = "relu"
-    POOL = "pool"
-    FLATTEN = "flatten"
-    LINEAR = "linear"
-    SIGMOID = "sigmoid"
-    SOFTMAX = "softmax"
-
-
 @dataclass(frozen=True)
 class Layer:
     name: str
-    kind: LayerKind
     module: nn.Module
 
 
@@ -38,10 +26,9 @@ class LayeredNet(nn.Sequential):
     """
 
     def __init__(self, layers: list[Layer], mean: float = 0.0, std: float = 1.0):
-        if not layers or layers[-1].kind is not LayerKind.SOFTMAX:
+        if not layers or not isinstance(layers[-1].module, nn.Softmax):
             raise ValueError("a LayeredNet ends with a softmax layer")
         super().__init__(OrderedDict((layer.name, layer.module) for layer in layers))
-        self.kinds: dict[str, LayerKind] = {layer.name: layer.kind for layer in layers}
         # Buffers, so they travel with the weights in a checkpoint.
         self.register_buffer("input_mean", torch.tensor(float(mean)))
         self.register_buffer("input_std", torch.tensor(float(std)))
@@ -59,6 +46,3 @@ class LayeredNet(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images in [0, 1] -> (B, num_classes) probabilities."""
         return super().forward(self.normalize(x))
-
-    def layer_names(self) -> list[str]:
-        return list(self.kinds)

@@ -7,27 +7,39 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import torch
+from torch import nn
 
 from ..data.mnist import CLASS_NAMES
 from ..errors import ModelError
 from . import zoo
-from .net import LayeredNet, LayerKind
+from .adapter import ModelAdapter
+from .user import UserModel, load_user_model
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
-    build: Callable[[], LayeredNet]
+    build: Callable[[], nn.Module]
     input_shape: tuple[int, int, int]  # (C, H, W)
     class_names: tuple[str, ...]
-    # How raw input becomes model input: "mnist_digit" = 28x28 grey, ink light on dark, in [0, 1],
-    # drawings centred by mass in a 20x20 box (see convscope.preprocess).
-    preprocessing: str
+    # How a user's image becomes model input: a name (or describe() dict) from convscope.preprocessing.
+    preprocessing: str | dict
     dataset: str
     default_weights: str | None = None  # file name under convscope/models/weights
     tags: tuple[str, ...] = field(default_factory=tuple)
+    user: UserModel | None = None  # a model of the user's own: where its code, weights and classes are
+
+    def adapter(self, module: nn.Module) -> ModelAdapter:
+        """``module`` (built by ``build``, with weights loaded) wrapped with this model's metadata."""
+        return ModelAdapter(module, self.class_names, self.preprocessing, name=self.name,
+                            input_shape=self.input_shape,
+                            metadata={"description": self.description, "dataset": self.dataset})
+
+    @property
+    def loadable(self) -> bool:
+        """Whether ``load_model(name)`` works without training: packaged weights, or a user's model."""
+        return self.user is not None or self.default_weights_path() is not None
 
     def default_weights_path(self) -> Path | None:
         if self.default_weights is None:
@@ -43,6 +55,20 @@ def register(spec: ModelSpec) -> ModelSpec:
     if spec.name in MODELS:
         raise ValueError(f"model {spec.name!r} is already registered")
     MODELS[spec.name] = spec
+    return spec
+
+
+def register_user_model(config: UserModel) -> ModelSpec:
+    """Load a user's model (so every mistake in it shows now, as one clear error) and register it under its
+    name; registering the same name again replaces an earlier user model, never a built-in one."""
+    adapter = load_user_model(config)
+    existing = MODELS.get(adapter.name)
+    if existing is not None and existing.user is None:
+        raise ModelError(f"{adapter.name!r} is a built-in model: give yours another name")
+    MODELS[adapter.name] = spec = ModelSpec(
+        name=adapter.name, description=adapter.metadata["description"], build=lambda: load_user_model(config).module,
+        input_shape=adapter.input_shape, class_names=adapter.class_names,
+        preprocessing=adapter.preprocessing.describe(), dataset="user", tags=("user",), user=config)
     return spec
 
 
@@ -65,57 +91,3 @@ register(ModelSpec(
     build=zoo.mnist_mlp, input_shape=(1, 28, 28), class_names=CLASS_NAMES, preprocessing="mnist_digit",
     dataset="mnist", default_weights="mnist_mlp.safetensors", tags=("mlp",),
 ))
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    name: str
-    kind: LayerKind
-    output_shape: tuple[int, ...]  # without the batch dimension
-    parameters: int
-    macs: int  # multiply-accumulates for one input; FLOPs ~= 2 * macs
-    # conv and pool layers: how each output cell sees its input, (height, width) each; None for other kinds
-    kernel: tuple[int, int] | None = None
-    stride: tuple[int, int] | None = None
-    padding: tuple[int, int] | None = None
-
-    def as_dict(self) -> dict:
-        body = {"name": self.name, "kind": self.kind.value, "output_shape": list(self.output_shape),
-                "parameters": self.parameters, "macs": self.macs, "flops": 2 * self.macs}
-        if self.kernel is not None:
-            body.update(kernel=list(self.kernel), stride=list(self.stride), padding=list(self.padding))
-        return body
-
-
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-def _window(module: torch.nn.Module) -> dict:
-    if isinstance(module, (torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
-        stride = module.stride if module.stride is not None else module.kernel_size
-        return {"kernel": _pair(module.kernel_size), "stride": _pair(stride), "padding": _pair(module.padding)}
-    return {}
-
-
-def _layer_macs(module: torch.nn.Module, output: torch.Tensor) -> int:
-    if isinstance(module, torch.nn.Conv2d):
-        per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-        return per_output * output[0].numel()
-    if isinstance(module, torch.nn.Linear):
-        return module.in_features * module.out_features
-    return 0
-
-
-def describe_layers(model: LayeredNet, input_shape: tuple[int, ...]) -> list[LayerInfo]:
-    """Every layer's kind, output shape, parameter count and MACs, from one dry forward of a blank input."""
-    x = torch.zeros(1, *input_shape, device=model.input_mean.device)
-    infos = []
-    with torch.no_grad():
-        x = model.normalize(x)
-        for name, module in model.named_children():
-            x = module(x)
-            infos.append(LayerInfo(name, model.kinds[name], tuple(x.shape[1:]),
-                                   sum(p.numel() for p in module.parameters()), _layer_macs(module, x),
-                                   **_window(module)))
-    return infos

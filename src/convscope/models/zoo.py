@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .net import Layer, LayeredNet, LayerKind as K
+from .net import Layer, LayeredNet
 
 # MNIST pixel statistics over the training set, used to normalise inputs inside the network.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -18,17 +18,17 @@ def mnist_cnn() -> LayeredNet:
     """
     return LayeredNet(
         [
-            Layer("conv1", K.CONV, nn.Conv2d(1, 32, 3)),
-            Layer("relu1", K.RELU, nn.ReLU()),
-            Layer("pool1", K.POOL, nn.MaxPool2d(2)),
-            Layer("conv2", K.CONV, nn.Conv2d(32, 64, 3)),
-            Layer("relu2", K.RELU, nn.ReLU()),
-            Layer("pool2", K.POOL, nn.MaxPool2d(2)),
-            Layer("flatten", K.FLATTEN, nn.Flatten()),
-            Layer("fc1", K.LINEAR, nn.Linear(64 * 5 * 5, 128)),
-            Layer("relu3", K.RELU, nn.ReLU()),
-            Layer("fc2", K.LINEAR, nn.Linear(128, 10)),
-            Layer("softmax", K.SOFTMAX, nn.Softmax(dim=1)),
+            Layer("conv1", nn.Conv2d(1, 32, 3)),
+            Layer("relu1", nn.ReLU()),
+            Layer("pool1", nn.MaxPool2d(2)),
+            Layer("conv2", nn.Conv2d(32, 64, 3)),
+            Layer("relu2", nn.ReLU()),
+            Layer("pool2", nn.MaxPool2d(2)),
+            Layer("flatten", nn.Flatten()),
+            Layer("fc1", nn.Linear(64 * 5 * 5, 128)),
+            Layer("relu3", nn.ReLU()),
+            Layer("fc2", nn.Linear(128, 10)),
+            Layer("softmax", nn.Softmax(dim=1)),
         ],
         mean=MNIST_MEAN,
         std=MNIST_STD,
@@ -39,13 +39,13 @@ def mnist_mlp() -> LayeredNet:
     """784-32-32-10 with sigmoid hidden layers and a softmax output (the earlier model server's network)."""
     return LayeredNet(
         [
-            Layer("flatten", K.FLATTEN, nn.Flatten()),
-            Layer("fc1", K.LINEAR, nn.Linear(784, 32)),
-            Layer("sigmoid1", K.SIGMOID, nn.Sigmoid()),
-            Layer("fc2", K.LINEAR, nn.Linear(32, 32)),
-            Layer("sigmoid2", K.SIGMOID, nn.Sigmoid()),
-            Layer("fc3", K.LINEAR, nn.Linear(32, 10)),
-            Layer("softmax", K.SOFTMAX, nn.Softmax(dim=1)),
+            Layer("flatten", nn.Flatten()),
+            Layer("fc1", nn.Linear(784, 32)),
+            Layer("sigmoid1", nn.Sigmoid()),
+            Layer("fc2", nn.Linear(32, 32)),
+            Layer("sigmoid2", nn.Sigmoid()),
+            Layer("fc3", nn.Linear(32, 10)),
+            Layer("softmax", nn.Softmax(dim=1)),
         ],
         mean=MNIST_MEAN,
         std=MNIST_STD,

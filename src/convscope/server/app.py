@@ -19,7 +19,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..models.registry import MODELS
+from ..models.registry import MODELS, register_user_model
+from ..models.user import UserModel
 from .db.database import Database
 from .errors import install_error_handlers
 from .jobs import JobManager
@@ -36,7 +37,7 @@ STATIC_DIR = resources.files("convscope.server") / "static"
 def _warm_up(store: ModelStore) -> None:
     """Load every active model and run one inspection, so the first request pays no set-up cost."""
     for name, spec in MODELS.items():
-        if spec.default_weights_path() is None:
+        if not spec.loadable:
             continue
         loaded = store.load(store.active(name))
         loaded.inspector.inspect(torch.zeros(spec.input_shape))
@@ -55,6 +56,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         torch.set_num_threads(settings.inference_threads)
+        for user_model in settings.user_models:  # each worker process loads them itself
+            register_user_model(UserModel(**user_model.model_dump()).absolute())
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database)
         db.migrate()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from ..errors import ModelError
 from ..inspect import CAM_METHODS, Inspection
-from ..models.net import LayerKind
-from ..preprocess import Framing
+from ..models.graph import Graph
+from ..models.kinds import LayerKind
+from ..preprocessing import Framing
 from .encoding import derived, encode_tensor
 from .inputs import UserImage
 from .model_store import LoadedModel, ModelStore
@@ -23,8 +26,8 @@ class Options:
     version: int | None = None  # None: the active version
     target: int | None = None  # the class to explain; None: the predicted one
     cam_method: str = "gradcam"  # one of EXPLAIN_METHODS
-    cam_layer: str | None = None  # None: the model's default (the last conv layer's activation)
-    layers: Sequence[str] | None = None  # activations to return; None: every layer
+    cam_layer: str | None = None  # None: the model's default (see Graph.default_cam_layer)
+    layers: Sequence[str] | None = None  # activations to return; None: every layer of a small model, none of a big
 
 
 @dataclass
@@ -40,7 +43,7 @@ def run(store: ModelStore, image: UserImage, options: Options) -> Result:
     loaded = store.load(store.resolve(options.model, options.version))
     # Saliency comes with every inspection; Grad-CAM is computed alongside it at no extra pass.
     method = "gradcam" if options.cam_method == SALIENCY else options.cam_method
-    model_input, framing = image.model_input()
+    model_input, framing = image.model_input(loaded.checkpoint.adapter.preprocessing)
     inspection = loaded.inspector.inspect(model_input, target=options.target, cam_layer=options.cam_layer,
                                           method=method, layers=options.layers)
     return Result(loaded, inspection, framing)
@@ -48,15 +51,15 @@ def run(store: ModelStore, image: UserImage, options: Options) -> Result:
 
 def prediction_summary(result: Result) -> dict:
     ins, ref = result.inspection, result.loaded.ref
+    class_names = result.loaded.checkpoint.adapter.class_names
     return {"model": ref.model, "version": ref.version, "predicted": ins.predicted,
-            "confidence": round(ins.confidence, 6),
+            "predicted_class": class_names[ins.predicted], "confidence": round(ins.confidence, 6),
             "probabilities": [round(float(p), 6) for p in ins.probabilities]}
 
 
 def response_body(result: Result, cam_method: str) -> dict:
     """Everything the UI draws, with tensors in the compact encoding (see encoding.py)."""
     ins = result.inspection
-    kinds = result.loaded.checkpoint.model.kinds
     if cam_method == SALIENCY:
         cam = {"method": SALIENCY, "layer": None, "map": encode_tensor(ins.saliency)}
     elif ins.cam is not None:
@@ -66,28 +69,31 @@ def response_body(result: Result, cam_method: str) -> dict:
     return {
         **prediction_summary(result),
         "target": ins.target,
-        "input": encode_tensor(ins.input[0]),
+        "target_class": result.loaded.checkpoint.adapter.class_names[ins.target],
+        "input": encode_tensor(ins.input if ins.input.shape[0] > 1 else ins.input[0]),
         "framing": result.framing.as_dict(),
         "cam": cam,
         "saliency": encode_tensor(ins.saliency),
-        "layers": _layers(ins, kinds),
+        "layers": _layers(ins, result.loaded.checkpoint.adapter.graph),
     }
 
 
-def _layers(ins: Inspection, kinds: dict[str, LayerKind]) -> list[dict]:
-    """Each requested layer's activation; a ReLU or flatten whose input layer is also sent is sent as derived
-    from it (see encoding.py)."""
-    names = list(kinds)
+def _layers(ins: Inspection, graph: Graph) -> list[dict]:
+    """Each requested layer's activation; a ReLU or flatten that equals its parent tap's output rectified or
+    reshaped, with that parent in the same answer, is sent as derived from it (see encoding.py)."""
     out = []
     for name, activation in ins.activations.items():
-        position = names.index(name)
-        source = names[position - 1] if position > 0 else None
+        tap = graph[name]
+        parent = ins.activations.get(tap.parents[0]) if len(tap.parents) == 1 else None
         shape = list(activation.shape)
-        if source in ins.activations and kinds[name] is LayerKind.RELU:
-            encoded = derived("relu", source, shape)
-        elif source in ins.activations and kinds[name] is LayerKind.FLATTEN:
-            encoded = derived("reshape", source, shape)
+        if parent is not None and tap.kind is LayerKind.RELU and parent.shape == activation.shape \
+                and torch.equal(parent.clamp(min=0), activation):
+            encoded = derived("relu", tap.parents[0], shape)
+        elif parent is not None and tap.kind is LayerKind.FLATTEN and parent.numel() == activation.numel() \
+                and torch.equal(parent.reshape(activation.shape), activation):
+            encoded = derived("reshape", tap.parents[0], shape)
         else:
             encoded = encode_tensor(activation)
-        out.append({"name": name, "kind": kinds[name].value, "shape": shape, "activation": encoded})
+        out.append({"name": name, "kind": tap.kind.value, "shape": shape, "parents": list(tap.parents),
+                    "activation": encoded})
     return out

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import InputError, UnreadableImageError
 from ..images import open_image
-from ..preprocess import Framing, frame_drawing, resize_drawing, whole_image
+from ..preprocessing import Framing, Preprocessing
 
 FORMATS = ("PNG", "JPEG", "WEBP")
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp);base64,(.*)", re.DOTALL)
@@ -26,7 +26,7 @@ DATA_URL = re.compile(r"data:image/(png|jpeg|webp);base64,(.*)", re.DOTALL)
 class UserImage:
     kind: str  # "drawing" (a data URL), "upload" (a file) or "pixels" (a 28x28 array)
     image: Image.Image
-    preprocess: bool  # crop, centre and scale like MNIST; False: resize the ink to 28x28 as it is
+    preprocess: bool  # the model's full preprocessing (MNIST: crop, centre, scale); False: fit it as it is
 
     @property
     def png(self) -> bytes:
@@ -34,14 +34,17 @@ class UserImage:
         self.image.save(out, format="PNG")
         return out.getvalue()
 
-    def model_input(self) -> tuple[torch.Tensor, Framing]:
-        """(28, 28) float in [0, 1], light ink on dark, as the model expects, and where it came from."""
+    def model_input(self, preprocessing: Preprocessing) -> tuple[torch.Tensor, Framing]:
+        """(C, H, W) float in [0, 1] as the model expects, made by the model's own preprocessing, and where it
+        came from."""
         if self.preprocess:
-            return frame_drawing(self.image)
-        whole = whole_image(self.image.height, self.image.width)
-        if self.kind == "pixels":  # already model input: used exactly as given
-            return torch.from_numpy(np.asarray(self.image, dtype=np.float32) / 255.0), whole
-        return resize_drawing(self.image), whole
+            return preprocessing.prepare(self.image)
+        if self.kind == "pixels" and (1, self.image.height, self.image.width) == preprocessing.input_shape:
+            # already model input: used exactly as given
+            pixels = torch.from_numpy(np.asarray(self.image, dtype=np.float32) / 255.0)[None]
+            return pixels, Framing((0.0, 0.0, float(self.image.width), float(self.image.height)),
+                                   (0, 0, self.image.width, self.image.height))
+        return preprocessing.resize(self.image)
 
 
 def from_bytes(data: bytes, kind: str, max_pixels: int, preprocess: bool | None) -> UserImage:
@@ -65,10 +68,14 @@ def from_data_url(url: str, max_pixels: int, preprocess: bool | None) -> UserIma
 
 
 def from_pixels(pixels: list[list[float]], preprocess: bool | None) -> UserImage:
-    """A 28x28 array of 0-255 grey levels, light ink on dark as in MNIST (what ``/api/samples`` returns)."""
-    array = np.asarray(pixels, dtype=np.float64)
-    if array.shape != (28, 28):
-        raise InputError(f"pixels must be a 28x28 array, got shape {array.shape}")
+    """An (H, W) array of 0-255 grey levels; for the MNIST models 28x28, light ink on dark (what ``/api/samples``
+    returns)."""
+    try:
+        array = np.asarray(pixels, dtype=np.float64)
+    except ValueError:
+        raise InputError("pixels must be a rectangular array of numbers (every row the same length)") from None
+    if array.ndim != 2 or min(array.shape) < 1:
+        raise InputError(f"pixels must be a 2-D array of grey levels, got shape {array.shape}")
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
         raise InputError("pixels must be numbers from 0 to 255")
     image = Image.fromarray(array.round().astype(np.uint8))  # (28, 28) uint8: greyscale "L"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..inspect import Inspector
-from ..models.checkpoint import Checkpoint, checkpoint_from_bytes, load_checkpoint, read_metadata
+from ..models.checkpoint import Checkpoint, checkpoint_from_bytes, load_model, read_metadata
 from ..models.registry import MODELS
 from .db.database import Database
 from .db.tables import ActiveModel, ModelVersion
@@ -47,7 +47,7 @@ def _test_accuracy(metadata: dict) -> float | None:
 def _details(metadata: dict) -> dict:
     """What a version listing shows; the architecture is served from the loaded model instead."""
     return {k: metadata.get(k) for k in ("created", "convscope_version", "parameters", "training", "history",
-                                         "test_metrics", "data")}
+                                         "test_metrics", "data", "source")}
 
 
 class ModelStore:
@@ -59,19 +59,20 @@ class ModelStore:
         self._lock = threading.Lock()
 
     def seed(self) -> None:
-        """Record every model's packaged weights as version 1 and make it active where nothing is (idempotent,
-        and safe when several workers start at once)."""
+        """Record every model's packaged weights (or a user's model as the server was started with it) as
+        version 1 and make it active where nothing is (idempotent, and safe when several workers start at once)."""
         for spec in MODELS.values():
-            path = spec.default_weights_path()
-            if path is None:
+            if not spec.loadable:
                 continue
-            metadata = read_metadata(path)
+            path = spec.default_weights_path()
+            metadata = read_metadata(path) if path is not None else {"source": vars(spec.user)}
+            source = "user" if spec.user is not None else "packaged"
             try:
                 with self.db.session(write=True) as session:
                     exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model == spec.name,
                                                                           ModelVersion.version == 1))
                     if exists is None:
-                        row = ModelVersion(model=spec.name, version=1, source="packaged",
+                        row = ModelVersion(model=spec.name, version=1, source=source,
                                            test_accuracy=_test_accuracy(metadata), details=_details(metadata))
                         session.add(row)
                         session.flush()
@@ -96,6 +97,11 @@ class ModelStore:
                 raise NotFound(f"{model} has no version {version}")
             ref = self._refs.setdefault((model, version), VersionRef(row_id, model, version))
         return ref
+
+    def class_names(self, model: str) -> tuple[str, ...]:
+        if model not in MODELS:
+            raise InputError(f"the model {model!r} is not loaded on this server")
+        return tuple(MODELS[model].class_names)
 
     def active(self, model: str) -> VersionRef:
         with self.db.engine.connect() as connection:  # Core, not a session: this runs on every request
@@ -123,8 +129,7 @@ class ModelStore:
                 self._loaded.move_to_end(ref.id)
                 return loaded
             checkpoint = self._read_checkpoint(ref)
-            loaded = LoadedModel(ref, checkpoint, Inspector(checkpoint.model, checkpoint.spec.input_shape,
-                                                            replicas=self.replicas))
+            loaded = LoadedModel(ref, checkpoint, Inspector(checkpoint.adapter, replicas=self.replicas))
             self._loaded[ref.id] = loaded
             while len(self._loaded) > CACHE_SIZE:
                 self._loaded.popitem(last=False)
@@ -134,11 +139,10 @@ class ModelStore:
         with self.db.session() as session:
             row = session.get(ModelVersion, ref.id)
             source, data = row.source, row.checkpoint
-        if source == "packaged":
-            path = MODELS[ref.model].default_weights_path()
-            if path is None:
-                raise ModelError(f"the packaged weights of {ref.model} are missing from this installation")
-            return load_checkpoint(path)
+        if source in ("packaged", "user"):
+            if ref.model not in MODELS or not MODELS[ref.model].loadable:
+                raise ModelError(f"the weights of {ref.model} are missing from this installation")
+            return load_model(ref.model)
         return checkpoint_from_bytes(data)
 
     def register(self, model: str, checkpoint: bytes, job_id: int | None = None) -> VersionRef:

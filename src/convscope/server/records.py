@@ -7,22 +7,23 @@ nothing a client claims about the result is ever stored. Report reasons are stor
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from ..errors import InputError
 from .db.tables import Prediction, Report, Rerun, iso, utcnow
 from .errors import NotFound
 from .inference import Result
 from .inputs import UserImage
 
-DIGITS = range(10)
-
 
 def _computed(result: Result) -> dict:
     ins = result.inspection
-    return {"version_id": result.loaded.ref.id, "predicted": ins.predicted, "confidence": ins.confidence,
-            "probabilities": [float(p) for p in ins.probabilities]}
+    return {"version_id": result.loaded.ref.id, "predicted": ins.predicted,
+            "predicted_class": result.loaded.checkpoint.adapter.class_names[ins.predicted],
+            "confidence": ins.confidence, "probabilities": [float(p) for p in ins.probabilities]}
 
 
 def save_prediction(session: Session, image: UserImage, result: Result) -> Prediction:
@@ -41,11 +42,11 @@ def get_prediction(session: Session, prediction_id: int) -> Prediction:
     return prediction
 
 
-def list_predictions(session: Session, digit: int | None, model: str | None, reported: bool | None,
+def list_predictions(session: Session, predicted: int | None, model: str | None, reported: bool | None,
                      limit: int, offset: int) -> tuple[list[Prediction], int]:
     query = select(Prediction)
-    if digit is not None:
-        query = query.where(Prediction.predicted == digit)
+    if predicted is not None:
+        query = query.where(Prediction.predicted == predicted)
     if model is not None:
         query = query.where(Prediction.model == model)
     if reported is not None:
@@ -64,9 +65,16 @@ def add_rerun(session: Session, prediction: Prediction, result: Result) -> Rerun
     return rerun
 
 
-def add_report(session: Session, prediction_id: int, correct_label: int, reason: str) -> Report:
-    get_prediction(session, prediction_id)
-    report = Report(prediction_id=prediction_id, correct_label=correct_label, reason=reason)
+def add_report(session: Session, prediction_id: int, correct_label: int, reason: str,
+               class_names: Callable[[str], tuple[str, ...]]) -> Report:
+    """``class_names(model)`` gives the classes of the prediction's model: the label must be one of them."""
+    prediction = get_prediction(session, prediction_id)
+    names = class_names(prediction.model)
+    if not 0 <= correct_label < len(names):
+        raise InputError(f"correct_label must be a class index of {prediction.model}: 0-{len(names) - 1}, "
+                         f"got {correct_label}")
+    report = Report(prediction_id=prediction_id, correct_label=correct_label, correct_class=names[correct_label],
+                    reason=reason)
     session.add(report)
     session.flush()
     return get_report(session, report.id)
@@ -95,30 +103,56 @@ def list_reports(session: Session, resolved: bool | None, limit: int, offset: in
     return list(items), total
 
 
-def statistics(session: Session) -> dict:
-    """Counts per predicted digit, the share of saved predictions reported wrong, and the confusion matrix of
-    reported corrections (rows: predicted digit, columns: the digit the reporter says is right)."""
-    saved = dict(session.execute(select(Prediction.predicted, func.count()).group_by(Prediction.predicted)).all())
+def statistics(session: Session, model: str | None = None, class_names: tuple[str, ...] = ()) -> dict:
+    """Counts per predicted class, the share of saved predictions reported wrong, and the confusion matrix of
+    reported corrections (rows: predicted class, columns: the class the reporter says is right), by class name
+    (models with the same class names, like the two MNIST ones, count together). The classes are
+    ``class_names`` and any other class that occurs. ``model`` limits it to one model's predictions."""
+    only = (lambda query: query.where(Prediction.model == model)) if model else (lambda query: query)
+    saved = {(index, name): count for index, name, count in session.execute(only(
+        select(Prediction.predicted, Prediction.predicted_class, func.count())
+        .group_by(Prediction.predicted, Prediction.predicted_class)))}
     reported_ids = select(Report.prediction_id).distinct().subquery()
-    reported = dict(session.execute(select(Prediction.predicted, func.count()).join(
-        reported_ids, reported_ids.c.prediction_id == Prediction.id).group_by(Prediction.predicted)).all())
-    confusion = [[0] * 10 for _ in DIGITS]
-    for predicted, correct, count in session.execute(select(Prediction.predicted, Report.correct_label, func.count())
-                                                     .join(Report, Report.prediction_id == Prediction.id)
-                                                     .group_by(Prediction.predicted, Report.correct_label)):
-        confusion[predicted][correct] = count
-    open_reports = session.scalar(select(func.count()).where(Report.resolved_at.is_(None)))
-    all_reports = session.scalar(select(func.count()).select_from(Report))
-    total, total_reported = sum(saved.values()), sum(reported.values())
+    reported = dict(session.execute(only(select(Prediction.predicted_class, func.count()).join(
+        reported_ids, reported_ids.c.prediction_id == Prediction.id).group_by(Prediction.predicted_class))).all())
+    corrections = session.execute(only(
+        select(Prediction.predicted, Prediction.predicted_class, Report.correct_label, Report.correct_class,
+               func.count()).join(Report, Report.prediction_id == Prediction.id)
+        .group_by(Prediction.predicted, Prediction.predicted_class, Report.correct_label, Report.correct_class))).all()
+    # Classes in index order, each name once.
+    seen = [*enumerate(class_names), *saved, *((index, name) for index, name, *_ in corrections),
+            *((index, name) for _, _, index, name, _ in corrections)]
+    indices: dict[str, int] = {}
+    for index, name in seen:
+        indices[name] = min(index, indices.get(name, index))
+    classes = sorted(indices, key=lambda name: (indices[name], name))
+    position = {name: i for i, name in enumerate(classes)}
+    confusion = [[0] * len(classes) for _ in classes]
+    for _, predicted, _, correct, count in corrections:
+        confusion[position[predicted]][position[correct]] += count
+    per_name: dict[str, int] = {}
+    for (_, name), count in saved.items():
+        per_name[name] = per_name.get(name, 0) + count
+
+    def count_reports(*conditions) -> int:
+        return session.scalar(only(select(func.count(Report.id)).join(
+            Prediction, Report.prediction_id == Prediction.id).where(*conditions)))
+
+    open_reports, all_reports = count_reports(Report.resolved_at.is_(None)), count_reports()
+    total, total_reported = sum(per_name.values()), sum(reported.values())
     return {
+        "model": model,
         "predictions": total,
         "reported_predictions": total_reported,
         "reported_error_rate": total_reported / total if total else None,
         "reports": {"total": all_reports, "open": open_reports, "resolved": all_reports - open_reports},
-        "per_digit": [{"digit": d, "saved": saved.get(d, 0), "reported": reported.get(d, 0),
-                       "reported_error_rate": reported.get(d, 0) / saved[d] if saved.get(d) else None}
-                      for d in DIGITS],
-        "confusion": {"rows": "predicted digit", "columns": "correct digit (reported)", "matrix": confusion},
+        "classes": classes,
+        "per_class": [{"class": name, "index": indices[name], "saved": per_name.get(name, 0),
+                       "reported": reported.get(name, 0),
+                       "reported_error_rate": reported.get(name, 0) / per_name[name] if per_name.get(name) else None}
+                      for name in classes],
+        "confusion": {"rows": "predicted class", "columns": "correct class (reported)", "labels": classes,
+                      "matrix": confusion},
     }
 
 
@@ -130,13 +164,14 @@ def png_data_url(png: bytes) -> str:
 
 def _run_body(run: Prediction | Rerun) -> dict:
     return {"model": run.version.model, "version": run.version.version, "predicted": run.predicted,
-            "confidence": run.confidence, "probabilities": run.probabilities}
+            "predicted_class": run.predicted_class, "confidence": run.confidence,
+            "probabilities": run.probabilities}
 
 
 def report_body(report: Report) -> dict:
     return {"id": report.id, "prediction_id": report.prediction_id, "correct_label": report.correct_label,
-            "reason": report.reason, "created_at": iso(report.created_at), "resolved": report.resolved_at is not None,
-            "resolved_at": iso(report.resolved_at)}
+            "correct_class": report.correct_class, "reason": report.reason, "created_at": iso(report.created_at),
+            "resolved": report.resolved_at is not None, "resolved_at": iso(report.resolved_at)}
 
 
 def rerun_body(rerun: Rerun) -> dict:

@@ -21,9 +21,10 @@ class InputFields(Strict):
 
     image: str | None = Field(None, description="a canvas data URL: data:image/png|jpeg|webp;base64,...")
     pixels: list[list[float]] | None = Field(
-        None, description="28x28 grey levels 0-255, light ink on dark (MNIST's convention)")
+        None, description="HxW grey levels 0-255; for the MNIST models 28x28, light ink on dark")
     preprocess: bool | None = Field(
-        None, description="crop, scale and centre like MNIST; default true for images, false for pixels")
+        None, description="the model's preprocessing (MNIST: crop, scale and centre); default true for images, "
+                          "false for pixels")
     model: str = "mnist_cnn"
     version: int | None = Field(None, ge=1, description="default: the model's active version")
 
@@ -37,9 +38,10 @@ class InputFields(Strict):
 class ExplainFields(BaseModel):
     target: int | None = Field(None, ge=0, description="class to explain; default: the predicted class")
     cam_method: ExplainMethod = "gradcam"
-    cam_layer: str | None = Field(None, description="a conv, relu or pool layer; default: the last conv layer's "
-                                                    "activation")
-    layers: list[str] | None = Field(None, description="layers whose activations to return; default: all")
+    cam_layer: str | None = Field(None, description="a layer with a spatial (C, H, W) output; default: the "
+                                                    "model's (the last conv block's activation)")
+    layers: list[str] | None = Field(None, description="layers whose activations to return; default: all of a "
+                                                        "small model's, none of a big one's; [] for none")
 
     def options(self, model: str, version: int | None) -> Options:
         return Options(model=model, version=version, target=self.target, cam_method=self.cam_method,
@@ -82,21 +84,24 @@ class LayerOut(BaseModel):
     name: str
     kind: str
     shape: list[int]
+    parents: list[str] = Field(description="the layers it reads from (\"input\": the model input)")
     activation: EncodedTensor | DerivedTensor
 
 
 class FramingOut(BaseModel):
     source: list[float] = Field(description="x0, y0, x1, y1: the rectangle of the input image that was used")
-    field: list[int] = Field(description="left, top, width, height: where it lies in the 28x28 model input")
+    field: list[int] = Field(description="left, top, width, height: where it lies in the model input")
 
 
 class PredictResponse(BaseModel):
     model: str
     version: int
     predicted: int
+    predicted_class: str
     confidence: float
     probabilities: list[float]
     target: int
+    target_class: str
     input: EncodedTensor
     framing: FramingOut
     cam: CamOut | None
@@ -123,7 +128,7 @@ class JobRequest(Strict):
 
 
 class ReportRequest(Strict):
-    correct_label: int = Field(ge=0, le=9)
+    correct_label: int = Field(ge=0, le=2**31 - 1, description="a class index of the prediction's model")
     reason: str = Field("", max_length=2000)
 
 

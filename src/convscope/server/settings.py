@@ -4,26 +4,38 @@ variables and then by ``convscope serve`` flags.
 Variables: ``CONVSCOPE_HOST``, ``CONVSCOPE_PORT``, ``CONVSCOPE_DATA_DIR``, ``CONVSCOPE_DATABASE_URL``,
 ``CONVSCOPE_MODEL_DIR``, ``CONVSCOPE_MNIST_DIR``, ``CONVSCOPE_MNIST_MIRRORS``, ``CONVSCOPE_MAX_BODY_BYTES``,
 ``CONVSCOPE_MAX_IMAGE_PIXELS``, ``CONVSCOPE_ALLOWED_ORIGINS``, ``CONVSCOPE_ADMIN_TOKEN``, ``CONVSCOPE_WORKERS``,
-``CONVSCOPE_INFERENCE_THREADS``.
+``CONVSCOPE_INFERENCE_THREADS``, ``CONVSCOPE_USER_MODELS``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from pydantic import field_validator
 
 from ..images import MAX_PIXELS
 from ..settings import Settings as EngineSettings
 from .db.database import sqlite_url
 
 LOOPBACK_NAMES = ("localhost",)
+
+
+class UserModelSettings(BaseModel):
+    """A model of the user's own that the server loads at start-up (see ``convscope.models.user``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_file: str  # path/to/file.py:factory
+    weights: str | None = None
+    classes: str | None = None
+    preprocessing: str | dict = "resize"
+    name: str | None = None
 
 
 class ServerSettings(BaseSettings):
@@ -49,6 +61,9 @@ class ServerSettings(BaseSettings):
     workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1)
     # torch threads per inference: one, so that the workers (and a training job) share the cores without stalls.
     inference_threads: int = Field(1, ge=1)
+    # Models of the user's own, loaded at start-up (never code sent over HTTP). As a variable, a JSON list:
+    # [{"model_file": "net.py:build", "weights": "net.safetensors", "classes": "classes.txt"}]
+    user_models: tuple[UserModelSettings, ...] = ()
 
     @field_validator("mnist_mirrors", "allowed_origins", mode="before")
     @classmethod
@@ -80,5 +95,8 @@ class ServerSettings(BaseSettings):
         for name, value in self.model_dump().items():
             if value is None or value == ():
                 continue
-            env[f"CONVSCOPE_{name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+            if name == "user_models":
+                env["CONVSCOPE_USER_MODELS"] = json.dumps(value)
+            else:
+                env[f"CONVSCOPE_{name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
         return env

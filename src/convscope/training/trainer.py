@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..data.mnist import MnistSplit, load_mnist
 from ..devices import bf16_autocast_supported, resolve_device
+from ..errors import ConvscopeError
 from ..metrics import Metrics, evaluate
 from ..models.checkpoint import save_checkpoint
 from ..models.net import LayeredNet
@@ -226,7 +227,8 @@ class _Run:
 def _train(config, emit, cancel, out, train_data, test_data, settings, command) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
-    get_spec(config.model)  # an unknown model fails before any data is read
+    if get_spec(config.model).dataset != "mnist":  # an unknown model fails before any data is read
+        raise ConvscopeError(f"{config.model} is not an MNIST model: convscope trains the MNIST models for now")
     train_data = train_data or load_mnist("train", settings)
     probes = None
     if config.probes:

@@ -62,16 +62,28 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic ``upgrade head``). Worker processes starting together
-        take turns: SQLite's write lock (BEGIN IMMEDIATE) or a PostgreSQL advisory lock is held throughout."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``), or to ``revision``. Worker processes
+        starting together take turns: SQLite's write lock (BEGIN IMMEDIATE) or a PostgreSQL advisory lock is held
+        throughout."""
         config = Config()
         config.set_main_option("script_location", str(resources.files("convscope.server.db") / "migrations"))
-        with self.engine.execution_options(**{WRITE: True}).begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            # SQLite alters a table by copying it to a new one and dropping the old: with foreign keys on, that
+            # drop would cascade and delete every dependent row. The pragma only applies outside a transaction.
+            if self.is_sqlite:
+                connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.execution_options(**{WRITE: True}).begin():
+                    if connection.dialect.name == "postgresql":
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, revision)
+                    if self.is_sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                        raise RuntimeError("the migration left rows whose foreign keys point nowhere")
+            finally:
+                if self.is_sqlite:
+                    connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:

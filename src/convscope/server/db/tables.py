@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, LargeBinary, String,
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String,
                         Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
@@ -99,7 +99,6 @@ class Prediction(Base):
     """A saved prediction: the input image as the user gave it, and what the server computed from it."""
 
     __tablename__ = "predictions"
-    __table_args__ = (CheckConstraint("predicted BETWEEN 0 AND 9", name="predicted_digit"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -108,7 +107,8 @@ class Prediction(Base):
     input_kind: Mapped[str] = mapped_column(String(16))  # "drawing", "upload" or "pixels"
     preprocess: Mapped[bool] = mapped_column(Boolean)
     input_png: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
-    predicted: Mapped[int] = mapped_column(Integer, index=True)
+    predicted: Mapped[int] = mapped_column(Integer, index=True)  # the class index
+    predicted_class: Mapped[str] = mapped_column(String(200))  # its name in the model's class list
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[list] = mapped_column(JSON)
     version: Mapped[ModelVersion] = relationship(lazy="joined")
@@ -128,20 +128,21 @@ class Rerun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     predicted: Mapped[int] = mapped_column(Integer)
+    predicted_class: Mapped[str] = mapped_column(String(200))
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[list] = mapped_column(JSON)
     version: Mapped[ModelVersion] = relationship(lazy="joined")
 
 
 class Report(Base):
-    """A user's statement that a saved prediction is wrong: the correct digit and why. The reason is plain text."""
+    """A user's statement that a saved prediction is wrong: the correct class and why. The reason is plain text."""
 
     __tablename__ = "reports"
-    __table_args__ = (CheckConstraint("correct_label BETWEEN 0 AND 9", name="correct_digit"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), index=True)
-    correct_label: Mapped[int] = mapped_column(Integer)
+    correct_label: Mapped[int] = mapped_column(Integer)  # a class index of the prediction's model
+    correct_class: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,8 +2,9 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from ...inspect.weights import filter_images, layer_weights
-from ...models.net import LayerKind
-from ...models.registry import MODELS, describe_layers
+from ...models.kinds import LayerKind
+from ...models.registry import MODELS
+from ...preprocessing import get_preprocessing
 from ..db.tables import ActiveModel, ModelVersion, iso
 from ..encoding import encode_tensor
 from ..errors import NotFound
@@ -31,7 +32,7 @@ def _model_body(state: AppState, name: str, details: bool = False) -> dict:
     versions = [_version_body(row, active_id, details) for row in rows]
     return {"name": name, "description": spec.description, "dataset": spec.dataset,
             "input_shape": list(spec.input_shape), "class_names": list(spec.class_names),
-            "preprocessing": spec.preprocessing, "tags": list(spec.tags),
+            "preprocessing": get_preprocessing(spec.preprocessing).describe(), "tags": list(spec.tags),
             "active_version": next((v["version"] for v in versions if v["active"]), None), "versions": versions}
 
 
@@ -60,14 +61,14 @@ def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_
 
 @router.get("/{name}/architecture", summary="Layers with kinds, output shapes, parameter counts and FLOPs")
 def architecture(name: str, version: int | None = Query(None, ge=1), state: AppState = Depends(app_state)) -> dict:
+    """The model's graph: every tap in execution order with the taps it reads from (``parents``; ``"input"`` is
+    the model input), so residual and multi-branch networks draw as they are. ``traced`` is false when the graph
+    came from call order rather than tracing (edges approximate)."""
     loaded = state.models.load(state.models.resolve(name, version))
-    spec = loaded.checkpoint.spec
-    # On the inference thread: a forward pass here must not run while an inspection has its hooks on the model.
-    infos = state.infer_blocking(lambda: describe_layers(loaded.checkpoint.model, spec.input_shape))
-    layers = [info.as_dict() for info in infos]
-    return {"model": name, "version": loaded.ref.version, "input_shape": list(spec.input_shape),
-            "parameters": sum(layer["parameters"] for layer in layers),
-            "flops": sum(layer["flops"] for layer in layers), "layers": layers}
+    graph = loaded.checkpoint.adapter.graph.as_dict()
+    return {"model": name, "version": loaded.ref.version,
+            "parameters": sum(p.numel() for p in loaded.checkpoint.model.parameters()),
+            "flops": sum(layer["flops"] for layer in graph["layers"]), **graph}
 
 
 @router.get("/{name}/weights", summary="Per-layer weight and bias statistics, histograms, and conv filters")
@@ -77,7 +78,7 @@ def weights(name: str, version: int | None = Query(None, ge=1), bins: int = Quer
     weight, 0 and 1 are -/+ the layer's largest absolute weight (``scale``)."""
     loaded = state.models.load(state.models.resolve(name, version))
     layers = []
-    for entry in state.infer_blocking(lambda: layer_weights(loaded.checkpoint.model, bins)):
+    for entry in state.infer_blocking(lambda: layer_weights(loaded.checkpoint.adapter, bins)):
         out = {"layer": entry["layer"], "kind": entry["kind"]}
         for role in ("weight", "bias"):
             if role in entry:

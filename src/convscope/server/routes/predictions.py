@@ -31,11 +31,13 @@ def save_upload(fields: UploadFields = Depends(), state: AppState = Depends(app_
 
 @router.get("", summary="Saved predictions, newest first, with filters and paging")
 def list_saved(state: AppState = Depends(app_state),
-               digit: int | None = Query(None, ge=0, le=9, description="the predicted digit"),
+               predicted: int | None = Query(None, ge=0, le=2**31 - 1, description="the predicted class index"),
+               digit: int | None = Query(None, ge=0, le=2**31 - 1, description="the same as predicted (MNIST)"),
                model: str | None = None, reported: bool | None = None,
                limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
     with state.db.session() as session:
-        items, total = records.list_predictions(session, digit, model, reported, limit, offset)
+        items, total = records.list_predictions(session, predicted if predicted is not None else digit, model,
+                                                reported, limit, offset)
         return {"items": [records.prediction_body(p) for p in items], "total": total, "limit": limit,
                 "offset": offset}
 

@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Depends, Query
 
+from ...models.registry import MODELS
 from .. import records
 from ..schemas import ReportRequest, ResolveRequest
 from ..state import AppState, app_state
@@ -8,11 +9,12 @@ router = APIRouter(tags=["reports"])
 
 
 @router.post("/predictions/{prediction_id}/reports", status_code=201,
-             summary="Report a saved prediction as wrong, with the correct digit and a reason (plain text)")
+             summary="Report a saved prediction as wrong, with the correct class and a reason (plain text)")
 def report(prediction_id: int, request: ReportRequest, state: AppState = Depends(app_state)) -> dict:
+    """``correct_label`` is a class index of the prediction's model (``GET /api/models/{name}`` lists them)."""
     with state.db.session(write=True) as session:
         return records.report_body(records.add_report(session, prediction_id, request.correct_label,
-                                                      request.reason))
+                                                      request.reason, state.models.class_names))
 
 
 @router.get("/reports", summary="Reports, newest first, with the prediction each is about")
@@ -30,7 +32,11 @@ def resolve(report_id: int, request: ResolveRequest, state: AppState = Depends(a
         return records.report_body(records.set_resolved(session, report_id, request.resolved))
 
 
-@router.get("/stats", summary="Dashboard statistics: counts per digit, reported error rate, confusion matrix")
-def stats(state: AppState = Depends(app_state)) -> dict:
+@router.get("/stats", summary="Dashboard statistics: counts per class, reported error rate, confusion matrix")
+def stats(state: AppState = Depends(app_state),
+          model: str | None = Query(None, description="only this model's predictions")) -> dict:
+    """The classes are those that occur, and with ``model`` every class of that model when it has at most
+    100 (the MNIST digits all show, ImageNet's 1,000 only where they occur)."""
+    names = MODELS[model].class_names if model in MODELS else ()
     with state.db.session() as session:
-        return records.statistics(session)
+        return records.statistics(session, model, tuple(names) if len(names) <= 100 else ())

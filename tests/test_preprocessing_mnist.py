@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from convscope.errors import InputError
 from convscope.predict import predict_proba
-from convscope.preprocess import BOX, ink_map, preprocess_drawing, stroke_width
+from convscope.preprocessing.mnist_digit import BOX, ink_map, preprocess_drawing, stroke_width
 
 
 def seven(size: int = 300, width: int = 6) -> Image.Image:
@@ -111,7 +111,7 @@ def test_a_huge_canvas_with_a_hairline_stroke_is_still_read(packaged_cnn):
 
 
 def test_framing_maps_the_model_input_back_onto_the_drawing():
-    from convscope.preprocess import frame_drawing
+    from convscope.preprocessing.mnist_digit import frame_drawing
 
     canvas = np.full((200, 200), 255, np.uint8)
     canvas[60:140, 50:90] = 0  # a thick bar: 40 wide, 80 tall, no stroke thickening needed

@@ -1,7 +1,7 @@
-"""Turning a drawing into what an MNIST model expects, the way MNIST digits were made (LeCun et al.): crop to
-the ink, scale the longer side into a 20x20 box keeping the aspect ratio (anti-aliased), and place the result in a
-28x28 field so that its centre of mass sits at the centre. On top of that the stroke width is brought near MNIST's
-(about 2.6 px at 28x28; thin canvas strokes would otherwise shrink to faint one-pixel lines).
+"""``mnist_digit``: turning a drawing into what an MNIST model expects, the way MNIST digits were made (LeCun et
+al.): crop to the ink, scale the longer side into a 20x20 box keeping the aspect ratio (anti-aliased), and place
+the result in a 28x28 field so that its centre of mass sits at the centre. On top of that the stroke width is
+brought near MNIST's (about 2.6 px at 28x28; thin canvas strokes would otherwise shrink to faint one-pixel lines).
 
 Accepts any size, dark-on-light or light-on-dark, greyscale, RGB, or RGBA where the ink is in the alpha channel
 (a canvas drawn on a transparent background).
@@ -10,14 +10,13 @@ Accepts any size, dark-on-light or light-on-dark, greyscale, RGB, or RGBA where 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
+from .base import Framing, Preprocessing
 
 FIELD = 28  # output size
 BOX = 20  # the longer side of the digit after scaling
@@ -92,19 +91,6 @@ def _crop(ink: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], (int(rows[0]), int(cols[0]))
 
 
-@dataclass(frozen=True)
-class Framing:
-    """Where the model input came from: the rectangle ``source`` (x0, y0, x1, y1, in input pixels) became the
-    rectangle ``field`` (left, top, width, height) of the 28x28 input. With it a map over the model input (a CAM)
-    can be laid back over the original drawing."""
-
-    source: tuple[float, float, float, float]
-    field: tuple[int, int, int, int]
-
-    def as_dict(self) -> dict:
-        return {"source": list(self.source), "field": list(self.field)}
-
-
 def whole_image(height: int, width: int) -> Framing:
     return Framing((0.0, 0.0, float(width), float(height)), (0, 0, FIELD, FIELD))
 
@@ -158,3 +144,27 @@ def resize_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tens
     MNIST, or to see what preprocessing changes)."""
     ink = torch.from_numpy(np.ascontiguousarray(ink_map(image)))[None, None]
     return F.interpolate(ink, size=(FIELD, FIELD), mode="bilinear", antialias=True, align_corners=False)[0, 0]
+
+
+class MnistDigit(Preprocessing):
+    """A drawing of one digit -> (1, 28, 28) in [0, 1], light ink on dark, cropped, scaled and centred like MNIST.
+    The MNIST models normalise inside themselves, so there is no mean/std here."""
+
+    name = "mnist_digit"
+
+    def __init__(self) -> None:
+        super().__init__((1, FIELD, FIELD))
+
+    def prepare(self, image) -> tuple[torch.Tensor, Framing]:
+        digit, framing = frame_drawing(image)
+        return digit[None], framing
+
+    def resize(self, image) -> tuple[torch.Tensor, Framing]:
+        height, width = _size(image)
+        return resize_drawing(image)[None], whole_image(height, width)
+
+
+def _size(image) -> tuple[int, int]:
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    return tuple(np.shape(image)[:2])

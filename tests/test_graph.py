@@ -1,0 +1,167 @@
+"""The graph of taps and captures through it, worked out by hand on tiny nets with fixed weights."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convscope.errors import ModelError
+from convscope.inspect import Inspector
+from convscope.models import INPUT, LayerKind, get_spec, wrap
+
+GREY_2x2 = {"name": "resize", "size": 2, "channels": 1}
+
+
+class Residual(nn.Module):
+    """conv (weight -1) -> ReLU(inplace) -> + input -> the same ReLU again -> linear. The in-place ReLU writes into
+    the conv's output, and the shared ReLU runs twice: the two things plain forward hooks get wrong."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(4, 2, bias=False)
+        with torch.no_grad():
+            self.conv.weight.fill_(-1.0)
+            self.fc.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, -1.0]]))
+
+    def forward(self, x):
+        out = self.relu(self.conv(x))
+        out = out + x
+        return self.fc(self.relu(out).flatten(1))
+
+
+# x = [[1, -2], [3, -4]]
+X = torch.tensor([[[1.0, -2.0], [3.0, -4.0]]])
+CONV = [[-1.0, 2.0], [-3.0, 4.0]]  # -x
+RELU = [[0.0, 2.0], [0.0, 4.0]]  # what an in-place ReLU leaves in the conv's output tensor
+ADD = [[1.0, 0.0], [3.0, 0.0]]  # RELU + x
+# second ReLU: ADD unchanged; fc: [1+0+3+0, 0+0+0-0] = [4, 0]
+
+
+def test_residual_graph_names_every_call_and_its_parents():
+    graph = wrap(Residual(), ["a", "b"], GREY_2x2).graph
+    assert graph.traced
+    assert [(tap.name, tap.kind, tap.parents) for tap in graph.taps] == [
+        ("conv", LayerKind.CONV, (INPUT,)),
+        ("relu", LayerKind.RELU, ("conv",)),
+        ("add", LayerKind.ADD, ("relu", INPUT)),  # the skip connection is an edge from the input
+        ("relu:2", LayerKind.RELU, ("add",)),  # the shared ReLU's second call is a tap of its own
+        ("flatten", LayerKind.FLATTEN, ("relu:2",)),
+        ("fc", LayerKind.LINEAR, ("flatten",)),
+    ]
+    assert (graph["relu"].module, graph["relu"].call, graph["relu:2"].module, graph["relu:2"].call) == (
+        "relu", 1, "relu", 2)
+    assert graph.output == "fc" and graph.logits is None
+    assert graph.default_cam_layer() == "relu:2"
+
+
+def test_captures_hold_each_layers_own_output_despite_in_place_ops():
+    result = Inspector(wrap(Residual(), ["a", "b"], GREY_2x2)).inspect(X, target=0, cam_layer="add")
+    acts = result.activations
+    torch.testing.assert_close(acts["conv"], torch.tensor([CONV]))
+    torch.testing.assert_close(acts["relu"], torch.tensor([RELU]))
+    torch.testing.assert_close(acts["add"], torch.tensor([ADD]))
+    torch.testing.assert_close(acts["relu:2"], torch.tensor([ADD]))
+    torch.testing.assert_close(result.logits, torch.tensor([4.0, 0.0]))
+    # Grad-CAM at "add" for class 0: dy0/d(add) = fc row 0 through the ReLU's mask (add > 0) = [[1, 0], [1, 0]];
+    # channel weight = its mean = 0.5; map = ReLU(0.5 * ADD) = [[0.5, 0], [1.5, 0]].
+    torch.testing.assert_close(result.cam_raw, torch.tensor([[0.5, 0.0], [1.5, 0.0]]))
+    # Saliency: d y0 / d x = -mask(conv > 0) * g + g with g = [[1, 0], [1, 0]]: x -> conv -> relu -> add and x -> add.
+    torch.testing.assert_close(result.saliency, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+
+
+def test_the_users_module_still_computes_the_same():
+    model = Residual().eval()
+    expected = model(X[None].clone())
+    adapter = wrap(model, ["a", "b"], GREY_2x2)
+    torch.testing.assert_close(adapter.logits(X[None]), expected)
+
+
+class TwoBranch(nn.Module):
+    """An Inception-style block: two branches concatenated; one branch's ReLU is a function call."""
+
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1)
+
+        def forward(self, x):
+            return F.relu(self.conv(x), inplace=True)
+
+    def __init__(self):
+        super().__init__()
+        self.left = TwoBranch.Branch()
+        self.right = nn.Conv2d(1, 3, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(5, 4)
+
+    def forward(self, x):
+        merged = torch.cat([self.left(x), self.right(x)], dim=1)
+        return self.fc(torch.flatten(self.pool(merged), 1))
+
+
+def test_two_branch_concat_has_both_parents_and_function_taps_are_named_by_scope():
+    graph = wrap(TwoBranch(), None, {"name": "resize", "size": 4, "channels": 1}).graph
+    parents = {tap.name: tap.parents for tap in graph.taps}
+    assert parents == {"left.conv": (INPUT,), "left.relu": ("left.conv",), "right": (INPUT,),
+                       "cat": ("left.relu", "right"), "pool": ("cat",), "flatten": ("pool",), "fc": ("flatten",)}
+    assert graph["cat"].kind is LayerKind.CONCAT and graph["cat"].output_shape == (5, 4, 4)
+    assert graph["left.relu"].module is None and graph["left.relu"].op == "relu"
+    assert graph.default_cam_layer() == "cat"
+
+
+def test_default_cam_layers_of_the_registered_models():
+    cnn, mlp = (get_spec(name).adapter(get_spec(name).build()).graph for name in ("mnist_cnn", "mnist_mlp"))
+    assert cnn.default_cam_layer() == "relu2"  # the pool after it only coarsens the map
+    assert mlp.default_cam_layer() is None
+
+
+def test_class_names_default_to_indices_and_must_match_the_outputs():
+    assert wrap(TwoBranch(), None, {"name": "resize", "size": 4, "channels": 1}).class_names == ("0", "1", "2", "3")
+    with pytest.raises(ModelError, match="the model gives 4 scores but 2 class names were given"):
+        wrap(TwoBranch(), ["a", "b"], {"name": "resize", "size": 4, "channels": 1})
+
+
+def test_an_untraceable_model_gets_an_approximate_graph_that_still_inspects():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(2 * 4 * 4, 3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            if y.sum() > 1e9:  # data-dependent control flow: torch.fx cannot trace this
+                y = y * 0
+            return self.fc(torch.relu(y).flatten(1))
+
+    adapter = wrap(Gated(), None, {"name": "resize", "size": 4, "channels": 1})
+    graph = adapter.graph
+    assert not graph.traced
+    assert [(tap.name, tap.parents) for tap in graph.taps] == [("conv", (INPUT,)), ("fc", ("conv",))]
+    result = Inspector(adapter).inspect(torch.rand(1, 4, 4))
+    assert result.cam_layer == "conv" and result.cam.shape == (4, 4)
+    assert result.activations["conv"].shape == (2, 4, 4)
+
+
+def test_wrong_input_size_and_wrong_output_are_clear_errors():
+    with pytest.raises(ModelError, match=r"does not run on input of shape \(1, 3, 3\)"):
+        wrap(Residual(), None, {"name": "resize", "size": 3, "channels": 1})
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    with pytest.raises(ModelError, match="output must be one tensor"):
+        wrap(Pair(), None, GREY_2x2)
+
+
+def test_big_models_capture_only_what_is_asked(monkeypatch):
+    import convscope.inspect.inspector as inspector_module
+    adapter = get_spec("mnist_cnn").adapter(get_spec("mnist_cnn").build())
+    monkeypatch.setattr(inspector_module, "ALL_LAYERS_BY_DEFAULT", 1000)  # make mnist_cnn count as big
+    result = Inspector(adapter).inspect(torch.rand(28, 28))
+    assert result.activations == {} and result.cam_layer == "relu2" and result.cam is not None
+    assert list(Inspector(adapter).inspect(torch.rand(28, 28), layers=["fc1", "conv1"]).activations) == [
+        "conv1", "fc1"]  # in graph order
