@@ -1,0 +1,214 @@
+"""Bring your own model, end to end: a .py file with a factory plus its weights, through the Python API, the CLI,
+the app and a real `convscope serve`; and every mistake a user will make, as one clear line / a 4xx."""
+
+import argparse
+import base64
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from PIL import Image
+
+from convscope.cli.main import main
+from convscope.inspect import Inspector
+from convscope.models.user import UserModel, load_user_model
+from convscope.server.encoding import decode_layers
+from convscope.server.process import ServerProcess
+from convscope.server.settings import ServerSettings
+from server_fixtures import make_client
+
+NET = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Tiny(nn.Module):
+        """RGB 16x16 -> conv(4) -> ReLU(inplace) -> residual 1x1 conv + add -> pool -> 3 classes."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.relu = nn.ReLU(inplace=True)
+            self.mix = nn.Conv2d(4, 4, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = self.relu(self.stem(x))
+            x = self.relu(self.mix(x) + x)
+            return self.head(torch.flatten(self.pool(x), 1))
+
+
+    def build():
+        torch.manual_seed(0)
+        return Tiny()
+
+
+    def dense():
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3))
+''')
+PREPROCESSING = '{"name": "resize", "size": 16, "channels": 3}'
+CLASSES = ["cat", "dog", "tabby cat"]
+
+
+@pytest.fixture
+def user_files(tmp_path):
+    net = tmp_path / "net.py"
+    net.write_text(NET)
+    namespace: dict = {}
+    exec(compile(NET, str(net), "exec"), namespace)
+    model = namespace["build"]()
+    with torch.no_grad():  # weights unlike the factory's own, so loading them visibly matters
+        for param in model.parameters():
+            param.add_(torch.linspace(-0.5, 0.5, param.numel()).reshape(param.shape))
+    state = model.state_dict()
+    safetensors.torch.save_file(state, tmp_path / "net.safetensors")
+    torch.save(state, tmp_path / "net.pth")
+    (tmp_path / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    picture = Image.new("RGB", (40, 30), (200, 30, 30))
+    picture.paste((20, 20, 220), (10, 5, 30, 25))
+    picture.save(tmp_path / "photo.png")
+    return {"dir": tmp_path, "model": model.eval(), "net": f"{net}:build", "weights": str(tmp_path / "net.safetensors"),
+            "pth": str(tmp_path / "net.pth"), "classes": str(tmp_path / "classes.txt"), "photo": tmp_path / "photo.png"}
+
+
+def expected_probabilities(user_files) -> torch.Tensor:
+    """The user's own module on the photo resized to 16x16 by PIL, computed without convscope's adapter."""
+    picture = Image.open(user_files["photo"]).convert("RGB").resize((16, 16), Image.Resampling.BILINEAR)
+    x = torch.from_numpy(np.asarray(picture, dtype=np.float32)).permute(2, 0, 1) / 255
+    with torch.no_grad():
+        return torch.softmax(user_files["model"](x[None]), dim=1)[0]
+
+
+def test_python_api_wraps_and_inspects_the_users_model(user_files):
+    for weights in (user_files["weights"], user_files["pth"]):
+        adapter = load_user_model(UserModel(user_files["net"], weights, user_files["classes"], PREPROCESSING))
+        assert adapter.name == "build" and adapter.class_names == tuple(CLASSES)
+        assert adapter.graph.names == ["stem", "relu", "mix", "add", "relu:2", "pool", "flatten", "head"]
+        assert adapter.graph["add"].parents == ("mix", "relu")
+        x, framing = adapter.preprocessing.prepare(Image.open(user_files["photo"]))
+        assert framing.source == (0.0, 0.0, 40.0, 30.0)
+        result = Inspector(adapter).inspect(x)
+        torch.testing.assert_close(result.probabilities, expected_probabilities(user_files))
+        assert result.cam_layer == "relu:2" and result.cam.shape == (16, 16)
+
+
+def run_cli(capsys, argv):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_predicts_and_explains_with_the_users_model(user_files, capsys, tmp_path):
+    model_args = ["--model-file", user_files["net"], "--weights", user_files["weights"], "--classes",
+                  user_files["classes"], "--preprocessing", PREPROCESSING]
+    code, out, _ = run_cli(capsys, ["predict", str(user_files["photo"]), *model_args, "--top-k", "3", "--json"])
+    assert code == 0
+    body = json.loads(out)
+    expected = expected_probabilities(user_files)
+    assert body["model"] == "build" and body["predicted"] == CLASSES[int(expected.argmax())]
+    assert {entry["class"]: entry["probability"] for entry in body["top"]} == pytest.approx(
+        {name: float(p) for name, p in zip(CLASSES, expected, strict=True)}, abs=1e-5)
+    code, out, _ = run_cli(capsys, ["explain", str(user_files["photo"]), *model_args, "--layer", "stem",
+                                    "--out", str(tmp_path / "views"), "--json"])
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["cam_layer"] == "stem" and summary["predicted"] in CLASSES
+    assert (tmp_path / "views" / summary["files"]["cam_gradcam_stem"]).is_file()
+    assert (tmp_path / "views" / "features_add.png").is_file() and (tmp_path / "views" / "filters_stem.png").is_file()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"net": "{dir}/net.py:nope"}, "net.py has no factory 'nope'; it defines: Tiny, build, dense"),
+    ({"net": "{dir}/missing.py:build"}, "missing.py: no such model file"),
+    ({"net": "{dir}/net.py"}, "--model-file takes path/to/file.py:factory"),
+    ({"net": "{dir}/net.py:dense"}, "does not match the model's state_dict: missing: 1.weight, 1.bias; "
+                                    "unexpected: head.bias, head.weight, mix.bias, mix.weight, stem.bias and 1 more"),
+    ({"weights": "{dir}/pickled.pth"}, "holds more than tensors, and convscope never unpickles arbitrary objects"),
+    ({"classes": "{dir}/two.txt"}, "the model gives 3 scores but 2 class names were given"),
+    ({"preprocessing": '{"name": "resize", "size": 3, "channels": 1}'}, "does not run on input of shape (1, 3, 3)"),
+    ({"preprocessing": "jpeg"}, "unknown preprocessing 'jpeg'; choose from mnist_digit, imagenet, resize"),
+    ({"extra": ["--layer", "head"]}, "a CAM needs a layer with a spatial (C, H, W) output; 'head' gives (3,)"),
+])
+def test_user_mistakes_are_one_line_errors(user_files, capsys, change, message):
+    folder = user_files["dir"]
+    # A pickled object of an arbitrary class beside the tensors: loading it would run the class's code.
+    torch.save({"state": user_files["model"].state_dict(), "args": argparse.Namespace(lr=0.1)}, folder / "pickled.pth")
+    (folder / "two.txt").write_text("a\nb\n")
+    options = {"net": user_files["net"], "weights": user_files["weights"], "classes": user_files["classes"],
+               "preprocessing": PREPROCESSING, "extra": []}
+    options.update({k: v.replace("{dir}", str(folder)) if isinstance(v, str) else v for k, v in change.items()})
+    argv = ["explain", str(user_files["photo"]), "--model-file", options["net"], "--weights", options["weights"],
+            "--classes", options["classes"], "--preprocessing", options["preprocessing"], *options["extra"],
+            "--out", str(folder / "out")]
+    code, _, err = run_cli(capsys, argv)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def png_data_url(path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_the_app_serves_the_users_model(user_files, tmp_path, synthetic_mnist_dir):
+    user = {"model_file": user_files["net"], "weights": user_files["weights"], "classes": user_files["classes"],
+            "preprocessing": json.loads(PREPROCESSING), "name": "tiny"}
+    settings = ServerSettings(data_dir=tmp_path / "data", mnist_dir=synthetic_mnist_dir, workers=1,
+                              user_models=(user,))
+    with make_client(settings) as client:
+        listed = {m["name"]: m for m in client.get("/api/models").json()}
+        assert listed["tiny"]["class_names"] == CLASSES and listed["tiny"]["active_version"] == 1
+        assert listed["tiny"]["preprocessing"] == {"name": "resize", "size": [16, 16], "channels": 3,
+                                                   "interpolation": "bilinear"}
+        architecture = client.get("/api/models/tiny/architecture").json()
+        assert architecture["default_cam_layer"] == "relu:2" and architecture["traced"] is True
+        assert {layer["name"]: layer["parents"] for layer in architecture["layers"]}["add"] == ["mix", "relu"]
+        answer = client.post("/api/predict", json={"image": png_data_url(user_files["photo"]), "model": "tiny",
+                                                   "layers": ["stem"]}).json()
+        expected = expected_probabilities(user_files)
+        assert answer["predicted_class"] == CLASSES[int(expected.argmax())]
+        assert answer["probabilities"] == pytest.approx(expected.tolist(), abs=1e-5)
+        assert answer["cam"]["layer"] == "relu:2" and answer["cam"]["map"]["shape"] == [16, 16]
+        assert answer["input"]["shape"] == [3, 16, 16]
+        assert [layer["name"] for layer in answer["layers"]] == ["stem"]
+        assert decode_layers(answer["layers"])["stem"].shape == (4, 16, 16)
+        bad = client.post("/api/predict", json={"image": png_data_url(user_files["photo"]), "model": "tiny",
+                                                "cam_layer": "head"})
+        assert bad.status_code == 422
+        message = "a CAM needs a layer with a spatial (C, H, W) output; 'head' gives (3,)"
+        assert bad.json()["error"]["message"] == message  # the CLI's line, word for word
+        saved = client.post("/api/predictions", json={"image": png_data_url(user_files["photo"]),
+                                                      "model": "tiny"}).json()
+        assert saved["predicted_class"] == answer["predicted_class"]
+        report = client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 2})
+        assert report.status_code == 201 and report.json()["correct_class"] == "tabby cat"
+        too_far = client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 3})
+        assert too_far.status_code == 422
+        assert too_far.json()["error"]["message"] == "correct_label must be a class index of tiny: 0-2, got 3"
+
+
+def test_a_real_server_started_with_the_users_model(user_files, tmp_path, synthetic_mnist_dir):
+    args = ("--model-file", user_files["net"], "--weights", user_files["pth"], "--classes", user_files["classes"],
+            "--preprocessing", PREPROCESSING, "--model-name", "tiny", "--workers", "2")
+    with ServerProcess(tmp_path / "data", env={"CONVSCOPE_MNIST_DIR": str(synthetic_mnist_dir)},
+                       extra_args=args) as server:
+        for _ in range(4):  # two worker processes: each loaded the model itself
+            status, answer = server.request("POST", "/api/predict", {"image": png_data_url(user_files["photo"]),
+                                                                     "model": "tiny", "layers": ["add"]})
+            assert status == 200 and answer["predicted_class"] in CLASSES
+            assert answer["layers"][0]["name"] == "add" and answer["cam"]["layer"] == "relu:2"
+        status, digits = server.request("POST", "/api/predict", {"pixels": [[0] * 28] * 28, "layers": []})
+        assert status == 200 and digits["model"] == "mnist_cnn"  # the built-in models are still there
+
+
+def test_serve_refuses_a_broken_model_in_one_line(user_files, capsys, tmp_path):
+    code, _, err = run_cli(capsys, ["serve", "--data-dir", str(tmp_path / "data"), "--model-file",
+                                    f"{user_files['dir']}/net.py:nope"])
+    assert code == 2 and "has no factory 'nope'" in err and err.count("\n") == 1
+
+
+def test_weights_without_a_model_file_are_an_error(user_files, capsys):
+    code, _, err = run_cli(capsys, ["predict", str(user_files["photo"]), "--weights", user_files["weights"]])
+    assert code == 2 and "--weights and --classes go with --model-file" in err
