@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from ..data.mnist import MnistSplit, load_mnist
+from ..data.mnist import CLASS_NAMES, MnistSplit, load_mnist
 from ..devices import bf16_autocast_supported, resolve_device
 from ..errors import ConvscopeError
 from ..metrics import Metrics, evaluate
@@ -127,7 +127,7 @@ class _Probes:
     """The first test image of each class (up to ``count``), predicted on demand while the model trains."""
 
     def __init__(self, data: MnistSplit, count: int, device: torch.device):
-        self.indices = [int(torch.nonzero(data.labels == digit)[0]) for digit in range(10)
+        self.indices = [int(torch.nonzero(data.labels == digit)[0]) for digit in range(len(CLASS_NAMES))
                         if (data.labels == digit).any()][:count]
         self.images = as_model_input(data.images[self.indices]).to(device)  # (P, 1, 28, 28)
         self.labels = [int(data.labels[i]) for i in self.indices]

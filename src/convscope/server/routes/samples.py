@@ -3,7 +3,7 @@ import io
 from fastapi import APIRouter, Depends, Query
 from PIL import Image
 
-from ...data.mnist import sample_digit
+from ...data.mnist import CLASS_NAMES, sample_digit
 from ..records import png_data_url
 from ..state import AppState, app_state
 
@@ -12,7 +12,7 @@ router = APIRouter(tags=["samples"])
 
 @router.get("/samples", summary="An MNIST image of a digit (random, seedable) or by index, with its label")
 def sample(state: AppState = Depends(app_state),
-           digit: int | None = Query(None, ge=0, le=9, description="any digit when omitted"),
+           digit: int | None = Query(None, ge=0, le=len(CLASS_NAMES) - 1, description="any digit when omitted"),
            split: str = Query("test", pattern="^(test|train)$"),
            seed: int | None = Query(None, description="the same seed gives the same image"),
            index: int | None = Query(None, ge=0, description="a fixed image instead of a random one")) -> dict:
