@@ -1,9 +1,10 @@
 """Inspection in one pass: from ONE forward and ONE backward, the probabilities, the prediction, every layer's
 activation, a class activation map on a conv layer and a vanilla-gradient saliency map.
 
-Thread safety: forward hooks live on modules, so two threads sharing one module would see each other's hooks
-and activations. An :class:`Inspector` therefore hands each call its own replica of the model from a pool; a call
-waits when all replicas are busy. One replica per core is plenty (each call is under a millisecond).
+Thread safety: captures are recorded per thread, but an untraceable model records through forward hooks that live
+on its modules, where two threads would see each other's calls. An :class:`Inspector` therefore hands each call
+its own replica of the model from a pool; a call waits when all replicas are busy. One replica per core is plenty
+(an MNIST inspection is under a millisecond).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class Inspector:
         self.model = model
         self.graph = model.graph
         self.input_shape = model.input_shape
+        self._default_layers = default_layers(model)
+        self._default_cam_layer = model.graph.default_cam_layer()
         self._pool: queue.SimpleQueue[ModelAdapter] = queue.SimpleQueue()
         self._pool.put(self.model)
         for _ in range(replicas - 1):
@@ -116,12 +119,12 @@ class Inspector:
         if method not in CAM_METHODS:
             raise ModelError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
         graph = self.graph
-        cam_layer = cam_layer or graph.default_cam_layer()
+        cam_layer = cam_layer or self._default_cam_layer
         if cam_layer is not None and not graph[cam_layer].spatial:
             raise ModelError(f"a CAM needs a layer with a spatial (C, H, W) output; {cam_layer!r} gives "
                              f"{graph[cam_layer].output_shape}")
         if layers is None:
-            wanted = default_layers(self.model)
+            wanted = self._default_layers
         else:
             asked = {graph[name].name for name in layers}  # graph[...] raises ModelError naming the layers there are
             wanted = [name for name in graph.names if name in asked]  # in graph order: parents before children

@@ -318,9 +318,9 @@ def _trace_with_hooks(model: nn.Module, input_shape: tuple[int, ...]) -> TracedM
 
     def hook_for(path: str):
         def hook(module, inputs, output):
+            calls[path] = calls.get(path, 0) + 1  # counted as capture.hooked counts, tensor or not
             if not isinstance(output, torch.Tensor):
                 return
-            calls[path] = calls.get(path, 0) + 1
             name = call_suffix(path, calls[path])
             known = [producers[id(t)] for t in inputs if isinstance(t, torch.Tensor) and id(t) in producers]
             # An input no tap produced came from a function call we cannot see: the previous tap stands in.
