@@ -29,12 +29,15 @@ class ModelSpec:
     default_weights: str | None = None  # file name under convscope/models/weights
     tags: tuple[str, ...] = field(default_factory=tuple)
     user: UserModel | None = None  # a model of the user's own: where its code, weights and classes are
+    # Where the default weights come from and under which licence: {"source": ..., "licence": ...}
+    weights_info: dict = field(default_factory=dict)
 
     def adapter(self, module: nn.Module) -> ModelAdapter:
         """``module`` (built by ``build``, with weights loaded) wrapped with this model's metadata."""
         return ModelAdapter(module, self.class_names, self.preprocessing, name=self.name,
                             input_shape=self.input_shape,
-                            metadata={"description": self.description, "dataset": self.dataset})
+                            metadata={"description": self.description, "dataset": self.dataset,
+                                      "weights": self.weights_info})
 
     @property
     def loadable(self) -> bool:
@@ -68,7 +71,8 @@ def register_user_model(config: UserModel) -> ModelSpec:
     MODELS[adapter.name] = spec = ModelSpec(
         name=adapter.name, description=adapter.metadata["description"], build=lambda: load_user_model(config).module,
         input_shape=adapter.input_shape, class_names=adapter.class_names,
-        preprocessing=adapter.preprocessing.describe(), dataset="user", tags=("user",), user=config)
+        preprocessing=adapter.preprocessing.describe(), dataset="user", tags=("user",), user=config,
+        weights_info={"source": config.weights or "none: the factory's own (random) initialisation"})
     return spec
 
 
@@ -79,15 +83,18 @@ def get_spec(name: str) -> ModelSpec:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
 
 
+PACKAGED_MNIST_WEIGHTS = {"source": "trained on MNIST by convscope (`make weights`; the command is in the file)",
+                          "licence": "MIT, as convscope; MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0"}
+
 register(ModelSpec(
     name="mnist_cnn",
     description="Conv32-Pool-Conv64-Pool-Dense128-Dense10 convolutional network for MNIST digits",
     build=zoo.mnist_cnn, input_shape=(1, 28, 28), class_names=CLASS_NAMES, preprocessing="mnist_digit",
-    dataset="mnist", default_weights="mnist_cnn.safetensors", tags=("cnn",),
+    dataset="mnist", default_weights="mnist_cnn.safetensors", tags=("cnn",), weights_info=PACKAGED_MNIST_WEIGHTS,
 ))
 register(ModelSpec(
     name="mnist_mlp",
     description="784-32-32-10 dense network with sigmoid hidden layers for MNIST digits",
     build=zoo.mnist_mlp, input_shape=(1, 28, 28), class_names=CLASS_NAMES, preprocessing="mnist_digit",
-    dataset="mnist", default_weights="mnist_mlp.safetensors", tags=("mlp",),
+    dataset="mnist", default_weights="mnist_mlp.safetensors", tags=("mlp",), weights_info=PACKAGED_MNIST_WEIGHTS,
 ))
