@@ -14,6 +14,7 @@ from PIL import Image
 
 from convscope.cli.main import main
 from convscope.inspect import Inspector
+from convscope.models import MODELS
 from convscope.models.user import UserModel, load_user_model
 from convscope.server.encoding import decode_layers
 from convscope.server.process import ServerProcess
@@ -52,6 +53,15 @@ NET = textwrap.dedent('''
 ''')
 PREPROCESSING = '{"name": "resize", "size": 16, "channels": 3}'
 CLASSES = ["cat", "dog", "tabby cat"]
+
+
+@pytest.fixture(autouse=True)
+def registry_as_it_was():
+    """Tests here register user models in the process-wide registry: take them out again afterwards."""
+    before = dict(MODELS)
+    yield
+    MODELS.clear()
+    MODELS.update(before)
 
 
 @pytest.fixture
