@@ -74,12 +74,14 @@ def wait_until(page, expression: str, timeout_s: float = 10.0):
 
 
 @contextmanager
-def ui_server(folder, mnist_dir: str):
-    """A real `convscope serve` (one worker) for browser tests; skips when there is no browser."""
+def ui_server(folder, mnist_dir: str, env: dict | None = None):
+    """A real `convscope serve` (one worker) for browser tests; skips when there is no browser. `env`: more
+    CONVSCOPE_* settings (user models, say)."""
     from convscope.server.process import ServerProcess
 
     require_browser()
-    with ServerProcess(folder, env={"CONVSCOPE_MNIST_DIR": mnist_dir, "CONVSCOPE_WORKERS": "1"}) as server:
+    settings = {"CONVSCOPE_MNIST_DIR": mnist_dir, "CONVSCOPE_WORKERS": "1", **(env or {})}
+    with ServerProcess(folder, env=settings) as server:
         yield server
 
 

@@ -50,7 +50,7 @@ def draw(page, strokes) -> dict:
 def test_drawing_a_one_and_a_seven_predicts_them_and_updates_every_view(page):
     for strokes, expected in ((ONE, "1"), (SEVEN, "7")):
         answer = draw(page, strokes)
-        wait_until(page, f"document.querySelector('.prediction .digit').textContent === '{expected}'")
+        wait_until(page, f"document.querySelector('.prediction .predicted-class').textContent === '{expected}'")
         assert answer["predicted"] == int(expected)
     assert re.fullmatch(r"\d+\.\d%", page.locator(".prediction .confidence").inner_text())
     # every layer has its view, with its readout on hover
@@ -80,7 +80,7 @@ def test_sampling_a_digit_shows_it_and_predicts_it(page):
     assert page.locator(".message.info").inner_text().endswith("labelled 3")
     predicted = answer.value.json()["predicted"]
     # the answer has arrived; the page draws it a moment later
-    wait_until(page, f"document.querySelector('.prediction .digit').textContent === '{predicted}'")
+    wait_until(page, f"document.querySelector('.prediction .predicted-class').textContent === '{predicted}'")
 
 
 def test_switching_cam_method_layer_and_target(page):
@@ -123,11 +123,12 @@ def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
     saved_text = page.locator(".result-panel .muted", has_text="Saved as").inner_text()
     saved_id = int(re.search(r"#(\d+)", saved_text).group(1))
     page.get_by_role("button", name="Report wrong").click()
-    page.get_by_label("Correct digit").select_option("1")
+    assert page.get_by_label("Correct class").locator("option").all_inner_texts() == [str(d) for d in range(10)]
+    page.get_by_label("Correct class").select_option("1")
     reason = "<script>window.pwned = 1</script><b>not bold</b>"
     page.get_by_label("Reason").fill(reason)
     page.get_by_role("button", name="Send report").click()
-    page.get_by_text(f"Reported #{saved_id} as a 1").wait_for()
+    page.get_by_text(f"Reported #{saved_id}: the correct class is 1").wait_for()
 
     page.get_by_role("link", name="Dashboard").click()
     row = page.locator("tr.row", has=page.get_by_role("cell", name=str(saved_id), exact=True))
@@ -138,6 +139,26 @@ def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
     assert report.locator("b, script").count() == 0
     assert page.evaluate("window.pwned") is None
     assert page.locator(".cards").inner_text().count("1") >= 2
+    assert "correct class 1" in report.inner_text()
+    # statistics by class name: the 7 saved and reported, the correction 7 -> 1 in the confusion matrix
+    page.locator("table.per-class").wait_for()
+    per_class = page.locator("table.per-class tbody tr").all_inner_texts()
+    assert any(re.fullmatch(r"7\t1\t1\t100\.0%", row) for row in per_class), per_class
+    confusion = page.locator("table.confusion")
+    assert confusion.locator("thead th").all_inner_texts()[1:] == ["1", "7"]  # all models: the classes that occur
+    assert confusion.locator("tbody tr", has=page.locator("th", has_text="7")).locator("td").all_inner_texts() \
+        == ["1", ""]
+    # one model chosen: its classes, all of them, in the statistics and the predicted-class filter
+    page.get_by_label("Filter by model").select_option("mnist_cnn")
+    page.get_by_role("heading", name="Statistics: mnist_cnn").wait_for()
+    assert len(page.locator("table.per-class tbody tr").all()) == 10
+    filter_options = page.get_by_label("Filter by predicted class").locator("option").all_inner_texts()
+    assert filter_options == ["any class", *(f"predicted {d}" for d in range(10))]
+    with page.expect_response(lambda r: "/api/predictions?" in r.url and "predicted=3" in r.url):
+        page.get_by_label("Filter by predicted class").select_option("3")
+    page.get_by_role("cell", name="Nothing saved yet.").wait_for()
+    page.get_by_label("Filter by predicted class").select_option("")
+    row.wait_for()
 
     row.click()
     page.get_by_role("heading", name=f"Saved prediction #{saved_id}").wait_for()
@@ -161,6 +182,10 @@ def test_the_architecture_view_shows_layers_weights_and_filters(page):
     page.locator(".diagram .node").first.wait_for()
     nodes = page.locator(".diagram .node strong").all_inner_texts()
     assert nodes[:3] == ["input", "conv1", "relu1"] and nodes[-1] == "softmax"
+    # each layer names the taps it reads; a straight chain has no skip connection and the trace is exact
+    assert page.locator(".node[data-layer=conv1] .parents").inner_text() == "← input"
+    assert page.locator(".node[data-layer=fc1] .parents").inner_text() == "← flatten"
+    assert page.locator(".parent.skip").count() == 0 and page.locator(".approximate").count() == 0
     assert "225,034 parameters" in page.locator(".architecture > p").inner_text()
     assert page.locator("canvas.filters").count() == 2
     assert page.locator("svg.histogram").count() == 8  # weight and bias of conv1, conv2, fc1, fc2

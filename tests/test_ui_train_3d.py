@@ -70,7 +70,7 @@ def test_a_run_streams_live_finishes_and_its_activated_model_is_used_on_the_home
     page.get_by_role("link", name="Draw & explain").click()
     page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
     stroke(page, SEVEN[0])
-    wait_until(page, "document.querySelector('.prediction .muted + .digit + .confidence + span')"
+    wait_until(page, "document.querySelector('.prediction .muted + .predicted-class + .confidence + span')"
                      "?.textContent === 'mnist_cnn v2'", 20)
 
 

@@ -40,6 +40,10 @@ const store = {
   spec(name = this.model) {
     return this.models.find((m) => m.name === name);
   },
+  // A model's class names, index by index (GET /api/models): every class select and label is built from them.
+  classes(name = this.model) {
+    return this.spec(name)?.class_names ?? [];
+  },
   async reloadModels() {
     this.models = await api("/api/models");
     fillModelSelect();

@@ -14,32 +14,59 @@ function text(x, y, content, attributes = {}) {
   return element;
 }
 
-// Ten bars, one per class; the winner is highlighted. Returns {element, update(probabilities, winner)}.
+const MOST_BARS = 10; // beyond this many classes, the most probable ten are shown, best first
+
+// The class names that fit in a band of `width` px at 11 px text; the whole name is the label's tooltip.
+function fitted(name, width) {
+  const room = Math.max(3, Math.floor(width / 6.5));
+  return name.length <= room ? name : `${name.slice(0, room - 1)}…`;
+}
+
+function topIndices(probabilities, count) {
+  return [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a]).slice(0, count);
+}
+
+// One bar per class (or per most probable class, for many classes); the winner is highlighted.
+// Returns {element, update(probabilities, winner)}.
 export function probabilityBars(labels) {
   const width = 300;
   const height = 150;
-  const band = width / labels.length;
+  const count = Math.min(labels.length, MOST_BARS);
+  const ranked = labels.length > count;
+  const band = width / Math.max(count, 1);
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "bars", role: "img",
-    "aria-label": "Probability of each class" });
-  const bars = labels.map((label, i) => {
+    "aria-label": ranked ? `Probability of the ${count} most probable classes` : "Probability of each class" });
+  const bars = [...Array(count).keys()].map((i) => {
     const bar = svg("rect", { x: i * band + 4, width: band - 8, y: height - 20, height: 0, class: "bar" });
     const value = text(i * band + band / 2, height - 24, "", { class: "bar-value", "text-anchor": "middle" });
-    root.append(bar, value, text(i * band + band / 2, height - 5, label, { "text-anchor": "middle" }));
-    return { bar, value };
+    const label = text(i * band + band / 2, height - 5, "", { class: "bar-label", "text-anchor": "middle" });
+    const caption = document.createTextNode("");
+    const title = svg("title"); // the whole name, when the caption is cut short
+    label.append(caption, title);
+    root.append(bar, value, label);
+    return { bar, value, caption, title };
   });
+  function name(bar, k) {
+    bar.caption.textContent = fitted(labels[k] ?? String(k), band);
+    bar.title.textContent = labels[k] ?? String(k);
+  }
+  if (!ranked) bars.forEach((bar, k) => name(bar, k));
   return {
     element: root,
     update(probabilities, winner) {
-      probabilities.forEach((p, i) => {
+      const shown = ranked ? topIndices(probabilities, count) : [...bars.keys()];
+      shown.forEach((k, i) => {
+        const p = probabilities[k];
         const barHeight = Math.max(1, p * (height - 40));
         bars[i].bar.setAttribute("y", height - 20 - barHeight);
         bars[i].bar.setAttribute("height", barHeight);
-        bars[i].bar.classList.toggle("winner", i === winner);
+        bars[i].bar.classList.toggle("winner", k === winner);
         bars[i].value.setAttribute("y", height - 24 - barHeight);
         bars[i].value.textContent = p >= 0.01 ? `${Math.round(p * 100)}` : "";
+        if (ranked) name(bars[i], k);
       });
-      root.setAttribute("aria-label", `Probabilities: ${probabilities.map((p, i) =>
-        `${labels[i]} ${(p * 100).toFixed(1)}%`).join(", ")}`);
+      root.setAttribute("aria-label", `Probabilities: ${shown.map((k) =>
+        `${labels[k]} ${(probabilities[k] * 100).toFixed(1)}%`).join(", ")}`);
     },
   };
 }

@@ -37,5 +37,7 @@ export function messageBox(element) {
     error(text) { element.textContent = text; element.className = "message error"; element.hidden = false; },
     info(text) { element.textContent = text; element.className = "message info"; element.hidden = false; },
     clear() { element.textContent = ""; element.hidden = true; },
+    // After a success: an error about an earlier attempt goes, information stays.
+    clearError() { if (element.classList.contains("error")) this.clear(); },
   };
 }

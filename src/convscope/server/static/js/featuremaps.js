@@ -1,6 +1,7 @@
 // One layer's activation as a picture: a conv/pool output as a grid of all its channels, a dense output as a grid
-// of units (128 as 8x16, 32 as 2x16, 10 as 1x10). One canvas per layer, updated in place; hover (or arrow keys)
-// reads a channel's range or a unit's value, click (or Enter) enlarges a channel.
+// of units (128 as 8x16, 32 as 2x16, 10 as 1x10), a class output's units named by the model's class names. One
+// canvas per layer, updated in place; hover (or arrow keys) reads a channel's range or a unit's value, click (or
+// Enter) enlarges a channel.
 
 import { h } from "./dom.js";
 import { VIRIDIS, legend, paint } from "./colors.js";
@@ -43,7 +44,10 @@ export function createLayerView(name, kind, shape, { labels = null, onEnlarge = 
   const context = canvas.getContext("2d");
   const readout = h("p", { class: "readout", "aria-live": "polite", text: " " });
   const legendSlot = h("div");
-  const labelRow = labels ? h("div", { class: "unit-labels" }, labels.map((l) => h("span", { text: l }))) : null;
+  // Names under the units when they fit in one row; otherwise the readout names the hovered class.
+  const labelRow = labels && rows === 1 ? h("div", { class: "unit-labels" },
+    labels.map((l) => h("span", { text: l, title: l }))) : null;
+  if (labelRow) labelRow.style.gridTemplateColumns = `repeat(${channels}, 1fr)`;
   const element = h("section", { class: `layer layer-${kind}`, "data-layer": name },
     h("h4", {}, h("span", { class: `kind kind-${kind}`, text: kind }), ` ${name} `,
       h("small", { text: shape.join("×") })),
@@ -108,7 +112,8 @@ export function createLayerView(name, kind, shape, { labels = null, onEnlarge = 
       if (winner >= 0) {
         context.strokeStyle = "#e4572e";
         context.lineWidth = 1;
-        context.strokeRect((winner % columns) * (width + GAP) + 0.5, 0.5, width - 1, height - 1);
+        context.strokeRect((winner % columns) * (width + GAP) + 0.5,
+          Math.floor(winner / columns) * (height + GAP) + 0.5, width - 1, height - 1);
       }
       legendSlot.replaceChildren(legend(VIRIDIS, fixed(next.min), fixed(next.max), "activation"));
       readout.textContent = describe(selected);

@@ -1,5 +1,5 @@
-// Architecture and weights: the model as a diagram (kinds, shapes, parameters, FLOPs), each layer's weight and
-// bias statistics and histograms, and every conv filter.
+// Architecture and weights: the model as a graph diagram (kinds, shapes, parameters, FLOPs, each layer's inputs),
+// each layer's weight and bias statistics and histograms, and every conv filter.
 
 import { api, query } from "../api.js";
 import { h, messageBox } from "../dom.js";
@@ -13,15 +13,41 @@ function flops(n) {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)} MFLOPs` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kFLOPs` : `${n} FLOPs`;
 }
 
+// Each tap's rank: 0 for the input, else one more than its deepest parent (the layers come in execution order).
+function ranks(layers) {
+  const rank = new Map([["input", 0]]);
+  for (const layer of layers) rank.set(layer.name, 1 + Math.max(0, ...layer.parents.map((p) => rank.get(p) ?? 0)));
+  return rank;
+}
+
+function node(layer, rank) {
+  // A parent more than one rank back reaches past the layers between: a skip connection.
+  const parents = layer.parents.flatMap((name, i) => {
+    const skip = rank.get(name) < rank.get(layer.name) - 1;
+    return [i ? ", " : "", h("span", { class: skip ? "parent skip" : "parent", text: name,
+      title: skip ? `skip connection from ${name}` : null })];
+  });
+  return h("li", { class: `node node-${layer.kind}${layer.parents.length > 1 ? " node-merge" : ""}`,
+    "data-layer": layer.name },
+  h("strong", { text: layer.name }), h("span", { class: `kind kind-${layer.kind}`, text: layer.kind }),
+  h("span", { text: layer.output_shape.join("×") }),
+  h("span", { class: "muted", text: layer.parameters ? `${count(layer.parameters)} params` : "no params" }),
+  layer.flops ? h("span", { class: "muted", text: flops(layer.flops) }) : null,
+  h("span", { class: "parents" }, "← ", parents));
+}
+
+// The graph by rank, one column per rank: a branch's layers stand in the same column, and every node names the
+// taps it reads (skip connections marked), so a residual add or a concat shows all its inputs.
 function diagram(architecture) {
-  const input = h("li", { class: "node node-input" }, h("strong", { text: "input" }),
-    h("span", { text: architecture.input_shape.join("×") }));
-  return h("ol", { class: "diagram", "aria-label": "Layers in order" }, input,
-    ...architecture.layers.map((layer) => h("li", { class: `node node-${layer.kind}` },
-      h("strong", { text: layer.name }), h("span", { class: `kind kind-${layer.kind}`, text: layer.kind }),
-      h("span", { text: layer.output_shape.join("×") }),
-      h("span", { class: "muted", text: layer.parameters ? `${count(layer.parameters)} params` : "no params" }),
-      layer.flops ? h("span", { class: "muted", text: flops(layer.flops) }) : null)));
+  const rank = ranks(architecture.layers);
+  const columns = [[h("li", { class: "node node-input", "data-layer": "input" }, h("strong", { text: "input" }),
+    h("span", { text: architecture.input_shape.join("×") }))]];
+  for (const layer of architecture.layers) (columns[rank.get(layer.name)] ||= []).push(node(layer, rank));
+  return h("div", { class: "graph" },
+    architecture.traced ? null : h("p", { class: "message info approximate", text: "Approximate graph: the model " +
+      "could not be traced, so its edges were inferred from the order in which its modules ran." }),
+    h("ol", { class: "diagram", "aria-label": "Layers by depth" }, ...columns.filter(Boolean).map((column) =>
+      h("li", { class: "rank" }, h("ol", { class: column.length > 1 ? "branches" : "" }, ...column)))));
 }
 
 function stats(role, entry) {

@@ -1,47 +1,25 @@
 // Dashboard: saved predictions (filters, paging, a detail view that re-runs one), reports (resolve them), and
-// summary statistics with the confusion matrix of reported corrections.
+// summary statistics with the confusion matrix of reported corrections. Classes are shown by name.
 
 import { api, query } from "../api.js";
 import { h, messageBox, percent, when } from "../dom.js";
-import { GREY, HEAT, paint } from "../colors.js";
+import { GREY } from "../colors.js";
 import { probabilityBars } from "../charts.js";
+import { paintCamOver } from "../pictures.js";
 import { decodeTensor } from "../tensors.js";
+import { classesByIndex, statsPanel } from "./stats.js";
 
 const PAGE = 12;
-const DIGITS = [...Array(10).keys()];
 const option = (value, text) => h("option", { value, text });
 
-function statsPanel(stats) {
-  const max = Math.max(1, ...stats.confusion.matrix.flat());
-  const matrix = h("table", { class: "confusion" },
-    h("caption", { text: "Reported corrections: predicted digit (rows) → correct digit (columns)" }),
-    h("thead", {}, h("tr", {}, h("th", { text: "" }), ...DIGITS.map((d) => h("th", { scope: "col", text: d })))),
-    h("tbody", {}, ...stats.confusion.matrix.map((row, p) => h("tr", {}, h("th", { scope: "row", text: p }),
-      ...row.map((n) => h("td", { text: n || "", style: n ? `background: rgba(228, 87, 46, ${0.15 + 0.85 * n / max})`
-        : "" }))))));
-  const perDigit = h("table", { class: "per-digit" },
-    h("thead", {}, h("tr", {}, ...["digit", "saved", "reported", "reported rate"].map((t) =>
-      h("th", { scope: "col", text: t })))),
-    h("tbody", {}, ...stats.per_digit.map((row) => h("tr", {}, h("td", { text: row.digit }),
-      h("td", { text: row.saved }), h("td", { text: row.reported }),
-      h("td", { text: row.reported_error_rate === null ? "–" : percent(row.reported_error_rate) })))));
-  return [h("div", { class: "cards" },
-      h("div", { class: "card" }, h("strong", { text: stats.predictions }), " saved predictions"),
-      h("div", { class: "card" }, h("strong", { text: stats.reported_predictions }), " reported wrong"),
-      h("div", { class: "card" }, h("strong", { text: stats.reported_error_rate === null ? "–"
-        : percent(stats.reported_error_rate) }), " reported error rate"),
-      h("div", { class: "card" }, h("strong", { text: stats.reports.open }), " open reports")),
-    h("div", { class: "stats-tables" }, perDigit, matrix)];
-}
-
 function rerunItem(rerun) {
-  return h("li", { text: `${when(rerun.created_at)}: ${rerun.model} v${rerun.version} → ${rerun.predicted} ` +
+  return h("li", { text: `${when(rerun.created_at)}: ${rerun.model} v${rerun.version} → ${rerun.predicted_class} ` +
     `(${percent(rerun.confidence)})` });
 }
 
 function reportItem(report, onResolve) {
   return h("li", { class: "report" },
-    h("span", {}, `#${report.prediction_id}: correct digit `, h("strong", { text: report.correct_label })),
+    h("span", {}, `#${report.prediction_id}: correct class `, h("strong", { text: report.correct_class })),
     h("q", { class: "reason", text: report.reason || "(no reason given)" }),
     h("span", { class: "muted", text: when(report.created_at) }),
     h("button", { type: "button", text: report.resolved ? "Reopen" : "Resolve",
@@ -52,9 +30,9 @@ export function createDashboardView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
   const cardsSlot = h("div");
   const tablesSlot = h("section", { "aria-label": "Statistics" });
-  const digit = h("select", { "aria-label": "Filter by predicted digit", onchange: () => loadList(0) },
-    option("", "any digit"), ...DIGITS.map((d) => option(String(d), `predicted ${d}`)));
-  const model = h("select", { "aria-label": "Filter by model", onchange: () => loadList(0) },
+  const predicted = h("select", { "aria-label": "Filter by predicted class", onchange: () => loadList(0) },
+    option("", "any class"));
+  const model = h("select", { "aria-label": "Filter by model", onchange: modelChosen },
     option("", "any model"), ...store.models.map((m) => option(m.name, m.name)));
   const reported = h("select", { "aria-label": "Filter by reports", onchange: () => loadList(0) },
     option("", "reported or not"), option("true", "reported"), option("false", "not reported"));
@@ -67,37 +45,60 @@ export function createDashboardView(root, store) {
   root.append(h("div", { class: "dashboard-view" }, h("h2", { text: "Dashboard" }), message.element, cardsSlot,
     h("div", { class: "dashboard-columns" },
       h("section", { "aria-label": "Saved predictions" }, h("h3", { text: "Saved predictions" }),
-        h("div", { class: "toolbar" }, digit, model, reported),
+        h("div", { class: "toolbar" }, model, predicted, reported),
         h("table", { class: "saved" }, h("thead", {}, h("tr", {}, ...["", "#", "predicted", "confidence", "model",
           "reported", "when"].map((t) => h("th", { scope: "col", text: t })))), rows),
         h("div", { class: "toolbar" }, previous, pageInfo, next)),
       detail),
     h("section", { "aria-label": "Reports" }, h("h3", { text: "Open reports" }), reports), tablesSlot));
   let offset = 0;
+  let listing = 0;
   let alive = true;
 
   const fail = (error) => alive && message.error(error.message);
 
+  // The predicted-class filter lists the chosen model's classes, or (any model) the classes the stats saw.
+  function fillClasses(stats) {
+    const choices = model.value ? store.classes(model.value).map((name, index) => [index, name])
+      : classesByIndex(stats.per_class);
+    const kept = predicted.value;
+    predicted.replaceChildren(option("", "any class"),
+      ...choices.map(([index, name]) => option(String(index), `predicted ${name}`)));
+    predicted.value = choices.some(([index]) => String(index) === kept) ? kept : "";
+  }
+
+  async function modelChosen() {
+    try {
+      await loadStats();
+      await loadList(0);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
   async function loadStats() {
-    const [stats, open] = await Promise.all([api("/api/stats"), api("/api/reports?resolved=false&limit=50")]);
+    const [stats, open] = await Promise.all([api(`/api/stats${query({ model: model.value })}`),
+      api("/api/reports?resolved=false&limit=50")]);
     if (!alive) return;
     const [cards, tables] = statsPanel(stats);
+    fillClasses(stats);
     cardsSlot.replaceChildren(cards);
-    tablesSlot.replaceChildren(h("h3", { text: "Statistics" }), tables);
+    tablesSlot.replaceChildren(h("h3", { text: `Statistics: ${stats.model ?? "all models"}` }), tables);
     reports.replaceChildren(...(open.items.length ? open.items.map((r) => reportItem(r, resolve))
       : [h("li", { class: "muted", text: "No open reports." })]));
   }
 
   async function loadList(start) {
+    const turn = ++listing; // filters changed quickly: the latest request's page is the one shown
     try {
       offset = Math.max(0, start);
-      const page = await api(`/api/predictions${query({ digit: digit.value, model: model.value,
+      const page = await api(`/api/predictions${query({ predicted: predicted.value, model: model.value,
         reported: reported.value, limit: PAGE, offset })}`);
-      if (!alive) return;
+      if (!alive || turn !== listing) return;
       rows.replaceChildren(...page.items.map((p) => h("tr", { tabindex: "0", class: "row",
         onclick: () => openDetail(p.id), onkeydown: (e) => e.key === "Enter" && openDetail(p.id) },
       h("td", {}, h("img", { src: p.image_url, alt: `input of #${p.id}`, class: "thumb", width: "28", height: "28" })),
-      h("td", { text: p.id }), h("td", { text: p.predicted }), h("td", { text: percent(p.confidence) }),
+      h("td", { text: p.id }), h("td", { text: p.predicted_class }), h("td", { text: percent(p.confidence) }),
       h("td", { text: `${p.model} v${p.version}` }), h("td", { text: p.reported ? "yes" : "no" }),
       h("td", { text: when(p.created_at) }))));
       if (!page.items.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: "7", text: "Nothing saved yet." })));
@@ -124,9 +125,11 @@ export function createDashboardView(root, store) {
       const spec = store.spec(saved.model);
       const image = h("img", { src: saved.image, alt: `saved input #${saved.id}`, class: "detail-image" });
       const heat = h("canvas", { class: "detail-cam", width: 28, height: 28, "aria-label": "CAM of the re-run" });
-      const original = probabilityBars(DIGITS.map(String));
+      const names = store.classes(saved.model);
+      const labels = names.length ? names : saved.probabilities.map((_, i) => String(i)); // a model since removed
+      const original = probabilityBars(labels);
       original.update(saved.probabilities, saved.predicted);
-      const fresh = probabilityBars(DIGITS.map(String));
+      const fresh = probabilityBars(labels);
       const freshBox = h("div", { class: "compare-fresh", hidden: true },
         h("h5", { text: "Re-run" }), h("p", { class: "rerun-summary" }), fresh.element);
       const reruns = h("ul", {}, ...saved.reruns.map(rerunItem));
@@ -140,23 +143,13 @@ export function createDashboardView(root, store) {
           const answer = result.inspection;
           fresh.update(answer.probabilities, answer.predicted);
           freshBox.querySelector(".rerun-summary").textContent =
-            `${answer.model} v${answer.version}: ${answer.predicted} (${percent(answer.confidence)})`;
+            `${answer.model} v${answer.version}: ${answer.predicted_class} (${percent(answer.confidence)})`;
           freshBox.hidden = false;
           reruns.append(rerunItem(result.rerun));
           rerunCount.textContent = `Re-runs (${result.original.reruns.length})`;
           const [input, cam] = await Promise.all([decodeTensor(answer.input),
             decodeTensor((answer.cam || { map: answer.saliency }).map)]);
-          const context = heat.getContext("2d");
-          const pixels = context.createImageData(28, 28);
-          paint(pixels, input.values, 0, 28, 28, 0, 0, 0, 1, GREY);
-          context.putImageData(pixels, 0, 0);
-          const layer = document.createElement("canvas");
-          layer.width = layer.height = 28;
-          const layerContext = layer.getContext("2d");
-          const hot = layerContext.createImageData(28, 28);
-          paint(hot, cam.values, 0, 28, 28, 0, 0, 0, 1, HEAT, (level) => Math.round(40 + level * 0.7));
-          layerContext.putImageData(hot, 0, 0);
-          context.drawImage(layer, 0, 0);
+          paintCamOver(heat, input, cam, GREY, (level) => Math.round(40 + level * 0.7));
           loadList(offset);
         } catch (error) {
           fail(error);
@@ -167,7 +160,7 @@ export function createDashboardView(root, store) {
           h("figure", {}, heat, h("figcaption", { text: "re-run: CAM on the model input" }))),
         h("div", { class: "compare" },
           h("div", {}, h("h5", { text: "Original" }), h("p", { text: `${saved.model} v${saved.version}: ` +
-            `${saved.predicted} (${percent(saved.confidence)}), ${when(saved.created_at)}` }), original.element),
+            `${saved.predicted_class} (${percent(saved.confidence)}), ${when(saved.created_at)}` }), original.element),
           freshBox),
         h("div", { class: "toolbar" }, version, h("button", { type: "button", text: "Re-run", onclick: rerun })),
         rerunCount, reruns,

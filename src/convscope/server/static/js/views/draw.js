@@ -1,27 +1,25 @@
-// Draw and explain (the home page): draw, sample or upload a digit; everything updates while you draw.
+// Draw and explain (the home page): draw, sample or upload an image; everything updates while you draw. The
+// class selects list the current model's class names.
 
 import { api, query } from "../api.js";
 import { h, messageBox } from "../dom.js";
 import { PAD_SIZE, createDrawpad } from "../drawpad.js";
 import { predict as requestPrediction, savePrediction } from "../predict.js";
+import { loadImage } from "../pictures.js";
+import { digitSelect, fetchSample, pixelsToDataUrl } from "../samples.js";
 import { createResults } from "./results.js";
 
 const THROTTLE_MS = 75; // at most one prediction per 75 ms while a stroke goes on (and one at its end)
 const METHODS = [["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"], ["hirescam", "HiResCAM"],
   ["saliency", "Saliency"]];
-const SPATIAL = new Set(["conv", "relu", "pool"]);
 
 function option(value, text) {
   return h("option", { value, text });
 }
 
-function loadImage(source) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error("the image could not be shown"));
-    image.src = source;
-  });
+// One option per class: the value is the class index the API takes, the text its name.
+function classOptions(names) {
+  return names.map((name, index) => option(String(index), name));
 }
 
 export function createDrawView(root, store) {
@@ -37,26 +35,23 @@ export function createDrawView(root, store) {
     onclick: () => setTool("eraser") });
   const width = h("input", { type: "range", min: "8", max: "40", value: "22", "aria-label": "Pen width",
     oninput: () => pad.setWidth(Number(width.value)) });
-  const digitChoice = h("select", { "aria-label": "Digit to sample" }, option("", "any digit"),
-    ...[...Array(10).keys()].map((d) => option(String(d), `digit ${d}`)));
+  const digitChoice = digitSelect();
   const upload = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp",
     "aria-label": "Upload an image", onchange: () => upload.files[0] && useUpload(upload.files[0]) });
   const method = h("select", { "aria-label": "CAM method", onchange: refresh },
     ...METHODS.map(([value, text]) => option(value, text)));
   const camLayer = h("select", { "aria-label": "CAM layer", onchange: refresh });
-  const target = h("select", { "aria-label": "Class to explain", onchange: refresh }, option("", "predicted class"),
-    ...[...Array(10).keys()].map((d) => option(String(d), `class ${d}`)));
+  const target = h("select", { "aria-label": "Class to explain", onchange: refresh }, option("", "predicted class"));
   const showOverlay = h("input", { type: "checkbox", checked: true, "aria-label": "Show the CAM over the drawing",
     onchange: () => { pad.overlay.hidden = !showOverlay.checked; } });
   const saveButton = h("button", { type: "button", text: "Save", onclick: save, disabled: true });
   const reportButton = h("button", { type: "button", text: "Report wrong", onclick: openReport, disabled: true });
   const saved = h("span", { class: "muted", "aria-live": "polite" });
-  const reportLabel = h("select", { "aria-label": "Correct digit", required: true },
-    ...[...Array(10).keys()].map((d) => option(String(d), String(d))));
+  const reportLabel = h("select", { "aria-label": "Correct class", required: true });
   const reportReason = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Reason",
     placeholder: "Why is it wrong? (optional)" });
   const reportForm = h("form", { class: "report-form", hidden: true, onsubmit: sendReport },
-    h("label", {}, "Correct digit ", reportLabel), h("label", {}, "Reason ", reportReason),
+    h("label", {}, "Correct class ", reportLabel), h("label", {}, "Reason ", reportReason),
     h("button", { type: "submit", text: "Send report" }),
     h("button", { type: "button", text: "Cancel", onclick: () => { reportForm.hidden = true; } }));
 
@@ -96,6 +91,7 @@ export function createDrawView(root, store) {
   }
 
   function strokeMoved() {
+    if (input?.kind !== "drawing") message.clear(); // what was said about a sample or an upload
     input = { kind: "drawing" };
     placement = { scale: 1, dx: 0, dy: 0 };
     if (performance.now() - lastSent >= THROTTLE_MS) predict();
@@ -116,6 +112,7 @@ export function createDrawView(root, store) {
 
   function clearPad() {
     pad.clear();
+    message.clear();
     input = null;
     store.input = null;
     overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
@@ -157,7 +154,7 @@ export function createDrawView(root, store) {
       const answer = await requestPrediction(sent, options());
       if (!alive) return;
       await results.show(answer, (heat) => overlay(heat, answer.framing));
-      message.clear();
+      message.clearError(); // the sample's description stays
       saveButton.disabled = reportButton.disabled = false;
       if (measuring !== null) {
         await new Promise((resolve) => requestAnimationFrame(resolve)); // until the update is painted
@@ -174,7 +171,7 @@ export function createDrawView(root, store) {
     }
   }
 
-  // The CAM (28x28, over the model input) laid over the drawing through the preprocessing's framing.
+  // The CAM (the size of the model input) laid over the drawing through the preprocessing's framing.
   function overlay(heat, framing) {
     overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
     const [x0, y0, x1, y1] = framing.source;
@@ -187,7 +184,7 @@ export function createDrawView(root, store) {
 
   async function sample() {
     try {
-      const found = await api(`/api/samples${query({ digit: digitChoice.value })}`);
+      const found = await fetchSample(digitChoice);
       placement = pad.show(await loadImage(pixelsToDataUrl(found.pixels)));
       input = { kind: "sample", pixels: found.pixels, label: found.label };
       message.info(`MNIST test image ${found.index}, labelled ${found.label}`);
@@ -198,6 +195,7 @@ export function createDrawView(root, store) {
   }
 
   async function useUpload(file) {
+    message.clear();
     try {
       placement = pad.show(await createImageBitmap(file));
     } catch {
@@ -215,7 +213,7 @@ export function createDrawView(root, store) {
     const record = await savePrediction(current(), fields);
     savedId = record.id;
     saved.replaceChildren("Saved as ", h("a", { href: "#/dashboard", text: `#${record.id}` }),
-      ` (${record.model} v${record.version} predicted ${record.predicted})`);
+      ` (${record.model} v${record.version} predicted ${record.predicted_class})`);
     return savedId;
   }
 
@@ -244,20 +242,29 @@ export function createDrawView(root, store) {
         body: { correct_label: Number(reportLabel.value), reason: reportReason.value } });
       reportForm.hidden = true;
       reportReason.value = "";
-      saved.textContent = `Reported #${report.prediction_id} as a ${report.correct_label}. Thank you.`;
+      saved.textContent = `Reported #${report.prediction_id}: the correct class is ${report.correct_class}. Thank you.`;
     } catch (error) {
       message.error(error.message);
     }
   }
 
-  // --- the model: its layers decide the layer views and the CAM layers ------------------------------------
+  // --- the model: its layers decide the layer views and the CAM layers, its classes the class selects ----------
+  function setClasses(names) {
+    target.replaceChildren(option("", "predicted class"), ...classOptions(names));
+    reportLabel.replaceChildren(...classOptions(names));
+  }
+
   async function loadModel() {
     try {
       const architecture = await api(`/api/models/${store.model}/architecture${query({ version: store.version })}`);
       if (!alive) return;
-      results.setLayers(architecture.layers);
-      const spatial = architecture.layers.filter((l) => SPATIAL.has(l.kind));
-      camLayer.replaceChildren(option("", "default layer"), ...spatial.map((l) => option(l.name, l.name)));
+      results.setModel(architecture, store.classes());
+      setClasses(store.classes());
+      // A CAM can be taken at any tap with a (C, H, W) output.
+      const spatial = architecture.layers.filter((l) => l.output_shape.length === 3);
+      const fallback = architecture.default_cam_layer;
+      camLayer.replaceChildren(option("", fallback ? `default (${fallback})` : "default layer"),
+        ...spatial.map((l) => option(l.name, l.name)));
       camLayer.disabled = spatial.length === 0;
       refresh();
     } catch (error) {
@@ -278,7 +285,15 @@ export function createDrawView(root, store) {
     input = { kind: kept.kind, pixels: kept.pixels, file: kept.file };
   }
 
-  const unsubscribe = store.onSelect(loadModel);
+  // Another model: what was saved or reported was about the previous one's answer.
+  function modelChanged() {
+    savedId = null;
+    saved.textContent = "";
+    reportForm.hidden = true;
+    loadModel();
+  }
+
+  const unsubscribe = store.onSelect(modelChanged);
   (async () => {
     if (store.input) await restore(store.input).catch(() => {});
     await loadModel();
@@ -290,15 +305,4 @@ export function createDrawView(root, store) {
       unsubscribe();
     },
   };
-}
-
-// MNIST pixels (light ink on dark) as a PNG of dark ink on white, like the pad.
-function pixelsToDataUrl(pixels) {
-  const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = 28;
-  const context = canvas.getContext("2d");
-  const image = context.createImageData(28, 28);
-  pixels.flat().forEach((v, i) => image.data.set([255 - v, 255 - v, 255 - v, 255], i * 4));
-  context.putImageData(image, 0, 0);
-  return canvas.toDataURL();
 }

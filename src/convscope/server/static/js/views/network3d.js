@@ -1,18 +1,23 @@
 // The network in 3D for the current input: every activation layer's cells as coloured squares, layers stacked in
 // depth (Three.js, one InstancedMesh per layer: a handful of draw calls for ~37,000 cells), orbit/zoom/pan, hover a
-// cell for its layer, channel, position and value and the lines to its receptive field in the layer below; and
-// Plotly 3D surfaces of chosen channels of one layer. Updates in place; releases its GPU resources on close.
+// cell for its layer, channel, position and value and the lines to the cells it depends on in the shown layers it
+// reads (found through the graph's parents, so a skip connection draws its lines too); and Plotly 3D surfaces of
+// chosen channels of one layer. Updates in place; releases its GPU resources on close.
 
 import * as THREE from "/vendor/three/three.module.js";
 import { OrbitControls } from "/vendor/three/OrbitControls.js";
 import { api, query } from "../api.js";
 import { h, messageBox } from "../dom.js";
 import { VIRIDIS, legend, levelOf } from "../colors.js";
+import { dependsOn, tapsOf } from "../graph.js";
 import { loadPlotly } from "../plotly.js";
 import { predict } from "../predict.js";
+import { digitSelect, fetchSample } from "../samples.js";
 import { decodeLayers, decodeTensor } from "../tensors.js";
 
-const SHOWN = new Set(["relu", "sigmoid", "pool", "softmax"]); // activations, after each layer's non-linearity
+// Activations, after each layer's non-linearity (the model's output is shown too, whatever its kind).
+const SHOWN = new Set(["relu", "sigmoid", "activation", "pool", "softmax"]);
+const MOST_NAMED = 16; // the output's units are named when they fit in one row
 const LAYER_GAP = 70; // depth between layers
 const CELL = 1;
 const CHANNEL_GAP = 2;
@@ -39,27 +44,41 @@ function layout(layer, z) {
   return { spatial, channels, height, width, cell, position };
 }
 
-function labelSprite(text) {
+// A class name as a sprite: as tall as a one-character label, as wide as its text (long names are cut short).
+// `downwards`: the name runs down from its cell (for names wider than a cell, so that neighbours do not overlap).
+function labelSprite(text, downwards) {
+  const shown = text.length > 14 ? `${text.slice(0, 13)}…` : text;
   const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = 64;
   const context = canvas.getContext("2d");
+  const font = "bold 44px system-ui, sans-serif";
+  context.font = font;
+  canvas.width = Math.max(64, Math.ceil(context.measureText(shown).width) + 12);
+  canvas.height = 64;
+  context.font = font; // resizing the canvas reset it
   context.fillStyle = "#1b1f24";
-  context.font = "bold 44px system-ui, sans-serif";
   context.textAlign = "center";
   context.textBaseline = "middle";
-  context.fillText(text, 32, 34);
+  context.fillText(shown, canvas.width / 2, 34);
   const texture = new THREE.CanvasTexture(canvas);
   const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: texture, depthTest: false }));
-  sprite.scale.set(3, 3, 1);
+  sprite.userData.aspect = canvas.width / canvas.height;
+  if (downwards) sprite.material.rotation = -Math.PI / 2;
   return sprite;
+}
+
+// Size a label (`size`: its height as a one-character label) and hang it under the cell at `anchor`.
+function placeLabel(sprite, anchor, size) {
+  const { aspect } = sprite.userData;
+  sprite.scale.set(size * aspect, size, 1);
+  const below = sprite.material.rotation ? 2 + (size * aspect) / 2 : 4;
+  sprite.position.copy(anchor).add(new THREE.Vector3(0, -below, 0));
 }
 
 export function createNetworkView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
   const stage = h("div", { class: "stage" });
   const tooltip = h("p", { class: "readout tooltip", "aria-live": "polite", text: "Hover a cell to read it." });
-  const digitChoice = h("select", { "aria-label": "Digit to sample" }, h("option", { value: "", text: "any digit" }),
-    ...[...Array(10).keys()].map((d) => h("option", { value: String(d), text: `digit ${d}` })));
+  const digitChoice = digitSelect();
   const surfaceLayer = h("select", { "aria-label": "Layer for the surfaces", onchange: () => surfaces() });
   const surfaceChannels = h("input", { type: "text", value: "0-3", size: "8", "aria-label": "Channels",
     onchange: () => surfaces() });
@@ -95,7 +114,10 @@ export function createNetworkView(root, store) {
   const pointer = new THREE.Vector2();
   const color = new THREE.Color();
   const matrix = new THREE.Matrix4();
-  let layers = []; // {name, kind, shape, mesh, place, tensor, source}
+  let layers = []; // {name, kind, shape, mesh, place, tensor}
+  let taps = new Map(); // every tap of the graph by name, for the walk from a cell to what it depends on
+  let output = null; // the shown layer that is the model's output
+  let classNames = [];
   let labels = [];
   let winnerMarker = null;
   let frame = 0;
@@ -155,16 +177,11 @@ export function createNetworkView(root, store) {
       sprite.material.dispose();
     }
     labels = [];
-    const shown = [{ name: "input", kind: "input", shape: architecture.input_shape }];
-    let pending = []; // conv / pool / linear layers between two shown layers: how a cell sees the one below
-    for (const layer of architecture.layers) {
-      if (SHOWN.has(layer.kind)) {
-        shown.push({ name: layer.name, kind: layer.kind, shape: layer.output_shape, via: pending });
-        pending = [];
-      } else if (layer.kind !== "flatten") {
-        pending.push(layer);
-      }
-    }
+    taps = tapsOf(architecture);
+    classNames = store.classes(architecture.model);
+    const shown = [{ name: "input", kind: "input", shape: architecture.input_shape },
+      ...architecture.layers.filter((l) => SHOWN.has(l.kind) || l.name === architecture.output)
+        .map((l) => ({ name: l.name, kind: l.kind, shape: l.output_shape }))];
     layers = shown.map((layer, i) => {
       const place = layout(layer, -i * LAYER_GAP + ((shown.length - 1) * LAYER_GAP) / 2);
       const count = place.channels * place.height * place.width;
@@ -183,11 +200,12 @@ export function createNetworkView(root, store) {
       scene.add(mesh);
       return { ...layer, mesh, place, tensor: null };
     });
-    const output = layers[layers.length - 1];
-    if (output.kind === "softmax") {
+    output = layers.find((l) => l.name === architecture.output && !l.place.spatial) ?? null;
+    if (winnerMarker) winnerMarker.visible = false; // until this model's first answer
+    if (output && output.place.channels === classNames.length && classNames.length <= MOST_NAMED) {
       for (let k = 0; k < output.place.channels; k++) {
-        const sprite = labelSprite(String(k));
-        sprite.position.copy(output.place.position(k, 0, 0)).add(new THREE.Vector3(0, -4, 0));
+        const sprite = labelSprite(classNames[k], classNames.some((name) => name.length > 2));
+        placeLabel(sprite, output.place.position(k, 0, 0), 3);
         scene.add(sprite);
         labels.push(sprite);
       }
@@ -212,15 +230,15 @@ export function createNetworkView(root, store) {
   }
 
   function markWinner(predicted) {
-    const output = layers[layers.length - 1];
-    if (output.kind !== "softmax") return;
+    if (!output) return;
     if (!winnerMarker) {
       const ring = new THREE.EdgesGeometry(new THREE.PlaneGeometry(DENSE_CELL * 1.25, DENSE_CELL * 1.25));
       winnerMarker = new THREE.LineSegments(ring, new THREE.LineBasicMaterial({ color: 0xe4572e }));
       scene.add(winnerMarker);
     }
+    winnerMarker.visible = true;
     winnerMarker.position.copy(output.place.position(predicted, 0, 0));
-    labels.forEach((sprite, k) => sprite.scale.setScalar(k === predicted ? 5 : 3));
+    labels.forEach((sprite, k) => placeLabel(sprite, output.place.position(k, 0, 0), k === predicted ? 5 : 3));
   }
 
   // --- hover: read a cell and draw its receptive field ---------------------------------------------------
@@ -229,33 +247,6 @@ export function createNetworkView(root, store) {
     const c = Math.floor(index / (height * width));
     const rest = index % (height * width);
     return spatial ? { c, y: Math.floor(rest / width), x: rest % width } : { c: index, y: 0, x: 0 };
-  }
-
-  // Cells of layer `below` that feed cell (c, y, x) of `layer`, through the conv/pool/linear layers between them.
-  function receptiveField(layer, below, { c, y, x }) {
-    const op = layer.via.find((l) => l.kernel);
-    if (!below.place.spatial || !layer.place.spatial || !op) { // dense: every cell below
-      const all = [];
-      for (let i = 0; i < below.mesh.count; i++) all.push(cellOf(below, i));
-      return all;
-    }
-    const [kh, kw] = op.kernel;
-    const [sh, sw] = op.stride;
-    const [ph, pw] = op.padding;
-    const channels = op.kind === "pool" ? [c] : [...Array(below.place.channels).keys()];
-    const cellsBelow = [];
-    for (const ch of channels) {
-      for (let dy = 0; dy < kh; dy++) {
-        for (let dx = 0; dx < kw; dx++) {
-          const yy = y * sh - ph + dy;
-          const xx = x * sw - pw + dx;
-          if (yy >= 0 && xx >= 0 && yy < below.place.height && xx < below.place.width) {
-            cellsBelow.push({ c: ch, y: yy, x: xx });
-          }
-        }
-      }
-    }
-    return cellsBelow;
   }
 
   function hover(event) {
@@ -272,18 +263,25 @@ export function createNetworkView(root, store) {
     const layer = layers[index];
     const cell = cellOf(layer, hit.instanceId);
     const value = layer.tensor ? layer.tensor.values[hit.instanceId] : null;
+    const reading = value === null ? "–" : value.toFixed(3);
     tooltip.textContent = layer.place.spatial
-      ? `${layer.name} (${layer.kind}), channel ${cell.c}, row ${cell.y}, column ${cell.x}: ` +
-        `${value === null ? "–" : value.toFixed(3)}`
-      : `${layer.name} (${layer.kind}), ${layer.kind === "softmax" ? `class ${cell.c}` : `unit ${cell.c}`}: ` +
-        `${value === null ? "–" : value.toFixed(3)}`;
+      ? `${layer.name} (${layer.kind}), channel ${cell.c}, row ${cell.y}, column ${cell.x}: ${reading}`
+      : `${layer.name} (${layer.kind}), ${layer === output && classNames[cell.c] !== undefined
+        ? `class ${classNames[cell.c]}` : `unit ${cell.c}`}: ${reading}`;
     const points = [];
     if (index > 0) {
       const from = layer.place.position(cell.c, cell.y, cell.x);
-      for (const source of receptiveField(layer, layers[index - 1], cell)) {
-        points.push(from.x, from.y, from.z, ...layers[index - 1].place.position(source.c, source.y, source.x)
-          .toArray());
+      const byName = new Map(layers.map((l) => [l.name, l]));
+      const sources = dependsOn(taps, byName, layer.name, cell);
+      for (const [name, cells] of sources) {
+        const below = byName.get(name);
+        for (const source of cells) {
+          points.push(from.x, from.y, from.z, ...below.place.position(source.c, source.y, source.x).toArray());
+        }
       }
+      // Read by the browser tests: how many lines go to each shown layer.
+      window.__convscope.network3d.links = Object.fromEntries([...sources].map(([name, cells]) =>
+        [name, cells.length]));
     }
     links.geometry.dispose();
     links.geometry = new THREE.BufferGeometry();
@@ -324,9 +322,9 @@ export function createNetworkView(root, store) {
       const [input, decoded] = await Promise.all([decodeTensor(answer.input), decodeLayers(answer.layers)]);
       const byName = new Map(decoded.map((l) => [l.name, l.tensor]));
       byName.set("input", input);
-      for (const layer of layers) paintLayer(layer, byName.get(layer.name));
+      for (const layer of layers) if (byName.has(layer.name)) paintLayer(layer, byName.get(layer.name));
       markWinner(answer.predicted);
-      message.info(`${answer.model} v${answer.version} predicts ${answer.predicted} ` +
+      message.info(`${answer.model} v${answer.version} predicts ${answer.predicted_class} ` +
         `(${(answer.confidence * 100).toFixed(1)}%)`);
       stats.textContent = `${cells().toLocaleString()} cells in ${layers.length} instanced meshes`;
       window.__convscope.network3d.updates = (window.__convscope.network3d.updates || 0) + 1;
@@ -338,7 +336,7 @@ export function createNetworkView(root, store) {
 
   async function sample() {
     try {
-      const found = await api(`/api/samples${query({ digit: digitChoice.value })}`);
+      const found = await fetchSample(digitChoice);
       store.input = { kind: "sample", pixels: found.pixels, label: found.label };
       await show();
     } catch (error) {

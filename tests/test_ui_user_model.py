@@ -1,0 +1,181 @@
+"""The web UI with models of the user's own, in headless Chromium against a real `convscope serve`: a residual RGB
+network with named classes (the architecture shows the add's two inputs, the class selects and labels use the
+names, the dashboard counts by name, the 3D view follows the skip connection) and an untraceable one (its graph is
+said to be approximate)."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+
+import pytest
+from PIL import Image
+
+from browser import browser_context, checked_page, ui_server, wait_until
+
+NET = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Tiny(nn.Module):
+        """RGB 16x16 -> conv(4) -> ReLU -> residual 1x1 conv + add -> ReLU -> pool -> 3 classes."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.relu = nn.ReLU()
+            self.mix = nn.Conv2d(4, 4, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = self.relu(self.stem(x))
+            x = self.relu(self.mix(x) + x)
+            return self.head(torch.flatten(self.pool(x), 1))
+
+
+    class Gated(nn.Module):
+        """Data-dependent control flow: torch.fx cannot trace it."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(2 * 8 * 8, 3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            if y.sum() > 1e9:
+                y = y * 0
+            return self.fc(torch.relu(y).flatten(1))
+
+
+    def tiny():
+        torch.manual_seed(0)
+        return Tiny()
+
+
+    def gated():
+        torch.manual_seed(0)
+        return Gated()
+''')
+CLASSES = ["cat", "dog", "tabby cat"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("user-model")
+    (folder / "net.py").write_text(NET)
+    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    picture = Image.new("RGB", (40, 30), (200, 30, 30))
+    picture.paste((20, 20, 220), (10, 5, 30, 25))
+    picture.save(folder / "photo.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, synthetic_mnist_dir, files):
+    models = [{"model_file": f"{files / 'net.py'}:tiny", "classes": str(files / "classes.txt"),
+               "preprocessing": {"name": "resize", "size": 16, "channels": 3}, "name": "tiny"},
+              {"model_file": f"{files / 'net.py'}:gated", "preprocessing": {"name": "resize", "size": 8, "channels": 1},
+               "name": "gated"}]
+    with ui_server(tmp_path_factory.mktemp("ui-user"), str(synthetic_mnist_dir),
+                   env={"CONVSCOPE_USER_MODELS": json.dumps(models)}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def context(server):
+    with browser_context() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(context, server):
+    with checked_page(context) as page:
+        page.goto(server.url + "/")
+        page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
+        page.get_by_label("Model and version").select_option("tiny@")
+        page.wait_for_selector("section.layer[data-layer=head]")
+        yield page
+
+
+def upload_photo(page, files) -> dict:
+    with page.expect_response(lambda r: r.url.endswith("/api/predict/upload") and r.status == 200) as answer:
+        page.get_by_label("Upload an image").set_input_files(str(files / "photo.png"))
+    return answer.value.json()
+
+
+def test_the_architecture_shows_the_residual_adds_two_inputs_and_an_approximate_graph_says_so(page):
+    page.get_by_role("link", name="Architecture & weights").click()
+    add = page.locator(".diagram .node[data-layer=add]")
+    add.wait_for()
+    assert add.locator(".parents").inner_text() == "← mix, relu"
+    assert add.locator(".parent.skip").all_inner_texts() == ["relu"]  # relu reaches past mix: the skip connection
+    assert "node-merge" in add.get_attribute("class")
+    assert page.locator(".node[data-layer='relu:2'] .parents").inner_text() == "← add"
+    assert page.locator(".approximate").count() == 0
+    assert "147 parameters" in page.locator(".architecture > p").inner_text()
+
+    page.get_by_label("Model and version").select_option("gated@")
+    page.locator(".diagram .node[data-layer=fc]").wait_for()
+    assert "Approximate graph" in page.locator(".approximate").inner_text()
+    assert page.locator(".node[data-layer=fc] .parents").inner_text() == "← conv"
+
+
+def test_class_selects_labels_and_reports_use_the_models_class_names(page, files):
+    assert page.get_by_label("Class to explain").locator("option").all_inner_texts() == ["predicted class", *CLASSES]
+    assert page.locator("[data-layer=head] .unit-labels").inner_text().split() == ["cat", "dog", "tabby", "cat"]
+    answer = upload_photo(page, files)
+    assert answer["predicted_class"] in CLASSES
+    wait_until(page, f"document.querySelector('.prediction .predicted-class').textContent === "
+                     f"{json.dumps(answer['predicted_class'])}")
+    assert page.locator(".bars").get_attribute("aria-label").startswith("Probabilities: cat ")
+    assert page.locator(".seen figcaption").first.inner_text() == "model input (16×16)"
+    colour = page.locator(".seen canvas").first.evaluate(  # the RGB input is drawn in colour: red and blue
+        "c => [c.width, c.height, ...c.getContext('2d').getImageData(0, 8, 1, 1).data.slice(0, 3),"
+        " ...c.getContext('2d').getImageData(8, 8, 1, 1).data.slice(0, 3)]")
+    assert colour[:2] == [16, 16] and colour[2] > colour[4] and colour[7] > colour[5]
+    with page.expect_response(lambda r: r.url.endswith("/api/predict/upload")) as explained:
+        page.get_by_label("Class to explain").select_option(label="dog")
+    assert explained.value.json()["target_class"] == "dog"
+
+    page.get_by_role("button", name="Report wrong").click()
+    report = page.get_by_label("Correct class")
+    assert report.locator("option").all_inner_texts() == CLASSES
+    report.select_option(label="tabby cat")
+    page.get_by_role("button", name="Send report").click()
+    page.get_by_text(re.compile(r"Reported #\d+: the correct class is tabby cat")).wait_for()
+
+    page.get_by_role("link", name="Dashboard").click()
+    page.get_by_label("Filter by model").select_option("tiny")
+    page.get_by_role("heading", name="Statistics: tiny").wait_for()
+    assert page.get_by_label("Filter by predicted class").locator("option").all_inner_texts() == \
+        ["any class", *(f"predicted {name}" for name in CLASSES)]
+    assert [row.split("\t")[0] for row in page.locator("table.per-class tbody tr").all_inner_texts()] == CLASSES
+    assert page.locator("table.confusion thead th").all_inner_texts()[1:] == CLASSES
+    row = page.locator("tr.row").first
+    row.wait_for()
+    assert answer["predicted_class"] in row.inner_text()
+    assert "correct class tabby cat" in page.locator(".report").first.inner_text()
+
+
+def test_the_3d_view_follows_the_skip_connection_and_names_the_classes(page, files):
+    upload_photo(page, files)
+    page.get_by_role("link", name="Network in 3D").click()
+    wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
+    page.wait_for_timeout(300)
+    # a cell after the add depends on the relu before it twice: through the 1x1 conv (every channel) and directly
+    point = page.evaluate("window.__convscope.network3d.screenPosition('relu:2', 1, 5, 5)")
+    page.mouse.move(point["x"], point["y"])
+    wait_until(page, "document.querySelector('.tooltip').textContent.startsWith('relu:2 ')", 10)
+    assert page.evaluate("window.__convscope.network3d.links") == {"relu": 4}
+    point = page.evaluate("window.__convscope.network3d.screenPosition('relu', 0, 5, 5)")
+    page.mouse.move(point["x"], point["y"])
+    wait_until(page, "document.querySelector('.tooltip').textContent.startsWith('relu ')", 10)
+    assert page.evaluate("window.__convscope.network3d.links") == {"input": 3 * 3 * 3}  # 3x3 kernel, 3 channels
+    point = page.evaluate("window.__convscope.network3d.screenPosition('head', 2)")
+    page.mouse.move(point["x"], point["y"])
+    wait_until(page, "document.querySelector('.tooltip').textContent.startsWith('head ')", 10)
+    assert re.fullmatch(r"head \(linear\), class tabby cat: -?\d+\.\d{3}", page.locator(".tooltip").inner_text())
