@@ -170,6 +170,9 @@ def test_the_app_serves_the_users_model(user_files, tmp_path, synthetic_mnist_di
     with make_client(settings) as client:
         listed = {m["name"]: m for m in client.get("/api/models").json()}
         assert listed["tiny"]["class_names"] == CLASSES and listed["tiny"]["active_version"] == 1
+        assert (listed["tiny"]["trainable"], listed["mnist_cnn"]["trainable"]) == (False, True)
+        refused = client.post("/api/jobs", json={"model": "tiny"})
+        assert refused.status_code == 422 and "not an MNIST model" in refused.json()["error"]["message"]
         assert listed["tiny"]["preprocessing"] == {"name": "resize", "size": [16, 16], "channels": 3,
                                                    "interpolation": "bilinear"}
         architecture = client.get("/api/models/tiny/architecture").json()

@@ -37,7 +37,8 @@ function drawFilters(canvas, weights) {
 export function createTrainView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
   const inputs = {
-    model: h("select", {}, ...store.models.map((m) => h("option", { value: m.name, text: m.name }))),
+    model: h("select", {}, ...store.models.filter((m) => m.trainable)
+      .map((m) => h("option", { value: m.name, text: m.name }))),
     epochs: h("input", { type: "number", min: "0.1", max: "100", step: "0.1", value: DEFAULTS.epochs }),
     batch_size: h("input", { type: "number", min: "1", max: "8192", step: "1", value: DEFAULTS.batch_size }),
     lr: h("input", { type: "number", min: "0.00001", max: "10", step: "any", value: DEFAULTS.lr }),
