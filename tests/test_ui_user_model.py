@@ -7,78 +7,26 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 
 import pytest
-from PIL import Image
 
 from browser import browser_context, checked_page, ui_server, wait_until
+from user_net import CLASSES, GATED_PREPROCESSING, TINY_PREPROCESSING, write_user_files
 
-NET = textwrap.dedent('''
-    import torch
-    from torch import nn
-
-
-    class Tiny(nn.Module):
-        """RGB 16x16 -> conv(4) -> ReLU -> residual 1x1 conv + add -> ReLU -> pool -> 3 classes."""
-
-        def __init__(self):
-            super().__init__()
-            self.stem = nn.Conv2d(3, 4, 3, padding=1)
-            self.relu = nn.ReLU()
-            self.mix = nn.Conv2d(4, 4, 1)
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.head = nn.Linear(4, 3)
-
-        def forward(self, x):
-            x = self.relu(self.stem(x))
-            x = self.relu(self.mix(x) + x)
-            return self.head(torch.flatten(self.pool(x), 1))
-
-
-    class Gated(nn.Module):
-        """Data-dependent control flow: torch.fx cannot trace it."""
-
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 2, 3, padding=1)
-            self.fc = nn.Linear(2 * 8 * 8, 3)
-
-        def forward(self, x):
-            y = self.conv(x)
-            if y.sum() > 1e9:
-                y = y * 0
-            return self.fc(torch.relu(y).flatten(1))
-
-
-    def tiny():
-        torch.manual_seed(0)
-        return Tiny()
-
-
-    def gated():
-        torch.manual_seed(0)
-        return Gated()
-''')
-CLASSES = ["cat", "dog", "tabby cat"]
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("user-model")
-    (folder / "net.py").write_text(NET)
-    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    picture = Image.new("RGB", (40, 30), (200, 30, 30))
-    picture.paste((20, 20, 220), (10, 5, 30, 25))
-    picture.save(folder / "photo.png")
+    write_user_files(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, synthetic_mnist_dir, files):
     models = [{"model_file": f"{files / 'net.py'}:tiny", "classes": str(files / "classes.txt"),
-               "preprocessing": {"name": "resize", "size": 16, "channels": 3}, "name": "tiny"},
-              {"model_file": f"{files / 'net.py'}:gated", "preprocessing": {"name": "resize", "size": 8, "channels": 1},
+               "preprocessing": TINY_PREPROCESSING, "name": "tiny"},
+              {"model_file": f"{files / 'net.py'}:gated", "preprocessing": GATED_PREPROCESSING,
                "name": "gated"}]
     with ui_server(tmp_path_factory.mktemp("ui-user"), str(synthetic_mnist_dir),
                    env={"CONVSCOPE_USER_MODELS": json.dumps(models)}) as running:

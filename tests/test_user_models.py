@@ -4,7 +4,6 @@ the app and a real `convscope serve`; and every mistake a user will make, as one
 import argparse
 import base64
 import json
-import textwrap
 
 import numpy as np
 import pytest
@@ -20,39 +19,9 @@ from convscope.server.encoding import decode_layers
 from convscope.server.process import ServerProcess
 from convscope.server.settings import ServerSettings
 from server_fixtures import make_client
+from user_net import CLASSES, NET, TINY_PREPROCESSING, write_user_files
 
-NET = textwrap.dedent('''
-    import torch
-    from torch import nn
-
-
-    class Tiny(nn.Module):
-        """RGB 16x16 -> conv(4) -> ReLU(inplace) -> residual 1x1 conv + add -> pool -> 3 classes."""
-
-        def __init__(self):
-            super().__init__()
-            self.stem = nn.Conv2d(3, 4, 3, padding=1)
-            self.relu = nn.ReLU(inplace=True)
-            self.mix = nn.Conv2d(4, 4, 1)
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.head = nn.Linear(4, 3)
-
-        def forward(self, x):
-            x = self.relu(self.stem(x))
-            x = self.relu(self.mix(x) + x)
-            return self.head(torch.flatten(self.pool(x), 1))
-
-
-    def build():
-        torch.manual_seed(0)
-        return Tiny()
-
-
-    def dense():
-        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3))
-''')
-PREPROCESSING = '{"name": "resize", "size": 16, "channels": 3}'
-CLASSES = ["cat", "dog", "tabby cat"]
+PREPROCESSING = json.dumps(TINY_PREPROCESSING)
 
 
 @pytest.fixture(autouse=True)
@@ -66,23 +35,19 @@ def registry_as_it_was():
 
 @pytest.fixture
 def user_files(tmp_path):
-    net = tmp_path / "net.py"
-    net.write_text(NET)
+    files = write_user_files(tmp_path)
     namespace: dict = {}
-    exec(compile(NET, str(net), "exec"), namespace)
-    model = namespace["build"]()
+    exec(compile(NET, str(files["net"]), "exec"), namespace)
+    model = namespace["tiny"]()
     with torch.no_grad():  # weights unlike the factory's own, so loading them visibly matters
         for param in model.parameters():
             param.add_(torch.linspace(-0.5, 0.5, param.numel()).reshape(param.shape))
     state = model.state_dict()
     safetensors.torch.save_file(state, tmp_path / "net.safetensors")
     torch.save(state, tmp_path / "net.pth")
-    (tmp_path / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    picture = Image.new("RGB", (40, 30), (200, 30, 30))
-    picture.paste((20, 20, 220), (10, 5, 30, 25))
-    picture.save(tmp_path / "photo.png")
-    return {"dir": tmp_path, "model": model.eval(), "net": f"{net}:build", "weights": str(tmp_path / "net.safetensors"),
-            "pth": str(tmp_path / "net.pth"), "classes": str(tmp_path / "classes.txt"), "photo": tmp_path / "photo.png"}
+    return {"dir": tmp_path, "model": model.eval(), "net": f"{files['net']}:tiny",
+            "weights": str(tmp_path / "net.safetensors"), "pth": str(tmp_path / "net.pth"),
+            "classes": str(files["classes"]), "photo": files["photo"]}
 
 
 def expected_probabilities(user_files) -> torch.Tensor:
@@ -96,7 +61,7 @@ def expected_probabilities(user_files) -> torch.Tensor:
 def test_python_api_wraps_and_inspects_the_users_model(user_files):
     for weights in (user_files["weights"], user_files["pth"]):
         adapter = load_user_model(UserModel(user_files["net"], weights, user_files["classes"], PREPROCESSING))
-        assert adapter.name == "build" and adapter.class_names == tuple(CLASSES)
+        assert adapter.name == "tiny" and adapter.class_names == tuple(CLASSES)
         assert adapter.graph.names == ["stem", "relu", "mix", "add", "relu:2", "pool", "flatten", "head"]
         assert adapter.graph["add"].parents == ("mix", "relu")
         x, framing = adapter.preprocessing.prepare(Image.open(user_files["photo"]))
@@ -119,7 +84,7 @@ def test_cli_predicts_and_explains_with_the_users_model(user_files, capsys, tmp_
     assert code == 0
     body = json.loads(out)
     expected = expected_probabilities(user_files)
-    assert body["model"] == "build" and body["predicted"] == CLASSES[int(expected.argmax())]
+    assert body["model"] == "tiny" and body["predicted"] == CLASSES[int(expected.argmax())]
     assert {entry["class"]: entry["probability"] for entry in body["top"]} == pytest.approx(
         {name: float(p) for name, p in zip(CLASSES, expected, strict=True)}, abs=1e-5)
     code, out, _ = run_cli(capsys, ["explain", str(user_files["photo"]), *model_args, "--layer", "stem",
@@ -132,7 +97,7 @@ def test_cli_predicts_and_explains_with_the_users_model(user_files, capsys, tmp_
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"net": "{dir}/net.py:nope"}, "net.py has no factory 'nope'; it defines: Tiny, build, dense"),
+    ({"net": "{dir}/net.py:nope"}, "net.py has no factory 'nope'; it defines: Gated, Tiny, dense, gated, tiny"),
     ({"net": "{dir}/missing.py:build"}, "missing.py: no such model file"),
     ({"net": "{dir}/net.py"}, "--model-file takes path/to/file.py:factory"),
     ({"net": "{dir}/net.py:dense"}, "does not match the model's state_dict: missing: 1.weight, 1.bias; "
