@@ -7,7 +7,7 @@ from torch import nn
 
 from convscope.errors import ModelError
 from convscope.inspect import Inspector
-from convscope.models import INPUT, LayerKind, get_spec, wrap
+from convscope.models import INPUT, LOGITS, LayerKind, get_spec, wrap
 
 GREY_2x2 = {"name": "resize", "size": 2, "channels": 1}
 
@@ -161,7 +161,135 @@ def test_big_models_capture_only_what_is_asked(monkeypatch):
     import convscope.inspect.inspector as inspector_module
     adapter = get_spec("mnist_cnn").adapter(get_spec("mnist_cnn").build())
     monkeypatch.setattr(inspector_module, "ALL_LAYERS_BY_DEFAULT", 1000)  # make mnist_cnn count as big
+    captured = []
+    real_capture = adapter.capture
+    monkeypatch.setattr(adapter, "capture", lambda x, taps: captured.append(sorted(taps)) or real_capture(x, taps))
     result = Inspector(adapter).inspect(torch.rand(28, 28))
+    assert captured == [["relu2"]]  # only what the CAM needs was recorded
     assert result.activations == {} and result.cam_layer == "relu2" and result.cam is not None
     assert list(Inspector(adapter).inspect(torch.rand(28, 28), layers=["fc1", "conv1"]).activations) == [
         "conv1", "fc1"]  # in graph order
+
+
+class Conv(nn.Module):
+    """conv (weight 1, one channel) -> ``between`` -> ReLU(inplace): a later in-place op reaching the conv's
+    output through an alias."""
+
+    def __init__(self, between: nn.Module | None, view: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        self.between = between
+        self.view = view
+        self.act = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.conv.weight.fill_(1.0)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.between is not None:
+            y = self.between(y)
+        if self.view:
+            y = y.view(y.size(0), -1)
+        return self.fc(self.act(y).flatten(1))
+
+
+@pytest.mark.parametrize("between, view", [(nn.Identity(), False), (nn.Dropout(0.5), False), (None, True)])
+def test_an_in_place_op_through_an_alias_leaves_the_capture_alone(between, view):
+    adapter = wrap(Conv(between, view), None, GREY_2x2)
+    _, store = adapter.capture(X[None], ["conv"])  # only the conv is asked for
+    torch.testing.assert_close(store["conv"][0, 0], X[0])  # not rectified by the ReLU that came later
+
+
+def test_tuple_outputs_keep_their_edges():
+    class Shuffle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 1)
+            self.branch = nn.Conv2d(2, 2, 1)
+            self.fc = nn.Linear(16, 2)
+
+        def forward(self, x):
+            kept, changed = self.conv(x).chunk(2, dim=1)
+            return self.fc(torch.cat([kept, self.branch(changed)], 1).flatten(1))
+
+    graph = wrap(Shuffle(), None, GREY_2x2).graph
+    assert graph["branch"].parents == ("conv",) and graph["cat"].parents == ("conv", "branch")
+
+
+def test_an_untapped_last_op_still_gives_a_cam_layer_and_a_scaled_softmax_its_real_logits():
+    class Tempered(nn.Module):
+        def __init__(self, temperature: float | None):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1)
+            self.fc = nn.Linear(8, 3)
+            self.temperature = temperature
+
+        def forward(self, x):
+            scores = self.fc(torch.relu(self.conv(x)).flatten(1)) / 2.0  # an op with no tap makes the output
+            return scores if self.temperature is None else torch.softmax(scores / self.temperature, dim=1)
+
+    plain = wrap(Tempered(None), None, GREY_2x2)
+    assert plain.graph.output is None and plain.graph.output_sources == ("fc",)
+    assert plain.graph.default_cam_layer() == "relu"
+    torch.manual_seed(0)
+    model = Tempered(0.3)
+    tempered = wrap(model, None, GREY_2x2)
+    assert tempered.graph.logits == LOGITS  # the softmax reads fc(x) / 2 / 0.3, which no tap holds
+    x = torch.rand(1, 1, 2, 2)
+    torch.testing.assert_close(torch.softmax(Inspector(tempered).inspect(x[0]).logits, 0), model(x)[0])
+
+
+def test_string_padding_is_resolved_to_numbers():
+    class Same(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding="same", dilation=2)
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).flatten(1))
+
+    tap = wrap(Same(), None, GREY_2x2).graph["conv"]
+    assert (tap.kernel, tap.padding, tap.dilation) == ((3, 3), (2, 2), (2, 2))
+    assert tap.as_dict()["padding"] == [2, 2]
+
+
+def test_moving_a_wrapped_model_traces_it_again():
+    adapter = get_spec("mnist_cnn").adapter(get_spec("mnist_cnn").build())
+    adapter.to(dtype=torch.float64)
+    scores, store = adapter.capture(torch.rand(1, 1, 28, 28, dtype=torch.float64), ["conv1"])
+    assert scores.dtype == torch.float64 and store["conv1"].dtype == torch.float64
+
+
+def test_an_untraceable_model_records_each_threads_own_calls():
+    import threading
+
+    class Twice(nn.Module):  # data-dependent control flow, and one module called twice
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1, bias=False)
+            self.fc = nn.Linear(4, 2)
+            with torch.no_grad():
+                self.conv.weight.fill_(2.0)
+
+        def forward(self, x):
+            y = self.conv(self.conv(x)) if x.sum() > -1e9 else x
+            return self.fc(y.flatten(1))
+
+    adapter = wrap(Twice(), None, GREY_2x2)
+    assert not adapter.graph.traced and adapter.graph.names == ["conv", "conv:2", "fc"]
+    errors = []
+
+    def worker(value: float) -> None:
+        for _ in range(100):
+            _, store = adapter.capture(torch.full((1, 1, 2, 2), value), ["conv", "conv:2"])
+            if not (torch.all(store["conv"] == 2 * value) and torch.all(store["conv:2"] == 4 * value)):
+                errors.append(value)
+
+    threads = [threading.Thread(target=worker, args=(float(v),)) for v in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -86,7 +86,7 @@ def test_a_model_that_does_not_run_on_its_input_is_a_clear_error():
     assert all_hooks(model) == 0
 
 
-def test_no_hook_survives_a_forward_that_raises_on_an_untraceable_model():
+def test_hooks_of_an_untraceable_model_are_installed_once_and_survive_a_forward_that_raises():
     class Moody(nn.Module):  # data-dependent control flow: torch.fx cannot trace it, so hooks record the taps
         def __init__(self):
             super().__init__()
@@ -99,12 +99,16 @@ def test_no_hook_survives_a_forward_that_raises_on_an_untraceable_model():
 
     model = wrap(Moody(), ["a", "b"], {"name": "resize", "size": 2, "channels": 1})
     assert not model.graph.traced and model.graph.names == ["fc"]
+    assert all_hooks(model.module) == 1  # one recording hook per leaf module, installed once
+    wrap(model.module, ["a", "b"], {"name": "resize", "size": 2, "channels": 1})
+    assert all_hooks(model.module) == 1  # wrapping again does not hook it twice
     inspector = Inspector(model)
     with pytest.raises(RuntimeError, match="boom"):
         inspector.inspect(torch.full((1, 2, 2), 1e7))
-    assert all_hooks(model.module) == 0
     assert inspector.inspect(torch.rand(1, 2, 2)).activations["fc"].shape == (2,)
-    assert all_hooks(model.module) == 0
+    assert all_hooks(model.module) == 1
+    expected = model.module(torch.rand(1, 1, 2, 2))  # outside an inspection the hooks change nothing
+    assert expected.shape == (1, 2)
 
 
 @pytest.mark.parametrize("replicas", [1, 3])

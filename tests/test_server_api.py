@@ -75,7 +75,7 @@ def test_architecture_shapes_parameters_and_flops(client):
     assert layers["conv1"] == {"name": "conv1", "kind": "conv", "op": "Conv2d", "output_shape": [32, 26, 26],
                                "parents": ["input"], "module": "conv1", "call": 1, "parameters": 320,
                                "macs": 9 * 32 * 26 * 26, "flops": 2 * 9 * 32 * 26 * 26,
-                               "kernel": [3, 3], "stride": [1, 1], "padding": [0, 0]}
+                               "kernel": [3, 3], "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1]}
     assert layers["conv2"]["parents"] == ["pool1"]
     assert (body["traced"], body["output"], body["logits"], body["default_cam_layer"]) == (True, "softmax", "fc2",
                                                                                            "relu2")

@@ -99,10 +99,13 @@ def test_cli_predicts_and_explains_with_the_users_model(user_files, capsys, tmp_
 @pytest.mark.parametrize("change, message", [
     ({"net": "{dir}/net.py:nope"}, "net.py has no factory 'nope'; it defines: Gated, Tiny, dense, gated, tiny"),
     ({"net": "{dir}/missing.py:build"}, "missing.py: no such model file"),
-    ({"net": "{dir}/net.py"}, "--model-file takes path/to/file.py:factory"),
+    ({"net": "{dir}/net.py"}, "a model file is named path/to/file.py:factory"),
     ({"net": "{dir}/net.py:dense"}, "does not match the model's state_dict: missing: 1.weight, 1.bias; "
                                     "unexpected: head.bias, head.weight, mix.bias, mix.weight, stem.bias and 1 more"),
     ({"weights": "{dir}/pickled.pth"}, "holds more than tensors, and convscope never unpickles arbitrary objects"),
+    ({"weights": "{dir}/classes.txt"}, "classes.txt is not a readable PyTorch weights file"),
+    ({"weights": "{dir}/really_safetensors.pth"}, "--sample and --index take MNIST digits"),  # loads: by content
+    ({"extra": ["--checkpoint", "{dir}/net.safetensors"]}, "--checkpoint is for the built-in models"),
     ({"classes": "{dir}/two.txt"}, "the model gives 3 scores but 2 class names were given"),
     ({"preprocessing": '{"name": "resize", "size": 3, "channels": 1}'}, "does not run on input of shape (1, 3, 3)"),
     ({"preprocessing": "jpeg"}, "unknown preprocessing 'jpeg'; choose from mnist_digit, imagenet, resize"),
@@ -113,10 +116,13 @@ def test_user_mistakes_are_one_line_errors(user_files, capsys, change, message):
     # A pickled object of an arbitrary class beside the tensors: loading it would run the class's code.
     torch.save({"state": user_files["model"].state_dict(), "args": argparse.Namespace(lr=0.1)}, folder / "pickled.pth")
     (folder / "two.txt").write_text("a\nb\n")
+    (folder / "really_safetensors.pth").write_bytes((folder / "net.safetensors").read_bytes())
     options = {"net": user_files["net"], "weights": user_files["weights"], "classes": user_files["classes"],
                "preprocessing": PREPROCESSING, "extra": []}
-    options.update({k: v.replace("{dir}", str(folder)) if isinstance(v, str) else v for k, v in change.items()})
-    argv = ["explain", str(user_files["photo"]), "--model-file", options["net"], "--weights", options["weights"],
+    options.update({k: v.replace("{dir}", str(folder)) if isinstance(v, str) else
+                    [a.replace("{dir}", str(folder)) for a in v] for k, v in change.items()})
+    image = ["--sample", "3"] if "really_safetensors" in options["weights"] else [str(user_files["photo"])]
+    argv = ["explain", *image, "--model-file", options["net"], "--weights", options["weights"],
             "--classes", options["classes"], "--preprocessing", options["preprocessing"], *options["extra"],
             "--out", str(folder / "out")]
     code, _, err = run_cli(capsys, argv)
@@ -136,6 +142,10 @@ def test_the_app_serves_the_users_model(user_files, tmp_path, synthetic_mnist_di
         listed = {m["name"]: m for m in client.get("/api/models").json()}
         assert listed["tiny"]["class_names"] == CLASSES and listed["tiny"]["active_version"] == 1
         assert (listed["tiny"]["trainable"], listed["mnist_cnn"]["trainable"]) == (False, True)
+        details = client.get("/api/models/tiny").json()
+        assert str(user_files["dir"]) not in json.dumps(details)  # file names only: the server's folders stay private
+        assert details["versions"][0]["details"]["source"] == {"model_file": "net.py:tiny",
+                                                               "weights": "net.safetensors", "classes": "classes.txt"}
         refused = client.post("/api/jobs", json={"model": "tiny"})
         assert refused.status_code == 422 and "not an MNIST model" in refused.json()["error"]["message"]
         assert listed["tiny"]["preprocessing"] == {"name": "resize", "size": [16, 16], "channels": 3,
@@ -185,6 +195,17 @@ def test_serve_refuses_a_broken_model_in_one_line(user_files, capsys, tmp_path):
     code, _, err = run_cli(capsys, ["serve", "--data-dir", str(tmp_path / "data"), "--model-file",
                                     f"{user_files['dir']}/net.py:nope"])
     assert code == 2 and "has no factory 'nope'" in err and err.count("\n") == 1
+
+
+def test_serve_refuses_a_broken_model_from_its_setting_in_one_line(user_files, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVSCOPE_USER_MODELS", json.dumps([{"model_file": f"{user_files['dir']}/net.py:gone"}]))
+    code, _, err = run_cli(capsys, ["serve", "--data-dir", str(tmp_path / "data")])
+    assert code == 2 and "has no factory 'gone'" in err and err.count("\n") == 1
+
+
+def test_evaluate_refuses_a_model_that_is_not_an_mnist_one(user_files, capsys):
+    code, _, err = run_cli(capsys, ["evaluate", "--model-file", user_files["net"], "--preprocessing", PREPROCESSING])
+    assert code == 2 and "tiny is not an MNIST model" in err
 
 
 def test_weights_without_a_model_file_are_an_error(user_files, capsys):

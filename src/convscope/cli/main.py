@@ -210,6 +210,8 @@ def _load(args):
     user = user_model_from_args(args)
     if user is None:
         return load_model(args.model or "mnist_cnn", args.checkpoint)
+    if args.checkpoint is not None:
+        raise ConvscopeError("--checkpoint is for the built-in models; a model of your own takes --weights")
     return load_model(register_user_model(user).name)
 
 
@@ -217,6 +219,9 @@ def cmd_evaluate(args) -> None:
     from ..data import load_mnist
     from ..metrics import evaluate
     checkpoint = _load(args)
+    if checkpoint.spec.dataset != "mnist":
+        raise ConvscopeError(f"{checkpoint.spec.name} is not an MNIST model: `convscope evaluate` scores the MNIST "
+                             "models on the MNIST test set")
     data = load_mnist(args.split)
     metrics = evaluate(checkpoint.model, data.images, data.labels)
     if args.json:
@@ -268,6 +273,9 @@ def cmd_explain(args) -> None:
         original, x = _image_input(args.image, args.no_preprocess, checkpoint)
         source = {"image": str(args.image)}
     else:
+        if checkpoint.spec.dataset != "mnist":
+            raise InputError(f"--sample and --index take MNIST digits, which {checkpoint.spec.name} does not read: "
+                             "give an image instead")
         sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index)
         original, x = sample_rgb(sample.image), sample.image
         source = {"mnist_split": "test", "index": sample.index, "label": sample.label}

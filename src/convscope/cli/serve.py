@@ -40,14 +40,17 @@ def cmd_serve(args) -> None:
     user = user_model_from_args(args)
     try:
         if user is not None:
-            # Loaded here first, so a mistake in it is one line and exit 2 instead of a worker failing to start.
-            from ..models.registry import register_user_model
-            register_user_model(user)
             overrides["user_models"] = (*ServerSettings().user_models, dataclasses.asdict(user))
         settings = ServerSettings(**overrides)
     except pydantic.ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise ConvscopeError(f"invalid server settings: {problems}") from None
+    if settings.user_models:
+        # Loaded here first, so a mistake in one is a line and exit 2 instead of every worker failing to start.
+        from ..models.registry import register_user_model
+        from ..models.user import UserModel
+        for model in settings.user_models:
+            register_user_model(UserModel(**model.model_dump()).absolute())
     settings, generated = with_admin_token(settings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -132,6 +132,10 @@ class Inspector:
 
         with self._replica() as model:
             scores, acts = model.capture(x, [*wanted, cam_layer] if cam_layer else wanted)
+            missing = [name for name in [*wanted, cam_layer] if name and name not in acts]
+            if missing:  # only an untraced graph, found on a blank input, can name a layer a real input skips
+                raise ModelError(f"layer(s) {', '.join(missing)} did not run for this input (this model could not "
+                                 "be traced, so its graph is approximate)")
             logits = scores[0]  # (K,)
             predicted = int(logits.argmax())
             target = predicted if target is None else int(target)

@@ -14,7 +14,8 @@ from torch import nn
 from ..errors import ModelError
 from ..preprocessing import Preprocessing, get_preprocessing
 from .capture import recording
-from .graph import Graph, trace_model
+from .graph import Graph
+from .tracing import trace_model
 
 
 class ModelAdapter:
@@ -45,10 +46,8 @@ class ModelAdapter:
             raise ModelError(f"preprocessing {self.preprocessing.name!r} makes inputs of shape "
                              f"{self.preprocessing.input_shape}, not the model's {self.input_shape}")
         self.metadata = dict(metadata or {})
-        traced = trace_model(self.module, self.input_shape)
-        self.graph: Graph = traced.graph
-        self._run = traced.run
-        scores = self.graph.output_shape if self.graph.logits is None else self.graph[self.graph.logits].output_shape
+        self._trace()
+        scores = self.graph.scores_shape
         if len(scores) != 1:
             raise ModelError(f"the model's output has shape {scores}: it must be one score per class")
         self.class_names = tuple(str(c) for c in class_names) if class_names is not None else tuple(
@@ -56,6 +55,20 @@ class ModelAdapter:
         if scores != (len(self.class_names),):
             raise ModelError(f"the model gives {scores[0]} scores but {len(self.class_names)} class names were "
                              "given: one name per output")
+
+    def _trace(self) -> None:
+        traced = trace_model(self.module, self.input_shape)
+        self.graph: Graph = traced.graph
+        self._run = traced.run
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+           memory_format: torch.memory_format | None = None) -> ModelAdapter:
+        """Move or convert the module, then trace it again: a traced copy holds its own references to buffers
+        that ``nn.Module.to`` replaces."""
+        given = {"device": device, "dtype": dtype, "memory_format": memory_format}
+        self.module.to(**{key: value for key, value in given.items() if value is not None})
+        self._trace()
+        return self
 
     @property
     def device(self) -> torch.device:

@@ -1,28 +1,33 @@
 """Recording taps during a forward, for a traced graph module and for the hook fallback alike.
 
-A traced model (see :mod:`convscope.models.graph`) calls :func:`record` after every tap; an untraceable one gets
-forward hooks that do the same. Outside a :func:`recording` block both cost one attribute lookup per tap.
+A traced model (see :mod:`convscope.models.tracing`) calls :func:`record` after every tap; an untraceable one
+carries forward hooks (:func:`install_hooks`) that do the same. Outside a :func:`recording` block both cost one
+attribute lookup per tap. Everything recorded goes to the calling thread's own store, so one model can serve
+many threads.
 
 Two things make captures correct where plain forward hooks are not:
 
 * **In-place ops.** A tensor that a later op overwrites in place (``ReLU(inplace=True)`` after a conv, ``out +=
   identity``) would show the later values. The recorder keeps the tensor it was given and hands the rest of the
   network a copy to overwrite instead, so the capture holds the layer's own output and gradients still flow
-  through it. Traced graphs copy only where an in-place consumer follows; hooks cannot see consumers and copy
-  every capture.
+  through it. Traced graphs copy only when the model has an in-place op at all; hooks cannot see what follows
+  and always copy.
 * **Modules called more than once.** Each call is its own tap: ``layer1.0.relu``, ``layer1.0.relu:2``, ...
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 _state = threading.local()  # each thread records into its own store: inspections run on many threads
+
+# Called by the hooks as observer(module path, call number, module, inputs, output) while a graph is found.
+Observer = Callable[[str, int, nn.Module, tuple, object], None]
 
 
 def call_suffix(name: str, call: int) -> str:
@@ -40,21 +45,22 @@ def record(name: str, tensor, copy_for_in_place: bool):
 
 
 @contextmanager
-def recording(wanted: Iterable[str]) -> Iterator[dict[str, torch.Tensor]]:
-    """Yields a dict that fills with ``{tap name: output}`` for the wanted taps during forwards run inside."""
-    previous = getattr(_state, "store", None), getattr(_state, "wanted", None), getattr(_state, "calls", None)
-    _state.store, _state.wanted, _state.calls = {}, frozenset(wanted), {}
+def recording(wanted: Iterable[str], observer: Observer | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Yields a dict that fills with ``{tap name: output}`` for the wanted taps during forwards run inside;
+    ``observer`` also sees every hooked call (how an untraceable model's graph is found)."""
+    previous = [getattr(_state, key, None) for key in ("store", "wanted", "calls", "observer")]
+    _state.store, _state.wanted, _state.calls, _state.observer = {}, frozenset(wanted), {}, observer
     try:
         yield _state.store
     finally:
-        _state.store, _state.wanted, _state.calls = previous
+        _state.store, _state.wanted, _state.calls, _state.observer = previous
 
 
-@contextmanager
-def hooked(modules: dict[str, nn.Module]) -> Iterator[None]:
-    """The fallback for models that cannot be traced: forward hooks on ``{path: leaf module}`` that record like
-    :func:`record`, counting calls per forward. Removed in ``finally``, however the block exits."""
-    handles = []
+def install_hooks(modules: dict[str, nn.Module]) -> list:
+    """The fallback for models that cannot be traced: a forward hook on each ``{path: leaf module}`` that counts
+    its calls and records like :func:`record`. They stay (a deep copy of the model carries them) and do nothing
+    outside a :func:`recording` block, so concurrent forwards never see each other's hooks come and go.
+    Returns the handles."""
 
     def hook_for(path: str):
         def hook(module: nn.Module, inputs, output):
@@ -62,13 +68,10 @@ def hooked(modules: dict[str, nn.Module]) -> Iterator[None]:
             if calls is None:
                 return None
             calls[path] = calls.get(path, 0) + 1
-            return record(call_suffix(path, calls[path]), output, True)
+            name = call_suffix(path, calls[path])
+            if _state.observer is not None:
+                _state.observer(path, calls[path], module, inputs, output)
+            return record(name, output, True)
         return hook
 
-    try:
-        for path, module in modules.items():
-            handles.append(module.register_forward_hook(hook_for(path)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return [module.register_forward_hook(hook_for(path)) for path, module in modules.items()]

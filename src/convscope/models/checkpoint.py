@@ -142,7 +142,8 @@ def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None,
         return loaded
     spec = get_spec(name)
     if spec.user is not None:
-        adapter = load_user_model(spec.user, device)
+        loaded = spec.loaded is not None and str(device) == "cpu"  # registering loaded it once already
+        adapter = spec.loaded if loaded else load_user_model(spec.user, device)
         return Checkpoint(adapter, spec, {"model": name, "source": "user", **adapter.metadata["source"]})
     path = spec.default_weights_path()
     if path is None:

@@ -31,6 +31,8 @@ class ModelSpec:
     user: UserModel | None = None  # a model of the user's own: where its code, weights and classes are
     # Where the default weights come from and under which licence: {"source": ..., "licence": ...}
     weights_info: dict = field(default_factory=dict)
+    # A user's model as registered, loaded once (registering checks it by loading it; nothing loads it again).
+    loaded: ModelAdapter | None = field(default=None, compare=False, repr=False)
 
     def adapter(self, module: nn.Module) -> ModelAdapter:
         """``module`` (built by ``build``, with weights loaded) wrapped with this model's metadata."""
@@ -38,6 +40,11 @@ class ModelSpec:
                             input_shape=self.input_shape,
                             metadata={"description": self.description, "dataset": self.dataset,
                                       "weights": self.weights_info})
+
+    @property
+    def trainable(self) -> bool:
+        """Whether convscope's trainer can train it: the MNIST models, for now."""
+        return self.dataset == "mnist"
 
     @property
     def loadable(self) -> bool:
@@ -72,7 +79,8 @@ def register_user_model(config: UserModel) -> ModelSpec:
         name=adapter.name, description=adapter.metadata["description"], build=lambda: load_user_model(config).module,
         input_shape=adapter.input_shape, class_names=adapter.class_names,
         preprocessing=adapter.preprocessing.describe(), dataset="user", tags=("user",), user=config,
-        weights_info={"source": config.weights or "none: the factory's own (random) initialisation"})
+        weights_info={"source": config.public_source()["weights"] or "none: the factory's own (random) weights"},
+        loaded=adapter)
     return spec
 
 

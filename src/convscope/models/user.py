@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import pickle
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,6 +28,8 @@ from ..preprocessing import get_preprocessing
 from .adapter import ModelAdapter
 
 SHOWN_KEYS = 5  # how many missing / unexpected keys an error names
+MAX_CLASS_NAME = 200  # characters: what the database stores
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a model name goes into URLs and a 64-character column
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,17 @@ class UserModel:
     def model_name(self) -> str:
         return self.name or self.model_file.rpartition(":")[2]
 
+    @property
+    def file_name(self) -> str:
+        """The model file's name and factory, without the folders."""
+        path, _, factory = self.model_file.rpartition(":")
+        return f"{Path(path).name}:{factory}"
+
+    def public_source(self) -> dict:
+        """Where it comes from, by file names only: what the API may show (folders stay on the server)."""
+        return {"model_file": self.file_name, "weights": self.weights and Path(self.weights).name,
+                "classes": self.classes and Path(self.classes).name}
+
     def absolute(self) -> UserModel:
         """The same with absolute paths, so that it means the same in a process started elsewhere."""
         path, colon, factory = self.model_file.rpartition(":")
@@ -56,7 +70,7 @@ def load_factory(reference: str) -> Callable[[], nn.Module]:
     """``"path/to/file.py:factory"`` -> the callable ``factory`` defined in that file."""
     path_text, colon, factory_name = reference.rpartition(":")
     if not colon or not path_text or not factory_name:
-        raise ModelError(f"--model-file takes path/to/file.py:factory, got {reference!r}")
+        raise ModelError(f"a model file is named path/to/file.py:factory, got {reference!r}")
     path = Path(path_text)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
@@ -91,22 +105,27 @@ def build(factory: Callable[[], nn.Module], where: str) -> nn.Module:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from ``.safetensors``, ``.pt`` or ``.pth`` (a dict of tensors, or one under "state_dict")."""
+    """A state_dict from a safetensors file or a PyTorch ``.pt`` / ``.pth`` file (a dict of tensors, or one under
+    "state_dict"), told apart by their content, not their names."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head[8:9] == b"{":  # safetensors: an 8-byte header length, then the JSON header
         try:
             return safetensors.torch.load_file(str(path))
         except (safetensors.SafetensorError, OSError, ValueError) as e:
             raise ModelError(f"{path} is not a readable safetensors file: {e}") from None
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save's zip, or its older pickle format
+        raise ModelError(f"{path} is not a readable PyTorch weights file (neither safetensors nor torch.save)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+    except pickle.UnpicklingError:
         raise ModelError(f"{path} holds more than tensors, and convscope never unpickles arbitrary objects: "
-                         f"save model.state_dict() instead ({str(e).splitlines()[0]})") from None
-    except (RuntimeError, OSError, EOFError) as e:
-        raise ModelError(f"{path} is not a readable PyTorch weights file: {e}") from None
+                         "save model.state_dict() (with torch.save or safetensors) instead") from None
+    except Exception as e:  # torch.load fails in many ways on files that are not its own
+        raise ModelError(f"{path} is not a readable PyTorch weights file ({type(e).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -139,6 +158,10 @@ def read_classes(path: str | Path) -> list[str]:
         raise ModelError(f"cannot read the class names in {path}: {e}") from None
     if not names:
         raise ModelError(f"{path} holds no class names (one per line)")
+    too_long = [name for name in names if len(name) > MAX_CLASS_NAME]
+    if too_long:
+        raise ModelError(f"{path}: class names are at most {MAX_CLASS_NAME} characters; {too_long[0][:40]!r}... "
+                         "is longer")
     return names
 
 
@@ -149,7 +172,7 @@ def parse_preprocessing(text: str | dict) -> str | dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ModelError(f"--preprocessing is neither a name nor a JSON object: {e}") from None
+        raise ModelError(f"the preprocessing is neither a name nor a JSON object: {e}") from None
     return value
 
 
@@ -162,8 +185,9 @@ def load_user_model(config: UserModel, device: str | torch.device = "cpu") -> Mo
     module.to(device)
     preprocessing = get_preprocessing(parse_preprocessing(config.preprocessing))
     class_names = read_classes(config.classes) if config.classes is not None else None
-    source = {"model_file": config.model_file, "weights": config.weights, "classes": config.classes}
+    if not MODEL_NAME.fullmatch(config.model_name):
+        raise ModelError(f"model names are 1-64 letters, digits, '_', '.' or '-'; got {config.model_name!r}")
     return ModelAdapter(module, class_names, preprocessing, name=config.model_name,
-                        metadata={"description": f"{config.model_name} from {config.model_file}",
-                                  "dataset": "user", "source": source})
+                        metadata={"description": f"{config.model_name}, a model of your own ({config.file_name})",
+                                  "dataset": "user", "source": config.public_source()})
 

@@ -121,7 +121,7 @@ class JobManager:
     def start(self, config: TrainConfig) -> int:
         if config.model not in MODELS:
             raise NotFound(f"unknown model {config.model!r}; known models: {', '.join(MODELS)}")
-        if MODELS[config.model].dataset != "mnist":
+        if not MODELS[config.model].trainable:
             raise InputError(f"{config.model} is not an MNIST model: convscope trains the MNIST models for now")
         config.threads = config.threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core to the server
         self.fail_stale_jobs()

@@ -65,7 +65,7 @@ class ModelStore:
             if not spec.loadable:
                 continue
             path = spec.default_weights_path()
-            metadata = read_metadata(path) if path is not None else {"source": vars(spec.user)}
+            metadata = read_metadata(path) if path is not None else {"source": spec.user.public_source()}
             source = "user" if spec.user is not None else "packaged"
             try:
                 with self.db.session(write=True) as session:

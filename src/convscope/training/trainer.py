@@ -227,7 +227,7 @@ class _Run:
 def _train(config, emit, cancel, out, train_data, test_data, settings, command) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
-    if get_spec(config.model).dataset != "mnist":  # an unknown model fails before any data is read
+    if not get_spec(config.model).trainable:  # an unknown model fails before any data is read
         raise ConvscopeError(f"{config.model} is not an MNIST model: convscope trains the MNIST models for now")
     train_data = train_data or load_mnist("train", settings)
     probes = None

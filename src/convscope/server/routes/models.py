@@ -33,7 +33,7 @@ def _model_body(state: AppState, name: str, details: bool = False) -> dict:
     return {"name": name, "description": spec.description, "dataset": spec.dataset,
             "input_shape": list(spec.input_shape), "class_names": list(spec.class_names),
             "preprocessing": get_preprocessing(spec.preprocessing).describe(), "tags": list(spec.tags),
-            "weights": spec.weights_info, "trainable": spec.dataset == "mnist",  # the trainer knows MNIST only
+            "weights": spec.weights_info, "trainable": spec.trainable,
             "active_version": next((v["version"] for v in versions if v["active"]), None), "versions": versions}
 
 

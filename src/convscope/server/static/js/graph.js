@@ -50,8 +50,9 @@ function toParent(tap, field, j, taps) {
   if (channels !== null && channels.size === 0) return null;
   if (from.length !== 3) return { channels, y: null, x: null };
   if (tap.kernel) {
-    return { channels, y: through(field.y, tap.kernel[0], tap.stride[0], tap.padding[0]),
-      x: through(field.x, tap.kernel[1], tap.stride[1], tap.padding[1]) };
+    const extent = (i) => (tap.kernel[i] - 1) * (tap.dilation?.[i] ?? 1) + 1; // a dilated kernel's reach
+    return { channels, y: through(field.y, extent(0), tap.stride[0], tap.padding[0]),
+      x: through(field.x, extent(1), tap.stride[1], tap.padding[1]) };
   }
   if (from[1] === to[1] && from[2] === to[2]) return { channels, y: field.y, x: field.x }; // element-wise
   return { channels, y: null, x: null }; // resized without a kernel we know (adaptive pooling): the whole map
