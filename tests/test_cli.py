@@ -36,12 +36,14 @@ def run_json(capsys, argv):
 def test_models_lists_the_registry(capsys):
     rows = run_json(capsys, ["models", "--json"])
     by_name = {r["name"]: r for r in rows}
-    assert by_name["mnist_cnn"]["parameters"] == 225_034 and by_name["mnist_cnn"]["test_accuracy"] >= 0.992
+    assert by_name["mnist_cnn"]["parameters"] == 225_034 and by_name["mnist_cnn"]["accuracy"] >= 0.992
+    assert by_name["efficientnet_lite0"]["ready"] and by_name["efficientnet_lite0"]["parameters"] == 4_652_008
+    assert by_name["vgg16"]["weights"][0]["url"] == "https://download.pytorch.org/models/vgg16-397923af.pth"
     assert by_name["mnist_mlp"]["layers"][1] == {
         "name": "fc1", "kind": "linear", "op": "Linear", "output_shape": [32], "parents": ["flatten"], "module": "fc1",
         "call": 1, "parameters": 784 * 32 + 32, "macs": 784 * 32, "flops": 2 * 784 * 32}
     assert main(["models"]) == 0
-    assert "mnist_cnn      225,034 parameters" in capsys.readouterr().out
+    assert "mnist_cnn              225,034 parameters  99.48% test accuracy; ready" in capsys.readouterr().out
 
 
 def test_predict_reads_a_drawn_one(tmp_path, capsys):
@@ -111,7 +113,7 @@ def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):
     (["predict", "missing.png"], "missing.png: no such file"),
     (["predict", "{junk}"], "not an image in a format this reads"),
     (["predict", "{blank}"], "the drawing is empty"),
-    (["explain", "--out", "x"], "give exactly one of IMAGE, --sample DIGIT or --index N"),
+    (["explain", "--out", "x"], "give exactly one of IMAGE, --photo NAME, --sample DIGIT or --index N"),
     (["explain", "{one}", "--out", "{tmp}/x", "--layer", "fc1"], "a CAM needs a layer with a spatial (C, H, W) output"),
     (["evaluate", "--checkpoint", "{junk}"], "not a readable safetensors checkpoint"),
     (["train", "--epochs", "0"], "epochs must be > 0"),

@@ -49,7 +49,7 @@ def test_forward_gives_probabilities_and_logits_agree():
 
 
 def test_unknown_model():
-    with pytest.raises(ModelError, match="unknown model 'vgg99'; known models: mnist_cnn, mnist_mlp"):
+    with pytest.raises(ModelError, match="unknown model 'vgg99'; known models: mnist_cnn, mnist_mlp, vgg16, vgg19"):
         get_spec("vgg99")
 
 

@@ -53,13 +53,17 @@ def assert_close_to(encoded_or_tensor, expected: torch.Tensor):
 def test_health_names_version_database_and_active_models(client):
     body = client.get("/api/health").json()
     assert body["status"] == "ok" and body["database"] == "sqlite"
-    assert body["models"] == {"mnist_cnn": 1, "mnist_mlp": 1}
+    assert body["models"] == {"mnist_cnn": 1, "mnist_mlp": 1, "efficientnet_lite0": 1}  # the others: no weights here
     assert body["training_job"] is None
 
 
 def test_models_list_versions_metrics_and_the_active_one(client):
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert set(models) == {"mnist_cnn", "mnist_mlp"}
+    assert set(models) == {"mnist_cnn", "mnist_mlp", "vgg16", "vgg19", "resnet50", "inception_v3", "efficientnet_lite0"}
+    assert models["vgg16"]["active_version"] is None and models["vgg16"]["versions"] == []  # not downloaded
+    lite = models["efficientnet_lite0"]
+    assert lite["active_version"] == 1 and lite["versions"][0]["source"] == "pretrained"
+    assert len(lite["class_names"]) == 1000 and lite["class_names"][967] == "espresso"
     cnn = models["mnist_cnn"]
     assert cnn["active_version"] == 1 and cnn["input_shape"] == [1, 28, 28]
     assert cnn["versions"] == [{"version": 1, "source": "packaged", "created_at": cnn["versions"][0]["created_at"],
@@ -197,7 +201,9 @@ def test_a_drawing_is_preprocessed_like_mnist_and_uploads_agree_with_data_urls(c
 def test_unknown_model_version_and_layer(client):
     pixels = [[0] * 28] * 28
     assert client.post("/api/predict", json={"pixels": pixels, "model": "vgg99"}).json()["error"] == {
-        "status": 404, "code": "not_found", "message": "unknown model 'vgg99'; known models: mnist_cnn, mnist_mlp"}
+        "status": 404, "code": "not_found",
+        "message": "unknown model 'vgg99'; known models: mnist_cnn, mnist_mlp, vgg16, vgg19, resnet50, inception_v3, "
+                   "efficientnet_lite0"}
     assert client.post("/api/predict", json={"pixels": pixels, "version": 7}).json()["error"]["message"] == \
         "mnist_cnn has no version 7"
     bad_layer = client.post("/api/predict", json={"pixels": pixels, "layers": ["conv9"]})

@@ -208,6 +208,8 @@ def test_evaluate_refuses_a_model_that_is_not_an_mnist_one(user_files, capsys):
     assert code == 2 and "tiny is not an MNIST model" in err
 
 
-def test_weights_without_a_model_file_are_an_error(user_files, capsys):
+def test_weights_or_classes_for_a_model_without_them_are_an_error(user_files, capsys):
     code, _, err = run_cli(capsys, ["predict", str(user_files["photo"]), "--weights", user_files["weights"]])
-    assert code == 2 and "--weights and --classes go with --model-file" in err
+    assert code == 2 and "mnist_cnn has no pretrained weights to choose from" in err
+    code, _, err = run_cli(capsys, ["predict", str(user_files["photo"]), "--classes", user_files["classes"]])
+    assert code == 2 and "--classes goes with --model-file" in err

@@ -27,6 +27,11 @@ class Settings:
     model_dir: Path | None = None
     # Mirrors to download MNIST from, tried in order (CONVSCOPE_MNIST_MIRRORS, comma-separated URLs).
     mnist_mirrors: tuple[str, ...] | None = None
+    # A folder of pretrained weights files placed by hand (official file names), looked in before the cache.
+    weights_dir: Path | None = None
+    # Where official weights are downloaded from instead of their URLs' host (CONVSCOPE_WEIGHTS_MIRROR): a base
+    # URL holding the same file names, e.g. a local mirror.
+    weights_mirror: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -37,11 +42,18 @@ class Settings:
             model_dir=_env_path("CONVSCOPE_MODEL_DIR"),
             mnist_mirrors=tuple(u.strip() for u in os.environ.get("CONVSCOPE_MNIST_MIRRORS", "").split(",")
                                 if u.strip()) or None,
+            weights_dir=_env_path("CONVSCOPE_WEIGHTS_DIR"),
+            weights_mirror=os.environ.get("CONVSCOPE_WEIGHTS_MIRROR") or None,
         )
 
     @property
     def mnist_cache_dir(self) -> Path:
         return self.data_dir / "mnist"
+
+    @property
+    def weights_cache_dir(self) -> Path:
+        """Downloaded pretrained weights, verified."""
+        return self.data_dir / "weights"
 
     @property
     def models_dir(self) -> Path:

@@ -14,12 +14,20 @@ from ..models.adapter import ModelAdapter
 from ..models.kinds import LayerKind
 
 
-def write_explanation(out: Path, original: np.ndarray | None, result: Inspection, model: ModelAdapter) -> dict:
-    """Write PNGs into ``out`` and return {view name: file name}."""
+CHANNELS_PER_PAGE = 64
+MAX_FILTER_TILES = 64 * 64  # a layer's filter grid is drawn only up to this many kernels (VGG's last: 262,144)
+
+
+def write_explanation(out: Path, original: np.ndarray | None, result: Inspection, model: ModelAdapter,
+                      page: int = 0) -> dict:
+    """Write PNGs into ``out`` and return {view name: file name}: the input, the model input, the CAM and the
+    saliency over it, each captured layer's feature maps (``CHANNELS_PER_PAGE`` channels, page ``page``) or units,
+    and the filters of the first conv layer and of each captured conv layer that is not huge."""
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
 
     def save(name: str, array: np.ndarray) -> None:
+        name = name.replace(":", "-")  # layer1.0.relu:3 -> layer1.0.relu-3: a file name every system takes
         files[name] = render.save_png(array, out / f"{name}.png").name
 
     if original is not None:
@@ -33,15 +41,17 @@ def write_explanation(out: Path, original: np.ndarray | None, result: Inspection
         save(f"cam_{result.cam_method.replace('+', 'p')}_{result.cam_layer}",
              render.overlay(base, result.cam, factor=factor))
     save("saliency", render.overlay(base, result.saliency, factor=factor))
+    first = page * CHANNELS_PER_PAGE
     for name, activation in result.activations.items():
-        if activation.dim() == 3:
-            save(f"features_{name}", render.feature_map_grid(activation))
-        elif model.graph[name].kind is not LayerKind.FLATTEN:
+        if activation.dim() == 3 and first < activation.shape[0]:
+            save(f"features_{name}", render.feature_map_grid(activation[first:first + CHANNELS_PER_PAGE]))
+        elif activation.dim() == 1 and model.graph[name].kind is not LayerKind.FLATTEN:
             columns = 16 if activation.numel() > 16 else activation.numel()
             save(f"units_{name}", render.vector_grid(activation, columns))
-    for tap in model.graph.taps:
-        if tap.kind is LayerKind.CONV and tap.module is not None and tap.call == 1:
-            weight = model.module.get_submodule(tap.module).weight
+    convs = [tap for tap in model.graph.taps if tap.kind is LayerKind.CONV and tap.module is not None and tap.call == 1]
+    for i, tap in enumerate(convs):
+        weight = model.module.get_submodule(tap.module).weight
+        if (i == 0 or tap.name in result.activations) and weight.shape[0] * weight.shape[1] <= MAX_FILTER_TILES:
             save(f"filters_{tap.name}", render.filters_grid(filter_images(weight)))
     return files
 

@@ -13,13 +13,15 @@ import numpy as np
 
 from ..errors import ConvscopeError
 from .serve import add_serve_parser, cmd_serve
+from .weights import DownloadBar, add_weights_parser, cmd_weights
 
 EXIT_USER_ERROR = 2
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="registered model name (see `convscope models`; default mnist_cnn), or the "
-                                   "name to give --model-file's model (default: its factory's name)")
+    p.add_argument("--model", help="registered model name (see `convscope models`; default mnist_cnn; the ImageNet "
+                                   "ones download their weights on first use), or the name to give --model-file's "
+                                   "model (default: its factory's name)")
     p.add_argument("--checkpoint", type=Path,
                    help="a checkpoint file from `convscope train` (default: the packaged weights)")
     add_user_model_args(p)
@@ -30,8 +32,10 @@ def add_user_model_args(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("a model of your own")
     group.add_argument("--model-file", metavar="FILE.py:FACTORY",
                        help="a Python file and the function in it that returns your torch.nn.Module")
-    group.add_argument("--weights", metavar="FILE", help="its state_dict: .safetensors, .pt or .pth (tensors only, "
-                                                          "never unpickled objects); default: as the factory makes it")
+    group.add_argument("--weights", metavar="FILE|NAME",
+                       help="its state_dict: .safetensors, .pt or .pth (tensors only, never unpickled objects); "
+                            "default: as the factory makes it. For an ImageNet model: other official weights "
+                            "(IMAGENET1K_V1) or a local copy of an official file")
     group.add_argument("--classes", metavar="FILE", help="its class names, one per line (default: 0, 1, ...)")
     group.add_argument("--preprocessing", default="resize", metavar="NAME|JSON",
                        help="mnist_digit, imagenet or resize, or parameters as JSON, e.g. "
@@ -42,18 +46,21 @@ def user_model_from_args(args):
     """The ``UserModel`` the flags name, or None when no --model-file was given."""
     from ..errors import ConvscopeError
     if getattr(args, "model_file", None) is None:
-        if getattr(args, "weights", None) or getattr(args, "classes", None):
-            raise ConvscopeError("--weights and --classes go with --model-file")
+        if getattr(args, "classes", None):
+            raise ConvscopeError("--classes goes with --model-file")
         return None
     from ..models.user import UserModel
     return UserModel(args.model_file, args.weights, args.classes, args.preprocessing, args.model).absolute()
 
 
-def _image_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("image", nargs=None if required else "?", type=Path,
-                   help="PNG, JPEG, WebP, GIF or BMP image of one digit")
+def _image_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", nargs="?", type=Path, help="a PNG, JPEG, WebP, GIF or BMP image: a drawn digit for the "
+                                                       "MNIST models, a photo for the ImageNet ones")
+    p.add_argument("--photo", metavar="NAME", help="a sample photo that ships with convscope: coffee, chelsea, "
+                                                   "astronaut, grace_hopper")
     p.add_argument("--no-preprocess", action="store_true",
-                   help="feed the image resized to 28x28 as it is, instead of MNIST-style drawing preprocessing")
+                   help="feed the image resized to the model's input as it is, instead of its preprocessing "
+                        "(MNIST-style cropping and centring; for photos, the short-side resize and centre crop)")
 
 
 def _add_train_parser(commands) -> None:
@@ -83,7 +90,7 @@ def _add_train_parser(commands) -> None:
 def _add_explain_parser(commands) -> None:
     from ..inspect.cams import CAM_METHODS
     p = commands.add_parser("explain", help="write PNGs of what the model sees in an image or an MNIST sample")
-    _image_args(p, required=False)
+    _image_args(p)
     _model_args(p)
     p.add_argument("--sample", type=int, metavar="DIGIT", help="use a random MNIST test image of this digit")
     p.add_argument("--index", type=int, help="use the MNIST test image at this index")
@@ -91,6 +98,9 @@ def _add_explain_parser(commands) -> None:
     p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="class activation map method")
     p.add_argument("--layer", help="CAM layer (default: the last conv layer's activation)")
     p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
+    p.add_argument("--layers", help="comma-separated layers whose feature maps to draw (default: every layer of a "
+                                    "small model, the CAM layer of a big one)")
+    p.add_argument("--page", type=int, default=0, help="which 64 channels of each layer to draw: 0 = the first 64")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
     p.add_argument("--json", action="store_true")
 
@@ -121,13 +131,14 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--json", action="store_true")
 
-    p = commands.add_parser("predict", help="predict the digit in an image")
-    _image_args(p, required=True)
+    p = commands.add_parser("predict", help="predict the class of an image: top-k names and probabilities")
+    _image_args(p)
     _model_args(p)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true")
 
     _add_explain_parser(commands)
+    add_weights_parser(commands)
     return parser
 
 
@@ -138,41 +149,42 @@ def _version() -> str:
 
 def cmd_models(args) -> None:
     from ..models import MODELS, read_metadata
+    from ..models.imagenet.store import status
+    from ..preprocessing import get_preprocessing
+    from ..settings import Settings
+    settings = Settings.from_env()
     rows = []
     for spec in MODELS.values():
-        path = spec.default_weights_path()
-        meta = read_metadata(path) if path else {}
-        adapter = spec.adapter(spec.build())
-        rows.append({
-            "name": spec.name, "description": spec.description, "input_shape": list(spec.input_shape),
-            "parameters": sum(p.numel() for p in adapter.module.parameters()),
-            "preprocessing": adapter.preprocessing.describe(), "classes": len(adapter.class_names),
-            "layers": [tap.as_dict() for tap in adapter.graph.taps],
-            "packaged_weights": path is not None,
-            "test_accuracy": (meta.get("test_metrics") or {}).get("accuracy"),
-        })
+        row = {"name": spec.name, "description": spec.description, "input_shape": list(spec.input_shape),
+               "classes": len(spec.class_names), "preprocessing": get_preprocessing(spec.preprocessing).describe()}
+        if spec.weights:  # pretrained: the figures come from the weights records, nothing is built
+            weights = [status(record, settings) for record in spec.weights]
+            row.update(parameters=spec.weights[0].parameters, weights=weights,
+                       ready=weights[0]["state"] == "ready", accuracy=spec.weights[0].acc1 / 100)
+        else:
+            path = spec.default_weights_path()
+            meta = read_metadata(path) if path else {}
+            adapter = spec.adapter(spec.build())
+            row.update(parameters=sum(p.numel() for p in adapter.module.parameters()), ready=spec.loadable,
+                       accuracy=(meta.get("test_metrics") or {}).get("accuracy"),
+                       layers=[tap.as_dict() for tap in adapter.graph.taps])
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        acc = f"{row['test_accuracy']:.2%} test accuracy" if row["test_accuracy"] else "no packaged weights"
-        print(f"{row['name']:<12} {row['parameters']:>9,} parameters  {acc}")
-        print(f"{'':<12} {row['description']}")
-        print(f"{'':<12} " + " > ".join(f"{layer['name']}{tuple(layer['output_shape'])}" for layer in row["layers"]))
+        accuracy = f"{row['accuracy']:.2%} test accuracy" if row["accuracy"] else "no weights"
+        state = "ready" if row["ready"] else "weights not downloaded yet (convscope weights fetch NAME)"
+        print(f"{row['name']:<18} {row['parameters']:>11,} parameters  {accuracy}; {state}")
+        print(f"{'':<18} {row['description']}")
 
 
 def cmd_data_download(args) -> None:
     from ..data.mnist import MNIST_MIRRORS, download_mnist
     from ..settings import Settings
-    from tqdm import tqdm
     settings = Settings.from_env()
     folder = args.dir or settings.mnist_cache_dir
-    with tqdm(unit="B", unit_scale=True, file=sys.stderr, desc="MNIST") as bar:
-        def progress(received: int, total: int | None) -> None:
-            if received < bar.n:  # the next file started
-                bar.reset()
-            bar.total = total
-            bar.update(received - bar.n)
+    with DownloadBar("MNIST") as progress:
         download_mnist(folder, mirrors=settings.mnist_mirrors or MNIST_MIRRORS, progress=progress)
     print(f"MNIST is in {folder}")
 
@@ -205,11 +217,15 @@ def cmd_train(args) -> None:
 
 
 def _load(args):
-    from ..models import load_model
+    from ..models import get_spec, load_model
     from ..models.registry import register_user_model
     user = user_model_from_args(args)
     if user is None:
-        return load_model(args.model or "mnist_cnn", args.checkpoint)
+        spec = get_spec(args.model or "mnist_cnn")
+        if not spec.weights:
+            return load_model(spec.name, args.checkpoint, weights=args.weights)
+        with DownloadBar(spec.name) as progress:  # drawn only when the weights are downloaded
+            return load_model(spec.name, args.checkpoint, weights=args.weights, progress=progress)
     if args.checkpoint is not None:
         raise ConvscopeError("--checkpoint is for the built-in models; a model of your own takes --weights")
     return load_model(register_user_model(user).name)
@@ -234,19 +250,27 @@ def cmd_evaluate(args) -> None:
         print(f"{name:>5}  {p:9.4f}  {r:6.4f}")
 
 
-def _image_input(path: Path, no_preprocess: bool, checkpoint):
-    """(original RGB array, (C, H, W) model input in [0, 1] from the model's own preprocessing)."""
+def _image_input(args, checkpoint):
+    """(original RGB array, (C, H, W) model input in [0, 1] from the model's own preprocessing, where it came from)
+    for the IMAGE or --photo the arguments name."""
+    from ..data.photos import get_photo
+    from ..errors import InputError
     from ..images import open_image
+    if (args.image is None) == (args.photo is None):
+        raise InputError("give an IMAGE or --photo NAME")
+    path = args.image if args.image is not None else get_photo(args.photo).path
     image = open_image(path)
+    no_preprocess = args.no_preprocess
     preprocessing = checkpoint.adapter.preprocessing
     model_input, _ = (preprocessing.resize if no_preprocess else preprocessing.prepare)(image)
-    return np.asarray(image.convert("RGB")), model_input
+    source = {"image": str(args.image)} if args.image is not None else {"photo": args.photo}
+    return np.asarray(image.convert("RGB")), model_input, source
 
 
 def cmd_predict(args) -> None:
     from ..inspect import Inspector
     checkpoint = _load(args)
-    _, x = _image_input(args.image, args.no_preprocess, checkpoint)
+    _, x, _ = _image_input(args, checkpoint)
     result = Inspector(checkpoint.adapter).inspect(x, layers=[])
     k = max(1, min(args.top_k, len(result.probabilities)))
     top = result.probabilities.topk(k)
@@ -265,13 +289,12 @@ def cmd_explain(args) -> None:
     from ..errors import InputError
     from ..inspect import Inspector
     from .explain import explanation_summary, sample_rgb, save_summary, write_explanation
-    chosen = sum(x is not None for x in (args.image, args.sample, args.index))
+    chosen = sum(x is not None for x in (args.image, args.photo, args.sample, args.index))
     if chosen != 1:
-        raise InputError("give exactly one of IMAGE, --sample DIGIT or --index N")
+        raise InputError("give exactly one of IMAGE, --photo NAME, --sample DIGIT or --index N")
     checkpoint = _load(args)
-    if args.image is not None:
-        original, x = _image_input(args.image, args.no_preprocess, checkpoint)
-        source = {"image": str(args.image)}
+    if args.image is not None or args.photo is not None:
+        original, x, source = _image_input(args, checkpoint)
     else:
         if checkpoint.spec.dataset != "mnist":
             raise InputError(f"--sample and --index take MNIST digits, which {checkpoint.spec.name} does not read: "
@@ -279,8 +302,10 @@ def cmd_explain(args) -> None:
         sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index)
         original, x = sample_rgb(sample.image), sample.image
         source = {"mnist_split": "test", "index": sample.index, "label": sample.label}
-    result = Inspector(checkpoint.adapter).inspect(x, target=args.target, cam_layer=args.layer, method=args.method)
-    files = write_explanation(args.out, original, result, checkpoint.adapter)
+    layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
+    result = Inspector(checkpoint.adapter).inspect(x, target=args.target, cam_layer=args.layer, method=args.method,
+                                                   layers=layers)
+    files = write_explanation(args.out, original, result, checkpoint.adapter, page=args.page)
     summary = {"model": checkpoint.spec.name, "source": source,
                **explanation_summary(result, checkpoint.spec.class_names, files)}
     save_summary(args.out, summary)
@@ -291,7 +316,7 @@ def cmd_explain(args) -> None:
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "explain": cmd_explain}
+            "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -77,3 +78,40 @@ def download_verified(
         atomic_write_bytes(destination, data)
         return destination
     raise DataError(f"could not download {filename}; tried:\n  " + "\n  ".join(failures))
+
+
+def download_file(url: str, destination: Path, expected_sha256: str, expected_size: int | None = None,
+                  progress: ProgressFn | None = None, timeout: float = 60.0) -> Path:
+    """Stream ``url`` into ``destination``: through a temporary file beside it, hashed as it arrives, renamed
+    into place only when the size and the whole SHA-256 are right. A failed, cut or wrong download leaves nothing
+    behind. Raises :class:`DataError` saying what went wrong."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    digest, received = hashlib.sha256(), 0
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else expected_size
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if progress:
+                    progress(received, total)
+            out.flush()
+            os.fsync(out.fileno())
+        if expected_size is not None and received != expected_size:
+            raise DataError(f"{url}: got {received:,} bytes, expected {expected_size:,} (the download was cut)")
+        if digest.hexdigest() != expected_sha256:
+            raise DataError(f"{url}: SHA-256 mismatch (got {digest.hexdigest()[:16]}..., expected "
+                            f"{expected_sha256[:16]}...): the file was refused and deleted")
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, destination)
+        return destination
+    except urllib.error.HTTPError as e:
+        raise DataError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        raise DataError(f"could not download {url}: {getattr(e, 'reason', None) or e}") from None
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)  # gone already when the rename happened

@@ -128,7 +128,8 @@ class Inspector:
         else:
             asked = {graph[name].name for name in layers}  # graph[...] raises ModelError naming the layers there are
             wanted = [name for name in graph.names if name in asked]  # in graph order: parents before children
-        x = _single_input(image, self.input_shape).to(self.model.device).requires_grad_(True)
+        # In the model's own dtype: a model converted to bf16 once runs in bf16 (explanations are computed in fp32).
+        x = _single_input(image, self.input_shape).to(self.model.device, self.model.dtype).requires_grad_(True)
 
         with self._replica() as model:
             scores, acts = model.capture(x, [*wanted, cam_layer] if cam_layer else wanted)
@@ -149,7 +150,7 @@ class Inspector:
             layer_map = CAM_METHODS[method].combine(acts[cam_layer].detach().float(), gradients[1].float())
             cam_raw = layer_map[0]  # (h, w)
             cam = upsample_and_scale(layer_map, self.input_shape[1:])[0]
-        saliency = gradients[0][0].abs().amax(dim=0)  # (H, W)
+        saliency = gradients[0][0].float().abs().amax(dim=0)  # (H, W)
         saliency = saliency / saliency.max().clamp(min=1e-12)
         logits = logits.detach().float().cpu()
         return Inspection(
@@ -163,5 +164,5 @@ class Inspector:
             cam_layer=cam_layer,
             cam_method=method,
             saliency=saliency.cpu(),
-            input=x[0].detach().cpu(),
+            input=x[0].detach().float().cpu(),
         )

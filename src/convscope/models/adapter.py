@@ -76,6 +76,11 @@ class ModelAdapter:
         return param.device if param is not None else torch.device("cpu")
 
     @property
+    def dtype(self) -> torch.dtype:
+        param = next(self.module.parameters(), None)
+        return param.dtype if param is not None else torch.float32
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 

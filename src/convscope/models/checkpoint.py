@@ -20,7 +20,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from ..data.download import atomic_write_bytes
+from ..data.download import ProgressFn, atomic_write_bytes
 from ..errors import ModelError
 from torch import nn
 
@@ -132,15 +132,29 @@ def checkpoint_from_bytes(data: bytes, device: str | torch.device = "cpu") -> Ch
     return Checkpoint(adapter, spec, metadata)
 
 
-def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None,
-               device: str | torch.device = "cpu") -> Checkpoint:
-    """The named model with its packaged default weights, or the given checkpoint file."""
+def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None, device: str | torch.device = "cpu",
+               weights: str | Path | None = None, progress: ProgressFn | None = None) -> Checkpoint:
+    """The named model with its default weights, or the given checkpoint file.
+
+    For the ImageNet models ``weights`` picks other official weights (``IMAGENET1K_V1``) or a local copy of an
+    official file; missing weights are downloaded (``progress`` sees the bytes) and verified first.
+    """
+    spec = get_spec(name)
+    if spec.weights:
+        if checkpoint is not None:
+            raise ModelError(f"{name} takes pretrained weights (--weights), not a convscope checkpoint")
+        from .imagenet.loading import load_pretrained
+        adapter, record = load_pretrained(name, spec.build, spec.class_names, weights, progress=progress,
+                                          device=device)
+        return Checkpoint(adapter, spec, {"model": name, "source": "pretrained", "weights": record.as_dict(),
+                                          "parameters": record.parameters})
+    if weights is not None:
+        raise ModelError(f"{name} has no pretrained weights to choose from")
     if checkpoint is not None:
         loaded = load_checkpoint(Path(checkpoint), device)
         if loaded.spec.name != name:
             raise ModelError(f"{checkpoint} holds a {loaded.spec.name} model, not {name}")
         return loaded
-    spec = get_spec(name)
     if spec.user is not None:
         loaded = spec.loaded is not None and str(device) == "cpu"  # registering loaded it once already
         adapter = spec.loaded if loaded else load_user_model(spec.user, device)

@@ -12,7 +12,10 @@ from torch import nn
 from ..data.mnist import CLASS_NAMES
 from ..errors import ModelError
 from . import zoo
+from ..settings import Settings
 from .adapter import ModelAdapter
+from .imagenet import BUILDERS, DEFAULTS, WEIGHTS, WeightsRecord, imagenet_categories
+from .imagenet.store import find_weights
 from .user import UserModel, load_user_model
 
 
@@ -33,6 +36,8 @@ class ModelSpec:
     weights_info: dict = field(default_factory=dict)
     # A user's model as registered, loaded once (registering checks it by loading it; nothing loads it again).
     loaded: ModelAdapter | None = field(default=None, compare=False, repr=False)
+    # Pretrained weights records (the first is the default), for the ImageNet models.
+    weights: tuple[WeightsRecord, ...] = field(default_factory=tuple)
 
     def adapter(self, module: nn.Module) -> ModelAdapter:
         """``module`` (built by ``build``, with weights loaded) wrapped with this model's metadata."""
@@ -48,8 +53,11 @@ class ModelSpec:
 
     @property
     def loadable(self) -> bool:
-        """Whether ``load_model(name)`` works without training: packaged weights, or a user's model."""
-        return self.user is not None or self.default_weights_path() is not None
+        """Whether ``load_model(name)`` works now, with no training and no download: packaged weights, a user's
+        model, or pretrained weights already here."""
+        if self.user is not None or self.default_weights_path() is not None:
+            return True
+        return bool(self.weights) and find_weights(self.weights[0], Settings.from_env()) is not None
 
     def default_weights_path(self) -> Path | None:
         if self.default_weights is None:
@@ -106,3 +114,22 @@ register(ModelSpec(
     build=zoo.mnist_mlp, input_shape=(1, 28, 28), class_names=CLASS_NAMES, preprocessing="mnist_digit",
     dataset="mnist", default_weights="mnist_mlp.safetensors", tags=("mlp",), weights_info=PACKAGED_MNIST_WEIGHTS,
 ))
+
+
+IMAGENET_DESCRIPTIONS = {
+    "vgg16": "VGG16 (Simonyan and Zisserman 2015): 13 3x3 convolutions in 5 blocks, 3 dense layers; ImageNet-1k",
+    "vgg19": "VGG19 (Simonyan and Zisserman 2015): 16 3x3 convolutions in 5 blocks, 3 dense layers; ImageNet-1k",
+    "resnet50": "ResNet50 (He et al. 2016): 16 bottleneck residual blocks in 4 stages; ImageNet-1k",
+    "inception_v3": "Inception v3 (Szegedy et al. 2016): factorised multi-branch Inception blocks; ImageNet-1k, 299 px",
+    "efficientnet_lite0": "EfficientNet-Lite0 (Tan and Le 2019, mobile variant): 16 inverted-residual blocks; "
+                          "ImageNet-1k; weights ship with convscope, so it works offline",
+}
+for _name, _build in BUILDERS.items():
+    _default = DEFAULTS[_name]
+    register(ModelSpec(
+        name=_name, description=IMAGENET_DESCRIPTIONS[_name], build=_build,
+        input_shape=(3, _default.preprocessing["crop_size"], _default.preprocessing["crop_size"]),
+        class_names=imagenet_categories(), preprocessing=_default.preprocessing, dataset="imagenet",
+        tags=("cnn", "imagenet"), weights=tuple(r for r in WEIGHTS if r.model == _name),
+        weights_info={"source": _default.url or f"the Python package {_default.package}",
+                      "licence": _default.licence}))

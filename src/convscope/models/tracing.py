@@ -65,11 +65,15 @@ def _dry_run(run: Callable[[torch.Tensor], object], x: torch.Tensor, input_shape
 
 
 class _ScopeTracer(fx.Tracer):
-    """Keeps ``torch.nn`` layers whole and remembers which module each function call happened in."""
+    """Keeps ``torch.nn`` layers whole (and subclasses of them: a conv that pads itself is still a conv) and
+    remembers which module each function call happened in."""
 
     def __init__(self) -> None:
         super().__init__()
         self.module_scope = ""
+
+    def is_leaf_module(self, module: nn.Module, path: str) -> bool:
+        return super().is_leaf_module(module, path) or module_kind(module) is not LayerKind.OTHER
 
     def call_module(self, module, forward, args, kwargs):
         path = self.path_of_module(module)
@@ -118,7 +122,10 @@ def _pair(value) -> tuple[int, ...]:
 
 
 def _padding(module: nn.Module) -> tuple[int, ...]:
-    """Padding before the input, with "valid" and "same" (stride 1) resolved to numbers."""
+    """Padding before the input, with "valid" and "same" (stride 1) resolved to numbers; a module that pads its
+    input itself says how much in ``padding_before``."""
+    if hasattr(module, "padding_before"):
+        return tuple(module.padding_before)
     if module.padding == "valid":
         return (0, 0)
     if module.padding == "same":

@@ -50,6 +50,20 @@ def _details(metadata: dict) -> dict:
                                          "test_metrics", "data", "source")}
 
 
+FROM_THE_SPEC = ("packaged", "pretrained", "user")  # version 1 sources: loaded by name, not from the database
+
+
+def _first_version(spec) -> tuple[str, dict]:
+    """Version 1 of a model: its source and the metadata shown for it."""
+    if spec.user is not None:
+        return "user", {"source": spec.user.public_source()}
+    if spec.weights:
+        record = spec.weights[0]
+        return "pretrained", {"source": {"weights": record.key, "url": record.url, "sha256": record.sha256},
+                              "test_metrics": {"imagenet_acc1": record.acc1, "imagenet_acc5": record.acc5}}
+    return "packaged", read_metadata(spec.default_weights_path())
+
+
 class ModelStore:
     def __init__(self, db: Database, replicas: int = 1):
         self.db = db
@@ -64,9 +78,7 @@ class ModelStore:
         for spec in MODELS.values():
             if not spec.loadable:
                 continue
-            path = spec.default_weights_path()
-            metadata = read_metadata(path) if path is not None else {"source": spec.user.public_source()}
-            source = "user" if spec.user is not None else "packaged"
+            source, metadata = _first_version(spec)
             try:
                 with self.db.session(write=True) as session:
                     exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model == spec.name,
@@ -108,6 +120,9 @@ class ModelStore:
             row = connection.execute(select(ModelVersion.id, ModelVersion.version).join(
                 ActiveModel, ActiveModel.version_id == ModelVersion.id).where(ActiveModel.model == model)).first()
         if row is None:
+            if MODELS[model].weights:
+                raise NotFound(f"{model} has no active version: its pretrained weights are not on this server yet "
+                               f"(`convscope weights fetch {model}`, then restart it)")
             raise NotFound(f"{model} has no active version: train one first")
         return VersionRef(row.id, model, row.version)
 
@@ -139,7 +154,7 @@ class ModelStore:
         with self.db.session() as session:
             row = session.get(ModelVersion, ref.id)
             source, data = row.source, row.checkpoint
-        if source in ("packaged", "user"):
+        if source in FROM_THE_SPEC:
             if ref.model not in MODELS or not MODELS[ref.model].loadable:
                 raise ModelError(f"the weights of {ref.model} are missing from this installation")
             return load_model(ref.model)

@@ -14,6 +14,5 @@ def health(state: AppState = Depends(app_state)) -> dict:
     with state.db.session() as session:
         training = session.scalar(select(TrainingJob.id).where(TrainingJob.slot == 1))
     return {"status": "ok", "version": __version__, "database": state.db.engine.dialect.name,
-            "models": {name: state.models.active(name).version for name in MODELS
-                       if MODELS[name].default_weights_path() is not None},
+            "models": {name: state.models.active(name).version for name in MODELS if MODELS[name].loadable},
             "training_job": training}

