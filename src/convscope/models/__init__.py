@@ -3,11 +3,11 @@ from .checkpoint import Checkpoint, load_checkpoint, load_model, read_metadata, 
 from .graph import INPUT, LOGITS, Graph, Tap
 from .kinds import LayerKind
 from .net import Layer, LayeredNet
-from .registry import MODELS, ModelSpec, get_spec, register
+from .registry import MODELS, ModelSpec, build_model, get_spec, register
 from .tracing import trace_model
 
 __all__ = [
     "Checkpoint", "Graph", "INPUT", "LOGITS", "Layer", "LayerKind", "LayeredNet", "MODELS", "ModelAdapter", "ModelSpec",
-    "Tap", "get_spec", "load_checkpoint", "load_model", "read_metadata", "register", "save_checkpoint", "trace_model",
-    "wrap",
+    "Tap", "build_model", "get_spec", "load_checkpoint", "load_model", "read_metadata", "register", "save_checkpoint",
+    "trace_model", "wrap",
 ]

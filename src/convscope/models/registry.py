@@ -11,8 +11,8 @@ from torch import nn
 
 from ..data.mnist import CLASS_NAMES
 from ..errors import ModelError
-from . import zoo
 from ..settings import Settings
+from . import zoo
 from .adapter import ModelAdapter
 from .imagenet import BUILDERS, DEFAULTS, WEIGHTS, WeightsRecord, imagenet_categories
 from .imagenet.store import find_weights
@@ -90,6 +90,11 @@ def register_user_model(config: UserModel) -> ModelSpec:
         weights_info={"source": config.public_source()["weights"] or "none: the factory's own (random) weights"},
         loaded=adapter)
     return spec
+
+
+def build_model(name: str) -> nn.Module:
+    """The named architecture with random weights (nothing is read or downloaded)."""
+    return get_spec(name).build()
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -41,11 +41,13 @@ def run(store: ModelStore, image: UserImage, options: Options) -> Result:
     if options.cam_method not in EXPLAIN_METHODS:
         raise ModelError(f"unknown CAM method {options.cam_method!r}; choose from {', '.join(EXPLAIN_METHODS)}")
     loaded = store.load(store.resolve(options.model, options.version))
-    # Saliency comes with every inspection; Grad-CAM is computed alongside it at no extra pass.
+    # Grad-CAM comes with saliency at no extra pass. Saliency needs a backward through the whole network: always
+    # for the small models, for big ones only when asked for.
     method = "gradcam" if options.cam_method == SALIENCY else options.cam_method
+    saliency = options.cam_method == SALIENCY or loaded.inspector.small
     model_input, framing = image.model_input(loaded.checkpoint.adapter.preprocessing)
     inspection = loaded.inspector.inspect(model_input, target=options.target, cam_layer=options.cam_layer,
-                                          method=method, layers=options.layers)
+                                          method=method, layers=options.layers, saliency=saliency)
     return Result(loaded, inspection, framing)
 
 
@@ -73,7 +75,7 @@ def response_body(result: Result, cam_method: str) -> dict:
         "input": encode_tensor(ins.input if ins.input.shape[0] > 1 else ins.input[0]),
         "framing": result.framing.as_dict(),
         "cam": cam,
-        "saliency": encode_tensor(ins.saliency),
+        "saliency": None if ins.saliency is None else encode_tensor(ins.saliency),
         "layers": _layers(ins, result.loaded.checkpoint.adapter.graph),
     }
 

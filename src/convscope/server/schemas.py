@@ -105,7 +105,8 @@ class PredictResponse(BaseModel):
     input: EncodedTensor
     framing: FramingOut
     cam: CamOut | None
-    saliency: EncodedTensor
+    saliency: EncodedTensor | None = Field(description="|d score / d pixel|: always for the small models; for big "
+                                                       "ones when cam_method is saliency")
     layers: list[LayerOut]
 
 

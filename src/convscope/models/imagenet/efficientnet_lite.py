@@ -40,6 +40,9 @@ class SameConv2d(nn.Conv2d):
                                  reversed(self.dilation), strict=True):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
             pads += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
+        left, right, top, bottom = pads
+        if left == right and top == bottom:  # symmetric (every stride-1 layer): the convolution pads, no copy
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
         return super().forward(F.pad(x, pads))
 
 
