@@ -232,6 +232,18 @@ def test_cli_predicts_and_explains_a_sample_photo_offline(capsys, tmp_path):
     assert grid.width > 0 and all((tmp_path / name).is_file() for name in files.values())
 
 
+def test_cli_layers_shows_the_graph_and_one_layers_weights(capsys):
+    code, out, _ = run_cli(capsys, ["layers", "--model", "resnet50", "--json"])  # no weights needed
+    graph = json.loads(out)
+    assert code == 0 and graph["default_cam_layer"] == "layer4.2.relu:3" and len(graph["layers"]) == 175
+    code, out, _ = run_cli(capsys, ["layers", "--model", "efficientnet_lite0", "--layer", "_fc", "--json"])
+    body = json.loads(out)
+    weights = load_model("efficientnet_lite0").model._fc.weight
+    assert body["layer"]["parameters"] == 1280 * 1000 + 1000
+    assert body["weights"][0]["weight"]["stats"]["mean"] == pytest.approx(float(weights.mean()), abs=1e-6)
+    assert body["weights"][0]["bias"]["shape"] == [1000]
+
+
 def test_cli_weights_commands(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path))
     code, out, _ = run_cli(capsys, ["weights", "list", "--json"])

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvscopeError
+from .layers import add_layers_parser, cmd_layers
 from .serve import add_serve_parser, cmd_serve
 from .weights import DownloadBar, add_weights_parser, cmd_weights
 
@@ -138,6 +139,7 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     _add_explain_parser(commands)
+    add_layers_parser(commands, _model_args)
     add_weights_parser(commands)
     return parser
 
@@ -316,7 +318,8 @@ def cmd_explain(args) -> None:
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights}
+            "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights,
+            "layers": lambda args: cmd_layers(args, _load)}
 
 
 def main(argv: list[str] | None = None) -> int:
