@@ -222,6 +222,9 @@ def test_cli_predicts_and_explains_a_sample_photo_offline(capsys, tmp_path):
     assert code == 0
     body = json.loads(out)
     assert body["predicted"] == "espresso" and body["top"][0]["probability"] == pytest.approx(0.957, abs=0.01)
+    code, out, _ = run_cli(capsys, ["predict", "--photo", "coffee", "--model", "efficientnet_lite0", "--precision",
+                                    "bf16", "--json"])
+    assert code == 0 and json.loads(out)["predicted"] == "espresso"  # converted to bf16 once, same answer
     code, out, _ = run_cli(capsys, ["explain", "--photo", "chelsea", "--model", "efficientnet_lite0", "--layers",
                                     "_blocks.1._expand_conv,_relu:2", "--page", "1", "--out", str(tmp_path), "--json"])
     assert code == 0
@@ -238,7 +241,7 @@ def test_cli_layers_shows_the_graph_and_one_layers_weights(capsys):
     assert code == 0 and graph["default_cam_layer"] == "layer4.2.relu:3" and len(graph["layers"]) == 175
     code, out, _ = run_cli(capsys, ["layers", "--model", "efficientnet_lite0", "--layer", "_fc", "--json"])
     body = json.loads(out)
-    weights = load_model("efficientnet_lite0").model._fc.weight
+    weights = load_model("efficientnet_lite0").model._fc.weight.detach()
     assert body["layer"]["parameters"] == 1280 * 1000 + 1000
     assert body["weights"][0]["weight"]["stats"]["mean"] == pytest.approx(float(weights.mean()), abs=1e-6)
     assert body["weights"][0]["bias"]["shape"] == [1000]
@@ -271,9 +274,16 @@ def test_cli_offline_download_is_one_clear_line(capsys, tmp_path, monkeypatch):
 
 # --- the API --------------------------------------------------------------------------------------------------
 
-def test_the_api_inspects_a_photo_with_the_offline_model_and_serves_the_photos(client):
+def test_the_api_inspects_a_photo_with_the_offline_model_and_serves_the_photos(client, tmp_path, monkeypatch):
     import base64
+    monkeypatch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path))  # an empty weights cache, whatever this machine has
     from convscope.server.encoding import decode_tensor
+    listed = {m["name"]: m for m in client.get("/api/models").json()}
+    resnet = listed["resnet50"]["pretrained_weights"]
+    assert [(w["name"], w["state"], w["preprocessing"]["resize_size"]) for w in resnet] == [
+        ("IMAGENET1K_V2", "missing", 232), ("IMAGENET1K_V1", "missing", 256)]
+    assert resnet[0]["sha256"] == "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"
+    assert "path" not in listed["efficientnet_lite0"]["pretrained_weights"][0]  # no server folders
     photos = client.get("/api/photos").json()
     assert [p["name"] for p in photos] == ["coffee", "chelsea", "astronaut", "grace_hopper"]
     assert photos[0]["licence"] == "CC0" and photos[0]["url"] == "/api/photos/coffee"

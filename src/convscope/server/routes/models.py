@@ -2,9 +2,11 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from ...inspect.weights import filter_images, layer_weights
+from ...models.imagenet.store import status
 from ...models.kinds import LayerKind
 from ...models.registry import MODELS
 from ...preprocessing import get_preprocessing
+from ...settings import Settings
 from ..db.tables import ActiveModel, ModelVersion, iso
 from ..encoding import encode_tensor
 from ..errors import NotFound
@@ -34,7 +36,17 @@ def _model_body(state: AppState, name: str, details: bool = False) -> dict:
             "input_shape": list(spec.input_shape), "class_names": list(spec.class_names),
             "preprocessing": get_preprocessing(spec.preprocessing).describe(), "tags": list(spec.tags),
             "weights": spec.weights_info, "trainable": spec.trainable,
+            "pretrained_weights": [_public_status(record) for record in spec.weights],
             "active_version": next((v["version"] for v in versions if v["active"]), None), "versions": versions}
+
+
+def _public_status(record) -> dict:
+    """A weights record with its state on this server (ready / missing and how to get it), without the server's
+    folders."""
+    body = status(record, Settings.from_env())
+    body.pop("path", None)
+    body.pop("how_to_get", None)
+    return body
 
 
 def _known(name: str) -> str:
