@@ -116,6 +116,16 @@ def test_efficientnet_lite0_record_is_checked_against_its_file(lite0):
     assert record["size"] == path.stat().st_size == 18_826_032
 
 
+def test_a_damaged_packaged_file_is_refused(tmp_path, monkeypatch):
+    damaged = tmp_path / "efficientnet-lite0-57934424.pth"
+    data = bytearray(find_weights(WEIGHTS[-1], Settings()).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(WeightsRecord, "packaged_path", lambda self: damaged if self.package else None)
+    with pytest.raises(ModelError, match="does not have the SHA-256 of efficientnet_lite0.IMAGENET1K"):
+        load_model("efficientnet_lite0")
+
+
 def test_a_local_copy_is_recognised_by_its_content(tmp_path):
     copy = tmp_path / "mine.pth"
     shutil.copy(find_weights(WEIGHTS[-1], Settings()), copy)

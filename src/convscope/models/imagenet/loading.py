@@ -12,7 +12,7 @@ from ...errors import ModelError
 from ...settings import Settings
 from ..adapter import ModelAdapter
 from ..user import load_weights, read_state_dict
-from .store import fetch_weights, file_sha256
+from .store import fetch_weights, file_sha256, verify_file
 from .weights import WEIGHTS, WeightsRecord
 
 
@@ -46,7 +46,10 @@ def load_pretrained(model: str, build, class_names, weights: str | Path | None =
                     device: str | torch.device = "cpu") -> tuple[ModelAdapter, WeightsRecord]:
     """``build()`` with the chosen weights loaded, wrapped with the preprocessing those weights need."""
     record, path = choose_weights(model, weights)
-    path = path or fetch_weights(record, settings or Settings.from_env(), progress=progress)
+    if path is None:
+        path = fetch_weights(record, settings or Settings.from_env(), progress=progress)
+        if path == record.packaged_path():
+            verify_file(record, path)  # a file inside an installed package: checked at each load (18 MB: ~40 ms)
     module = build()
     load_weights(module, read_state_dict(path), str(path))
     # channels_last: oneDNN's CPU convolutions run faster on it (docs/benchmarks.md).
