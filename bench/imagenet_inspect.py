@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import torch
 from PIL import Image
 
-from common import median
+from common import median, timed_calls
 from convscope.data.photos import PHOTOS
 from convscope.inspect import Inspector
 from convscope.models import MODELS, load_model
@@ -31,16 +30,9 @@ from convscope.models.imagenet.store import find_weights
 from convscope.settings import Settings
 
 
-def timed(fn, runs: int, warmup: int = 2) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return median(times)
+def timed(fn, runs: int) -> float:
+    """Median seconds per call, after two warm-up calls."""
+    return median(timed_calls(fn, runs, warmup=2))
 
 
 def adapter_for(name: str):
