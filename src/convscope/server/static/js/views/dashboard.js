@@ -53,6 +53,7 @@ export function createDashboardView(root, store) {
     h("section", { "aria-label": "Reports" }, h("h3", { text: "Open reports" }), reports), tablesSlot));
   let offset = 0;
   let listing = 0;
+  let statsLoads = 0;
   let alive = true;
 
   const fail = (error) => alive && message.error(error.message);
@@ -77,9 +78,10 @@ export function createDashboardView(root, store) {
   }
 
   async function loadStats() {
+    const turn = ++statsLoads; // the model filter changed while an older answer was on its way: show the latest
     const [stats, open] = await Promise.all([api(`/api/stats${query({ model: model.value })}`),
       api("/api/reports?resolved=false&limit=50")]);
-    if (!alive) return;
+    if (!alive || turn !== statsLoads) return;
     const [cards, tables] = statsPanel(stats);
     fillClasses(stats);
     cardsSlot.replaceChildren(cards);
