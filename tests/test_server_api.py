@@ -317,3 +317,33 @@ def test_cors_is_off_by_default_and_allows_only_configured_origins(client, tmp_p
         assert answer.headers["access-control-allow-origin"] == "http://notebook.example"
         other = allowed.options("/api/predict", headers={**preflight, "origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        pixels = {"pixels": [[0] * 28] * 28}
+        from_notebook = allowed.post("/api/predict", json=pixels, headers={"origin": "http://notebook.example",
+                                                                           "sec-fetch-site": "cross-site"})
+        assert from_notebook.status_code == 200  # an allowed origin may change things too
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "http://evil.example"},  # a form or fetch on another site
+    {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
+    {"sec-fetch-site": "same-site"},  # another port or subdomain of the same site is another origin
+    {"origin": "null"},  # a sandboxed frame or a file: page
+])
+def test_cross_site_changes_are_refused_on_loopback_too(client, headers):
+    """A plain HTML form on any web page must not cancel a job or save a prediction on a local server."""
+    pixels = {"pixels": [[0] * 28] * 28}
+    refused = client.post("/api/predictions", json=pixels, headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {"status": 403, "code": "forbidden", "message": "cross-site request refused: "
+                                       "changes come only from this server's own pages (or an allowed origin)"}
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert client.post("/api/jobs/1/cancel", headers=headers).status_code == 403  # a bodiless POST too
+    assert client.get("/api/predictions").json()["total"] == 0  # nothing was saved
+    assert client.get("/api/models", headers=headers).status_code == 200  # reading is not changing
+
+
+def test_same_origin_pages_and_other_clients_may_change_things(client):
+    pixels = {"pixels": [[0] * 28] * 28}
+    browser = {"origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"}
+    assert client.post("/api/predictions", json=pixels, headers=browser).status_code == 201
+    assert client.post("/api/predictions", json=pixels).status_code == 201  # curl, httpx, notebooks: no headers

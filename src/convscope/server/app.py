@@ -94,5 +94,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes,
-                       allowed_hosts=LOOPBACK_HOSTS if settings.loopback else None)
+                       allowed_hosts=LOOPBACK_HOSTS if settings.loopback else None,
+                       allowed_origins=settings.allowed_origins)
     return app

@@ -6,6 +6,10 @@
 - On loopback, only loopback host names are accepted in the Host header: a web page cannot reach the API through
   DNS rebinding.
 - Request bodies over the limit are refused with a 413 before they are read into memory.
+- Requests that change something (POST, PUT, PATCH, DELETE) from another site are refused with a 403, on loopback
+  too: a plain HTML form on any web page could otherwise cancel a job or save a prediction. Browsers say where a
+  request comes from (``Sec-Fetch-Site``, ``Origin``); it must be this server's own origin or one of the allowed
+  CORS origins. Clients that are not browsers send neither and are not affected.
 - Security headers: a Content-Security-Policy without inline script, nosniff, no framing, no referrer.
 """
 
@@ -32,6 +36,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def with_admin_token(settings: ServerSettings) -> tuple[ServerSettings, bool]:
@@ -56,10 +61,25 @@ def require_admin(request: Request) -> None:
 class SecurityMiddleware:
     """Pure ASGI (no per-request task or body buffering): the body limit and the security headers."""
 
-    def __init__(self, app, max_body_bytes: int, allowed_hosts: list[str] | None = None):
+    def __init__(self, app, max_body_bytes: int, allowed_hosts: list[str] | None = None,
+                 allowed_origins: tuple[str, ...] = ()):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.allowed_hosts = allowed_hosts  # None: any Host header
+        self.allowed_origins = set(allowed_origins)  # other sites allowed to call the API (CORS)
+
+    def _cross_site(self, scope) -> bool:
+        """Whether a state-changing request comes from a page of another site."""
+        if scope["method"] in SAFE_METHODS:
+            return False
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if origin and origin in self.allowed_origins:
+            return False
+        if headers.get(b"sec-fetch-site", b"same-origin") not in (b"same-origin", b"none"):
+            return True
+        own = f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'').decode('latin-1')}"
+        return bool(origin) and origin != own
 
     def _host_allowed(self, scope) -> bool:
         if self.allowed_hosts is None:
@@ -79,6 +99,10 @@ class SecurityMiddleware:
 
         if not self._host_allowed(scope):
             response = error_response(400, "this server answers on loopback host names only (Host header refused)")
+            return await response(scope, receive, send_with_headers)
+        if self._cross_site(scope):
+            response = error_response(403, "cross-site request refused: changes come only from this server's own "
+                                           "pages (or an allowed origin)")
             return await response(scope, receive, send_with_headers)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
