@@ -101,6 +101,28 @@ def test_reports_keep_the_reason_as_text_validate_the_label_and_resolve(db_clien
     assert db_client.put("/api/reports/999", json={"resolved": True}).status_code == 404
 
 
+def test_listings_count_child_lists_instead_of_embedding_them(db_client):
+    """Issue 14: with a prediction reported many times, every report in GET /api/reports embedded the prediction
+    with all of its reports: quadratic (1,000 reports made a 1 GB answer). Listings now carry counts."""
+    saved = save(db_client, sample_pixels(db_client, 2))
+    other = save(db_client, sample_pixels(db_client, 3))
+    for i in range(30):
+        db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 1, "reason": f"#{i}"})
+    db_client.post(f"/api/predictions/{saved['id']}/rerun", json={})
+    reports = db_client.get("/api/reports", params={"limit": 50})
+    items = reports.json()["items"]
+    assert len(items) == 30 and all(item["prediction"]["id"] == saved["id"] for item in items)
+    assert items[0]["prediction"]["reports_count"] == 30 and items[0]["prediction"]["reruns_count"] == 1
+    assert "reports" not in items[0]["prediction"] and "reruns" not in items[0]["prediction"]
+    assert len(reports.content) < 30 * 1200  # linear in the page: about a kilobyte a report
+    listed = {item["id"]: item for item in db_client.get("/api/predictions").json()["items"]}
+    assert (listed[saved["id"]]["reports_count"], listed[saved["id"]]["reported"]) == (30, True)
+    assert (listed[other["id"]]["reports_count"], listed[other["id"]]["reported"]) == (0, False)
+    assert "reports" not in listed[saved["id"]]
+    detail = db_client.get(f"/api/predictions/{saved['id']}").json()  # one prediction in full keeps its lists
+    assert len(detail["reports"]) == 30 and detail["reports_count"] == 30 and len(detail["reruns"]) == 1
+
+
 def test_statistics_by_hand(db_client):
     saved = [save(db_client, sample_pixels(db_client, digit, 0)) for digit in (0, 1, 2, 3)]
     predicted = [s["predicted"] for s in saved]

@@ -43,7 +43,9 @@ def get_prediction(session: Session, prediction_id: int) -> Prediction:
 
 
 def list_predictions(session: Session, predicted: int | None, model: str | None, reported: bool | None,
-                     limit: int, offset: int) -> tuple[list[Prediction], int]:
+                     limit: int, offset: int) -> tuple[list[dict], int]:
+    """One page of saved predictions as summaries (counts of their reports and re-runs, never the lists: a
+    listing stays as big as its page however many reports one prediction gathers)."""
     query = select(Prediction)
     if predicted is not None:
         query = query.where(Prediction.predicted == predicted)
@@ -53,9 +55,18 @@ def list_predictions(session: Session, predicted: int | None, model: str | None,
         has_report = exists().where(Report.prediction_id == Prediction.id)
         query = query.where(has_report if reported else ~has_report)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    items = session.scalars(query.order_by(Prediction.id.desc()).limit(limit).offset(offset).options(
-        selectinload(Prediction.reports), selectinload(Prediction.reruns))).all()
-    return list(items), total
+    items = session.scalars(query.order_by(Prediction.id.desc()).limit(limit).offset(offset)).all()
+    return summaries(session, list(items)), total
+
+
+def summaries(session: Session, predictions: list[Prediction]) -> list[dict]:
+    """Each prediction's body without its child lists, with their sizes counted in two queries for the page."""
+    ids = [p.id for p in predictions]
+    counts = {}
+    for table in (Report, Rerun):
+        counts[table] = dict(session.execute(select(table.prediction_id, func.count()).where(
+            table.prediction_id.in_(ids)).group_by(table.prediction_id)).all()) if ids else {}
+    return [prediction_summary(p, counts[Report].get(p.id, 0), counts[Rerun].get(p.id, 0)) for p in predictions]
 
 
 def add_rerun(session: Session, prediction: Prediction, result: Result) -> Rerun:
@@ -93,14 +104,17 @@ def set_resolved(session: Session, report_id: int, resolved: bool) -> Report:
     return report
 
 
-def list_reports(session: Session, resolved: bool | None, limit: int, offset: int) -> tuple[list[Report], int]:
+def list_reports(session: Session, resolved: bool | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    """One page of reports, each with a summary of the prediction it is about."""
     query = select(Report)
     if resolved is not None:
         query = query.where(Report.resolved_at.is_not(None) if resolved else Report.resolved_at.is_(None))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    items = session.scalars(query.order_by(Report.id.desc()).limit(limit).offset(offset).options(
-        selectinload(Report.prediction))).all()
-    return list(items), total
+    items = list(session.scalars(query.order_by(Report.id.desc()).limit(limit).offset(offset).options(
+        selectinload(Report.prediction))).all())
+    about = {summary["id"]: summary for summary in summaries(session, list({r.prediction_id: r.prediction
+                                                                              for r in items}.values()))}
+    return [{**report_body(r), "prediction": about[r.prediction_id]} for r in items], total
 
 
 def statistics(session: Session, model: str | None = None, class_names: tuple[str, ...] = ()) -> dict:
@@ -178,12 +192,20 @@ def rerun_body(rerun: Rerun) -> dict:
     return {"id": rerun.id, "created_at": iso(rerun.created_at), **_run_body(rerun)}
 
 
-def prediction_body(prediction: Prediction, with_image: bool = False) -> dict:
-    body = {
+def prediction_summary(prediction: Prediction, reports: int, reruns: int) -> dict:
+    """What a listing shows of a saved prediction: everything but its child lists, which it counts."""
+    return {
         "id": prediction.id, "created_at": iso(prediction.created_at), **_run_body(prediction),
         "input_kind": prediction.input_kind, "preprocess": prediction.preprocess,
         "image_url": f"/api/predictions/{prediction.id}/image",
-        "reported": bool(prediction.reports),
+        "reported": reports > 0, "reports_count": reports, "reruns_count": reruns,
+    }
+
+
+def prediction_body(prediction: Prediction, with_image: bool = False) -> dict:
+    """One saved prediction in full: its reports and re-runs too."""
+    body = {
+        **prediction_summary(prediction, len(prediction.reports), len(prediction.reruns)),
         "reports": [report_body(r) for r in prediction.reports],
         "reruns": [rerun_body(r) for r in prediction.reruns],
     }

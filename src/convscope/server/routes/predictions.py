@@ -38,8 +38,7 @@ def list_saved(state: AppState = Depends(app_state),
     with state.db.session() as session:
         items, total = records.list_predictions(session, predicted if predicted is not None else digit, model,
                                                 reported, limit, offset)
-        return {"items": [records.prediction_body(p) for p in items], "total": total, "limit": limit,
-                "offset": offset}
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/{prediction_id}", summary="One saved prediction with its input image, reports and re-runs")

@@ -22,8 +22,7 @@ def list_reports(state: AppState = Depends(app_state), resolved: bool | None = N
                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
     with state.db.session() as session:
         items, total = records.list_reports(session, resolved, limit, offset)
-        return {"items": [{**records.report_body(r), "prediction": records.prediction_body(r.prediction)}
-                          for r in items], "total": total, "limit": limit, "offset": offset}
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.put("/reports/{report_id}", summary="Mark a report resolved (or open again)")
