@@ -347,3 +347,31 @@ def test_same_origin_pages_and_other_clients_may_change_things(client):
     browser = {"origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"}
     assert client.post("/api/predictions", json=pixels, headers=browser).status_code == 201
     assert client.post("/api/predictions", json=pixels).status_code == 201  # curl, httpx, notebooks: no headers
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", f"/api/predictions/{2**31}", None),  # beyond PostgreSQL's int4: was a database error, a 500
+    ("DELETE", f"/api/predictions/{2**31}", None),
+    ("PUT", f"/api/reports/{2**31}", {"resolved": True}),
+    ("GET", f"/api/jobs/{2**31}", None),
+    ("GET", f"/api/predictions?offset={2**31}", None),
+    ("GET", f"/api/models/mnist_cnn/architecture?version={2**31}", None),
+    ("POST", "/api/predict", {"pixels": [[0] * 28] * 28, "version": 2**31}),
+    ("POST", "/api/predict", {"pixels": [[0] * 28] * 28, "target": 2**40}),
+    ("POST", "/api/jobs", {"weight_decay": float("inf")}),  # accepted before, then a NaN model answered 500s
+    ("POST", "/api/jobs", {"lr": float("nan")}),
+    ("POST", "/api/jobs", {"seed": 2**40}),
+    ("GET", f"/api/samples?seed={2**40}", None),
+])
+def test_numbers_the_database_or_the_engine_cannot_hold_are_422(client, method, path, body):
+    import json as json_module
+    content = None if body is None else json_module.dumps(body)  # Infinity and NaN as Python's json writes them
+    answer = client.request(method, path, content=content, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_nul_character_in_a_report_reason_is_422(client):
+    saved = client.post("/api/predictions", json={"pixels": [[0] * 28] * 28}).json()
+    answer = client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 1, "reason": "a\x00b"})
+    assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == "body.reason"

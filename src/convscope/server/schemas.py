@@ -3,8 +3,9 @@ shapes of the larger responses."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .inference import EXPLAIN_METHODS, Options
@@ -12,8 +13,15 @@ from .inference import EXPLAIN_METHODS, Options
 ExplainMethod = Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
 
 
+# The database's integers are 32-bit (PostgreSQL int4): anything that may reach a column stays inside them.
+INT4_MAX = 2**31 - 1
+# Path parameters naming stored records: an id beyond the column's range is a 422, not a database error.
+RecordId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    # A misspelt field is an error, not silently ignored; NaN and infinities are not numbers anyone means.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class InputFields(Strict):
@@ -26,7 +34,7 @@ class InputFields(Strict):
         None, description="the model's preprocessing (MNIST: crop, scale and centre); default true for images, "
                           "false for pixels")
     model: str = "mnist_cnn"
-    version: int | None = Field(None, ge=1, description="default: the model's active version")
+    version: int | None = Field(None, ge=1, le=INT4_MAX, description="default: the model's active version")
 
     @model_validator(mode="after")
     def _one_input(self):
@@ -36,7 +44,7 @@ class InputFields(Strict):
 
 
 class ExplainFields(BaseModel):
-    target: int | None = Field(None, ge=0, description="class to explain; default: the predicted class")
+    target: int | None = Field(None, ge=0, le=INT4_MAX, description="class to explain; default: the predicted class")
     cam_method: ExplainMethod = "gradcam"
     cam_layer: str | None = Field(None, description="a layer with a spatial (C, H, W) output; default: the "
                                                     "model's (the last conv block's activation)")
@@ -57,7 +65,7 @@ class SaveRequest(InputFields):
 
 
 class RerunRequest(Strict, ExplainFields):
-    version: int | None = Field(None, ge=1, description="default: the model's active version")
+    version: int | None = Field(None, ge=1, le=INT4_MAX, description="default: the model's active version")
 
 
 class EncodedTensor(BaseModel):
@@ -111,7 +119,7 @@ class PredictResponse(BaseModel):
 
 
 class ActivateRequest(Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT4_MAX)
 
 
 class JobRequest(Strict):
@@ -125,12 +133,12 @@ class JobRequest(Strict):
     weight_decay: float = Field(0.0, ge=0)
     augment: bool = False
     target_accuracy: float | None = Field(None, gt=0, le=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=INT4_MAX)
 
 
 class ReportRequest(Strict):
-    correct_label: int = Field(ge=0, le=2**31 - 1, description="a class index of the prediction's model")
-    reason: str = Field("", max_length=2000)
+    correct_label: int = Field(ge=0, le=INT4_MAX, description="a class index of the prediction's model")
+    reason: str = Field("", max_length=2000, pattern=r"^[^\x00]*$", description="plain text, without NUL characters")
 
 
 class ResolveRequest(Strict):

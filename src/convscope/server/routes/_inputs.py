@@ -6,7 +6,7 @@ from fastapi import File, Form, UploadFile
 
 from ..errors import ApiError
 from ..inputs import UserImage, from_bytes, from_data_url, from_pixels
-from ..schemas import InputFields
+from ..schemas import INT4_MAX, InputFields
 from ..settings import ServerSettings
 
 
@@ -20,7 +20,7 @@ class UploadFields:
     """The form fields of a multipart upload (``file`` plus the same options as the JSON body)."""
 
     def __init__(self, file: UploadFile = File(..., description="a PNG, JPEG or WebP image"),
-                 model: str = Form("mnist_cnn"), version: int | None = Form(None, ge=1),
+                 model: str = Form("mnist_cnn"), version: int | None = Form(None, ge=1, le=INT4_MAX),
                  preprocess: bool = Form(True)):
         self.file, self.model, self.version, self.preprocess = file, model, version, preprocess
 

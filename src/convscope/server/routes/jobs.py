@@ -8,7 +8,7 @@ from ...training import TrainConfig
 from ..db.tables import JobEvent, TrainingJob
 from ..errors import NotFound
 from ..jobs import job_body, job_version
-from ..schemas import JobRequest
+from ..schemas import INT4_MAX, JobRequest, RecordId
 from ..security import require_admin
 from ..state import AppState, app_state
 
@@ -33,7 +33,7 @@ def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
 
 @router.get("", summary="Training jobs, newest first")
 def list_jobs(state: AppState = Depends(app_state), limit: int = Query(20, ge=1, le=200),
-              offset: int = Query(0, ge=0)) -> dict:
+              offset: int = Query(0, ge=0, le=INT4_MAX)) -> dict:
     with state.db.session() as session:
         total = session.scalar(select(func.count()).select_from(TrainingJob))
         jobs = session.scalars(select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit).offset(offset))
@@ -42,18 +42,18 @@ def list_jobs(state: AppState = Depends(app_state), limit: int = Query(20, ge=1,
 
 
 @router.get("/{job_id}", summary="A job's status, progress, history, test metrics and the version it made")
-def get_job(job_id: int, state: AppState = Depends(app_state)) -> dict:
+def get_job(job_id: RecordId, state: AppState = Depends(app_state)) -> dict:
     return _job(state, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a running job (admin)",
              dependencies=[Depends(require_admin)])
-def cancel(job_id: int, state: AppState = Depends(app_state)) -> dict:
+def cancel(job_id: RecordId, state: AppState = Depends(app_state)) -> dict:
     state.jobs.cancel(job_id)
     return _job(state, job_id)
 
 
-def existing_job(job_id: int, state: AppState = Depends(app_state)) -> int:
+def existing_job(job_id: RecordId, state: AppState = Depends(app_state)) -> int:
     """Dependency: runs before a stream starts, so an unknown job is a plain 404."""
     _job(state, job_id)
     return job_id
@@ -63,7 +63,7 @@ def existing_job(job_id: int, state: AppState = Depends(app_state)) -> int:
             summary="Live Server-Sent Events: started, progress, epoch (with conv-1 filters and validation "
                     "accuracy), finished or failed, then end (the job record)")
 async def events(job_id: int = Depends(existing_job), state: AppState = Depends(app_state),
-                 after: int = Query(0, ge=0, description="resume after this event id"),
+                 after: int = Query(0, ge=0, le=INT4_MAX, description="resume after this event id"),
                  last_event_id: int | None = Header(None, description="sent by EventSource on reconnect")):
     """Each event's ``id`` is its sequence number: a client that reconnects (``Last-Event-ID``) catches up."""
     position = max(after, last_event_id or 0)

@@ -10,7 +10,7 @@ from ...settings import Settings
 from ..db.tables import ActiveModel, ModelVersion, iso
 from ..encoding import encode_tensor
 from ..errors import NotFound
-from ..schemas import ActivateRequest
+from ..schemas import ActivateRequest, INT4_MAX
 from ..security import require_admin
 from ..state import AppState, app_state
 
@@ -73,7 +73,8 @@ def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_
 
 
 @router.get("/{name}/architecture", summary="Layers with kinds, output shapes, parameter counts and FLOPs")
-def architecture(name: str, version: int | None = Query(None, ge=1), state: AppState = Depends(app_state)) -> dict:
+def architecture(name: str, version: int | None = Query(None, ge=1, le=INT4_MAX),
+                 state: AppState = Depends(app_state)) -> dict:
     """The model's graph: every tap in execution order with the taps it reads from (``parents``; ``"input"`` is
     the model input), so residual and multi-branch networks draw as they are. ``traced`` is false when the graph
     came from call order rather than tracing (edges approximate)."""
@@ -85,7 +86,7 @@ def architecture(name: str, version: int | None = Query(None, ge=1), state: AppS
 
 
 @router.get("/{name}/weights", summary="Per-layer weight and bias statistics, histograms, and conv filters")
-def weights(name: str, version: int | None = Query(None, ge=1), bins: int = Query(30, ge=2, le=200),
+def weights(name: str, version: int | None = Query(None, ge=1, le=INT4_MAX), bins: int = Query(30, ge=2, le=200),
             state: AppState = Depends(app_state)) -> dict:
     """Conv filters come as one encoded tensor per layer, (out, in, kH, kW) on a symmetric scale: 0.5 is a zero
     weight, 0 and 1 are -/+ the layer's largest absolute weight (``scale``)."""

@@ -2,7 +2,7 @@ from fastapi import APIRouter, Depends, Form
 from fastapi.responses import JSONResponse
 
 from ..inference import Options, response_body, run
-from ..schemas import ExplainMethod, PredictRequest, PredictResponse
+from ..schemas import ExplainMethod, INT4_MAX, PredictRequest, PredictResponse
 from ..state import AppState, app_state
 from ._inputs import UploadFields, json_image
 
@@ -24,7 +24,7 @@ async def predict(request: PredictRequest, state: AppState = Depends(app_state))
 
 @router.post("/upload", summary="Predict and explain an uploaded image (multipart)", responses=DOC,
              response_class=JSONResponse)
-def predict_upload(fields: UploadFields = Depends(), target: int | None = Form(None, ge=0),
+def predict_upload(fields: UploadFields = Depends(), target: int | None = Form(None, ge=0, le=INT4_MAX),
                    cam_method: ExplainMethod = Form("gradcam"), cam_layer: str | None = Form(None),
                    layers: str | None = Form(None, description="comma-separated layer names; default: all"),
                    state: AppState = Depends(app_state)):

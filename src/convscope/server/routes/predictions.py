@@ -3,7 +3,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from .. import records
 from ..inference import Options, response_body, run
 from ..inputs import UserImage, from_png
-from ..schemas import RerunRequest, SaveRequest
+from ..schemas import INT4_MAX, RecordId, RerunRequest, SaveRequest
 from ..security import require_admin
 from ..state import AppState, app_state
 from ._inputs import UploadFields, json_image
@@ -31,10 +31,10 @@ def save_upload(fields: UploadFields = Depends(), state: AppState = Depends(app_
 
 @router.get("", summary="Saved predictions, newest first, with filters and paging")
 def list_saved(state: AppState = Depends(app_state),
-               predicted: int | None = Query(None, ge=0, le=2**31 - 1, description="the predicted class index"),
-               digit: int | None = Query(None, ge=0, le=2**31 - 1, description="the same as predicted (MNIST)"),
+               predicted: int | None = Query(None, ge=0, le=INT4_MAX, description="the predicted class index"),
+               digit: int | None = Query(None, ge=0, le=INT4_MAX, description="the same as predicted (MNIST)"),
                model: str | None = None, reported: bool | None = None,
-               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=INT4_MAX)) -> dict:
     with state.db.session() as session:
         items, total = records.list_predictions(session, predicted if predicted is not None else digit, model,
                                                 reported, limit, offset)
@@ -42,14 +42,14 @@ def list_saved(state: AppState = Depends(app_state),
 
 
 @router.get("/{prediction_id}", summary="One saved prediction with its input image, reports and re-runs")
-def get_saved(prediction_id: int, state: AppState = Depends(app_state)) -> dict:
+def get_saved(prediction_id: RecordId, state: AppState = Depends(app_state)) -> dict:
     with state.db.session() as session:
         return records.prediction_body(records.get_prediction(session, prediction_id), with_image=True)
 
 
 @router.get("/{prediction_id}/image", summary="The saved input image (PNG)", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def get_image(prediction_id: int, state: AppState = Depends(app_state)) -> Response:
+def get_image(prediction_id: RecordId, state: AppState = Depends(app_state)) -> Response:
     with state.db.session() as session:
         png = records.get_prediction(session, prediction_id).input_png
     return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=86400"})
@@ -57,7 +57,7 @@ def get_image(prediction_id: int, state: AppState = Depends(app_state)) -> Respo
 
 @router.delete("/{prediction_id}", status_code=204, summary="Delete a saved prediction and its reports (admin)",
                dependencies=[Depends(require_admin)])
-def delete_saved(prediction_id: int, state: AppState = Depends(app_state)) -> Response:
+def delete_saved(prediction_id: RecordId, state: AppState = Depends(app_state)) -> Response:
     with state.db.session(write=True) as session:
         session.delete(records.get_prediction(session, prediction_id))
     return Response(status_code=204)
@@ -65,7 +65,7 @@ def delete_saved(prediction_id: int, state: AppState = Depends(app_state)) -> Re
 
 @router.post("/{prediction_id}/rerun", summary="Run a saved input again (active or chosen version), recorded; "
                                                 "the original result is kept")
-def rerun(prediction_id: int, request: RerunRequest, state: AppState = Depends(app_state)) -> dict:
+def rerun(prediction_id: RecordId, request: RerunRequest, state: AppState = Depends(app_state)) -> dict:
     with state.db.session() as session:
         saved = records.get_prediction(session, prediction_id)
         image = from_png(saved.input_png, saved.input_kind, saved.preprocess)

@@ -2,7 +2,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ...models.registry import MODELS
 from .. import records
-from ..schemas import ReportRequest, ResolveRequest
+from ..schemas import INT4_MAX, RecordId, ReportRequest, ResolveRequest
 from ..state import AppState, app_state
 
 router = APIRouter(tags=["reports"])
@@ -10,7 +10,7 @@ router = APIRouter(tags=["reports"])
 
 @router.post("/predictions/{prediction_id}/reports", status_code=201,
              summary="Report a saved prediction as wrong, with the correct class and a reason (plain text)")
-def report(prediction_id: int, request: ReportRequest, state: AppState = Depends(app_state)) -> dict:
+def report(prediction_id: RecordId, request: ReportRequest, state: AppState = Depends(app_state)) -> dict:
     """``correct_label`` is a class index of the prediction's model (``GET /api/models/{name}`` lists them)."""
     with state.db.session(write=True) as session:
         return records.report_body(records.add_report(session, prediction_id, request.correct_label,
@@ -19,14 +19,14 @@ def report(prediction_id: int, request: ReportRequest, state: AppState = Depends
 
 @router.get("/reports", summary="Reports, newest first, with the prediction each is about")
 def list_reports(state: AppState = Depends(app_state), resolved: bool | None = None,
-                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=INT4_MAX)) -> dict:
     with state.db.session() as session:
         items, total = records.list_reports(session, resolved, limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.put("/reports/{report_id}", summary="Mark a report resolved (or open again)")
-def resolve(report_id: int, request: ResolveRequest, state: AppState = Depends(app_state)) -> dict:
+def resolve(report_id: RecordId, request: ResolveRequest, state: AppState = Depends(app_state)) -> dict:
     with state.db.session(write=True) as session:
         return records.report_body(records.set_resolved(session, report_id, request.resolved))
 
