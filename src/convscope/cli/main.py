@@ -178,7 +178,8 @@ def cmd_models(args) -> None:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        accuracy = f"{row['accuracy']:.2%} test accuracy" if row["accuracy"] else "no weights"
+        measured = "published ImageNet top-1" if "weights" in row else "test accuracy"
+        accuracy = f"{row['accuracy']:.2%} {measured}" if row["accuracy"] else "no weights"
         state = "ready" if row["ready"] else "weights not downloaded yet (convscope weights fetch NAME)"
         print(f"{row['name']:<18} {row['parameters']:>11,} parameters  {accuracy}; {state}")
         print(f"{'':<18} {row['description']}")

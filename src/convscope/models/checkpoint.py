@@ -19,11 +19,10 @@ from pathlib import Path
 import safetensors
 import safetensors.torch
 import torch
+from torch import nn
 
 from ..data.download import ProgressFn, atomic_write_bytes
 from ..errors import ModelError
-from torch import nn
-
 from .adapter import ModelAdapter
 from .registry import ModelSpec, get_spec
 from .user import load_user_model
