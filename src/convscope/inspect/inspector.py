@@ -103,6 +103,19 @@ class Inspector:
         finally:
             self._pool.put(model)
 
+    def activations(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Only the named layers' outputs for one image (as for :meth:`inspect`), without gradients, the forward
+        stopped after the last of them: what a layer view fetches on demand. Float32 on the CPU, no batch
+        dimension."""
+        names = [self.graph[name].name for name in layers]  # raises ModelError naming the layers there are
+        x = _single_input(image, self.input_shape).to(self.model.device, self.model.dtype)
+        with self._replica() as model:
+            acts = model.activations(x, names)
+        missing = [name for name in names if name not in acts]
+        if missing:  # as in inspect(): only an approximate (untraced) graph can name a layer that did not run
+            raise ModelError(f"layer(s) {', '.join(missing)} did not run for this input")
+        return {name: acts[name][0].float().cpu() for name in names}
+
     def inspect(
         self,
         image: torch.Tensor,

@@ -35,25 +35,37 @@ def call_suffix(name: str, call: int) -> str:
     return name if call == 1 else f"{name}:{call}"
 
 
+class AllRecorded(Exception):  # noqa: N818 - not an error: the signal that ends a forward early
+    """Raised inside a forward run under ``recording(..., stop_early=True)`` once every wanted tap is recorded."""
+
+
 def record(name: str, tensor, copy_for_in_place: bool):
     """Called by traced graphs after each tap: keep ``tensor`` when ``name`` is wanted now."""
     store = getattr(_state, "store", None)
     if store is None or name not in _state.wanted or not isinstance(tensor, torch.Tensor):
         return tensor
     store[name] = tensor
+    if _state.stop_early and len(store) == len(_state.wanted):
+        raise AllRecorded
     return tensor.clone() if copy_for_in_place else tensor
 
 
+STATE_KEYS = ("store", "wanted", "calls", "observer", "stop_early")
+
+
 @contextmanager
-def recording(wanted: Iterable[str], observer: Observer | None = None) -> Iterator[dict[str, torch.Tensor]]:
+def recording(wanted: Iterable[str], observer: Observer | None = None,
+              stop_early: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Yields a dict that fills with ``{tap name: output}`` for the wanted taps during forwards run inside;
-    ``observer`` also sees every hooked call (how an untraceable model's graph is found)."""
-    previous = [getattr(_state, key, None) for key in ("store", "wanted", "calls", "observer")]
-    _state.store, _state.wanted, _state.calls, _state.observer = {}, frozenset(wanted), {}, observer
+    ``observer`` also sees every hooked call (how an untraceable model's graph is found). With ``stop_early``
+    the forward ends, raising :class:`AllRecorded`, as soon as the last wanted tap is recorded."""
+    previous = [getattr(_state, key, None) for key in STATE_KEYS]
+    _state.store, _state.wanted, _state.calls, _state.observer, _state.stop_early = (
+        {}, frozenset(wanted), {}, observer, stop_early)
     try:
         yield _state.store
     finally:
-        _state.store, _state.wanted, _state.calls, _state.observer = previous
+        _state.store, _state.wanted, _state.calls, _state.observer, _state.stop_early = previous
 
 
 def install_hooks(modules: dict[str, nn.Module]) -> list:

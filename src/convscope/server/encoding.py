@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 ENCODING = "uint8-zlib-base64"
+CHANNELS_ENCODING = "uint8-zlib-base64-channels"  # the same, with a range per channel (encode_channels)
 # zlib level 1 is ~3x faster than the default 6 here and the payload only a few percent larger (docs/benchmarks.md).
 ZLIB_LEVEL = 1
 
@@ -37,6 +38,18 @@ def encode_tensor(tensor: torch.Tensor) -> dict:
     levels = ((values - low) * (255.0 / span)).round_() if span > 0 else torch.zeros_like(values)
     raw = levels.to(torch.uint8).numpy().tobytes()
     return {"shape": list(values.shape), "min": low, "max": high, "encoding": ENCODING,
+            "data": base64.b64encode(zlib.compress(raw, ZLIB_LEVEL)).decode("ascii")}
+
+
+def encode_channels(tensor: torch.Tensor) -> dict:
+    """(C, ...) with each channel's 8-bit levels between its own minimum and maximum (``min`` and ``max`` are
+    lists, one per channel): a page of feature maps keeps every channel's detail whatever the others' range."""
+    values = tensor.detach().float().cpu().reshape(tensor.shape[0], -1)
+    low, high = values.min(dim=1).values, values.max(dim=1).values
+    span = (high - low).clamp(min=1e-30)
+    levels = ((values - low[:, None]) * (255.0 / span[:, None])).round_().clamp_(0, 255)
+    raw = levels.to(torch.uint8).numpy().tobytes()
+    return {"shape": list(tensor.shape), "min": low.tolist(), "max": high.tolist(), "encoding": CHANNELS_ENCODING,
             "data": base64.b64encode(zlib.compress(raw, ZLIB_LEVEL)).decode("ascii")}
 
 
@@ -60,8 +73,11 @@ def decode_layers(layers: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def decode_tensor(encoded: dict) -> torch.Tensor:
-    """The inverse of :func:`encode_tensor` (to within one level: (max - min) / 255)."""
+    """The inverse of :func:`encode_tensor` and :func:`encode_channels` (to within one level: (max - min) / 255)."""
     levels = np.frombuffer(zlib.decompress(base64.b64decode(encoded["data"])), dtype=np.uint8)
-    low, high = encoded["min"], encoded["max"]
+    low, high = torch.tensor(encoded["min"]), torch.tensor(encoded["max"])
+    if encoded["encoding"] == CHANNELS_ENCODING:
+        levels = levels.reshape(len(encoded["min"]), -1)
+        low, high = low[:, None], high[:, None]
     values = torch.from_numpy(levels.astype(np.float32)) * ((high - low) / 255.0) + low
     return values.reshape(encoded["shape"])

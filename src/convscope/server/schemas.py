@@ -24,7 +24,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class InputFields(Strict):
+class ImageFields(Strict):
     """Exactly one of ``image`` and ``pixels``."""
 
     image: str | None = Field(None, description="a canvas data URL: data:image/png|jpeg|webp;base64,...")
@@ -33,14 +33,27 @@ class InputFields(Strict):
     preprocess: bool | None = Field(
         None, description="the model's preprocessing (MNIST: crop, scale and centre); default true for images, "
                           "false for pixels")
-    model: str = "mnist_cnn"
-    version: int | None = Field(None, ge=1, le=INT4_MAX, description="default: the model's active version")
 
     @model_validator(mode="after")
     def _one_input(self):
         if (self.image is None) == (self.pixels is None):
             raise ValueError("give exactly one of image (a data URL) and pixels (a 28x28 array)")
         return self
+
+
+class ModelChoice(Strict):
+    model: str = "mnist_cnn"
+    version: int | None = Field(None, ge=1, le=INT4_MAX, description="default: the model's active version")
+
+
+class InputFields(ImageFields, ModelChoice):
+    """An image and the model (and version) to run it through."""
+
+
+class CompareRequest(ImageFields):
+    models: list[ModelChoice] = Field(min_length=2, max_length=4, description="2-4 models (or versions) to run "
+                                                                              "the image through")
+    top: int = Field(5, ge=1, le=20, description="how many classes to list per model")
 
 
 class ExplainFields(BaseModel):
