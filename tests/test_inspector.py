@@ -56,7 +56,8 @@ def test_mlp_answers_without_a_cam():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"method": "lime"}, ModelError, "unknown CAM method 'lime'"),
-    ({"cam_layer": "fc1"}, ModelError, r"a CAM needs a layer with a spatial \(C, H, W\) output; 'fc1' gives \(128,\)"),
+    ({"cam_layer": "fc1"}, ModelError, r"a CAM needs a layer with a spatial \(C, H, W\) output; 'fc1' gives \(128,\); "
+                                   "layers a CAM can use: conv1, relu1, pool1, conv2, relu2, pool2"),
     ({"layers": ["conv9"]}, ModelError, "unknown layer"),
     ({"target": 10}, InputError, "target class must be in 0-9"),
 ])
@@ -188,3 +189,31 @@ def test_a_nested_list_is_accepted_and_a_wrong_shape_is_named():
     assert inspector.inspect([[0.0] * 28 for _ in range(28)]).probabilities.shape == (10,)
     with pytest.raises(InputError, match=r"got \(3, 3\)"):
         inspector.inspect([[0.0] * 3 for _ in range(3)])
+
+
+def tiny_cam_net(conv_bias: float, head_weight: float):
+    """input (1, 4, 4) -> conv 1x1 (weight 1) -> relu -> flatten -> linear to 2 classes (class 0's weights all
+    `head_weight`, class 1's zero): small enough to work out its Grad-CAM by hand."""
+    conv, head = nn.Conv2d(1, 1, 1), nn.Linear(16, 2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.fill_(conv_bias)
+        head.weight.zero_()
+        head.weight[0].fill_(head_weight)
+        head.bias.copy_(torch.tensor([5.0, 0.0]))  # class 0 is predicted unless its weights speak against it
+    model = LayeredNet([Layer("conv", conv), Layer("relu", nn.ReLU()), Layer("flatten", nn.Flatten()),
+                        Layer("fc", head), Layer("softmax", nn.Softmax(dim=1))])
+    return Inspector(wrap(model, ["a", "b"], {"name": "resize", "size": 4, "channels": 1}))
+
+
+def test_a_blank_cam_says_why():
+    image = torch.full((1, 4, 4), 0.5)
+    # relu's input is 0.5 - 10 < 0 everywhere: nothing flows back to it, so the gradient at relu is zero
+    dead = tiny_cam_net(conv_bias=-10.0, head_weight=1.0).inspect(image, cam_layer="conv")
+    assert dead.predicted == 0 and float(dead.cam.max()) == 0 and dead.cam_blank == "zero-gradient"
+    # the gradient is -1 at every position, the activation +0.5: the weighted sum is negative and ReLU cuts it
+    against = tiny_cam_net(conv_bias=0.0, head_weight=-1.0).inspect(image, cam_layer="relu", target=0)
+    assert float(against.cam.max()) == 0 and against.cam_blank == "no-positive-evidence"
+    # the same net with evidence for the class: a map, and no excuse
+    evidence = tiny_cam_net(conv_bias=0.0, head_weight=1.0).inspect(image, cam_layer="relu")
+    assert float(evidence.cam.max()) == 1 and evidence.cam_blank is None

@@ -114,14 +114,20 @@ def test_framing_maps_the_model_input_back_onto_the_drawing():
     from convscope.preprocessing.mnist_digit import frame_drawing
 
     canvas = np.full((200, 200), 255, np.uint8)
-    canvas[60:140, 50:90] = 0  # a thick bar: 40 wide, 80 tall, no stroke thickening needed
+    canvas[60:140, 50:62] = 0  # a bar 12 wide, 80 tall: 3 pixels once scaled, near MNIST's stroke, kept as it is
     x, framing = frame_drawing(canvas)
-    assert framing.source == (50.0, 60.0, 90.0, 140.0)
+    assert framing.source == (50.0, 60.0, 62.0, 140.0)
     left, top, width, height = framing.field
-    assert (width, height) == (10, 20)  # the longer side scaled to 20
+    assert (width, height) == (3, 20)  # the longer side scaled to 20
     inside = torch.zeros(28, 28, dtype=torch.bool)
     inside[top:top + height, left:left + width] = True
     assert float(x[~inside].abs().max()) == 0 and float(x[inside].min()) > 0.5
+
+    thick = np.full((200, 200), 255, np.uint8)
+    thick[60:140, 50:90] = 0  # 40 wide: 10 pixels once scaled, so it is thinned, and the framed source shrinks
+    _, framing = frame_drawing(thick)
+    x0, y0, x1, y1 = framing.source
+    assert 50 < x0 < x1 < 90 and 60 < y0 < y1 < 140 and x0 - 50 == 90 - x1 == y0 - 60 == 140 - y1
 
     thin = np.full((300, 300), 255, np.uint8)
     thin[40:260, 149:151] = 0  # a 2-pixel line: thickened, so the framed source grows around it
@@ -129,3 +135,66 @@ def test_framing_maps_the_model_input_back_onto_the_drawing():
     x0, y0, x1, y1 = framing.source
     assert x0 < 149 and x1 > 151 and y0 < 40 and y1 > 260
     assert abs((x0 + x1) / 2 - 150) <= 1.5  # to within one working pixel (3 input pixels here)
+
+
+# --- photos and pens: an uneven background, and strokes far thicker or thinner than MNIST's ---
+
+STROKES = {  # polylines on a 280-pixel pad, as a hand would draw them
+    3: [[(100, 60), (140, 40), (180, 60), (185, 95), (150, 130)], [(150, 130), (190, 160), (190, 210), (140, 240),
+                                                                    (95, 220)]],
+    5: [[(190, 45), (100, 45), (95, 130), (150, 120), (190, 160), (180, 220), (130, 245), (90, 225)]],
+    7: [[(60, 50), (220, 50), (120, 250)]],
+}
+
+
+def drawn(digit: int, scale: float = 1.0, width: int = 22, size: int = 280, offset: float = 0.0,
+          ink: int = 0, paper: int = 255) -> Image.Image:
+    """One of STROKES drawn with a round pen, scaled about the pad's centre and moved by `offset`."""
+    image = Image.new("L", (size, size), paper)
+    pen = ImageDraw.Draw(image)
+    for line in STROKES[digit]:
+        pen.line([(offset + 140 + (x - 140) * scale, offset + 140 + (y - 140) * scale) for x, y in line],
+                 fill=ink, width=width, joint="curve")
+    return image
+
+
+def photo_of_page(digit: int, shadow: float | None) -> Image.Image:
+    """A dark digit on a light page, 400x400, with sensor noise; `shadow`: the direction (radians) a shadow darkens
+    the page towards, down to 30% of the light."""
+    page = np.asarray(drawn(digit, scale=1.1, width=12, size=400, offset=60, ink=45, paper=225), np.float32)
+    if shadow is not None:
+        y, x = np.mgrid[0:400, 0:400] / 400
+        page = page * (1 - 0.7 * np.clip((x * np.cos(shadow) + y * np.sin(shadow) - 0.2) / 0.8, 0, 1))
+    page = page + np.random.default_rng(digit).normal(0, 4, page.shape)
+    return Image.fromarray(page.clip(0, 255).astype(np.uint8))
+
+
+def read(model, image) -> int:
+    return int(predict_proba(model, preprocess_drawing(image)[None, None]).argmax())
+
+
+@pytest.mark.parametrize("digit", sorted(STROKES))
+def test_a_shadow_across_the_page_does_not_change_the_reading(packaged_cnn, digit):
+    model = packaged_cnn.model
+    assert read(model, photo_of_page(digit, None)) == digit
+    for direction in (0.0, 0.8, 2.5):  # from the right, the bottom right, the bottom left
+        assert read(model, photo_of_page(digit, direction)) == digit, direction
+    # light ink on a dark board, in shadow, is read too
+    assert read(model, Image.fromarray(255 - np.asarray(photo_of_page(digit, 0.8)))) == digit
+
+
+def test_an_even_background_is_read_exactly_as_before():
+    """A canvas: the border is even, so the ink is the plain contrast against its level (no background model)."""
+    image = drawn(3, ink=30, paper=230)
+    expected = ((230 - np.asarray(image, np.float32)) / 230).clip(0, 1)
+    np.testing.assert_allclose(ink_map(image), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("width", [2, 22])
+def test_a_small_three_is_a_three_whatever_the_pen(packaged_cnn, width):
+    """About 50 pixels tall on the 280-pixel pad: with the default 22-pixel pen its strokes come out 4x MNIST's
+    once scaled and close the 3's openings (it was read as 8), with a 2-pixel pen they would be hairlines."""
+    small = drawn(3, scale=0.25, width=width)
+    assert read(packaged_cnn.model, small) == 3
+    digit = preprocess_drawing(small)
+    assert 1.5 <= stroke_width(digit > 0.5) <= 4.5

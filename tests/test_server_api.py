@@ -184,6 +184,36 @@ def test_the_mlp_answers_the_same_way(client):
     assert_close_to(layers["sigmoid2"], expected.activations["sigmoid2"])
 
 
+def test_a_speck_or_a_scribble_is_called_unusual_and_a_digit_is_not(client):
+    seven = client.post("/api/predict", json={"image": data_url(drawing_of_seven())}).json()
+    assert seven["predicted"] == 7 and seven["unusual_input"] is None
+    speck = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(speck).ellipse([130, 130, 141, 141], fill=0)
+    scribble = Image.new("L", (280, 280), 255)
+    points = [tuple(p) for p in np.random.default_rng(2).uniform(40, 240, size=(25, 2))]
+    ImageDraw.Draw(scribble).line(points, fill=0, width=14, joint="curve")
+    for image, model in ((speck, "mnist_cnn"), (scribble, "mnist_cnn"), (speck, "mnist_mlp")):
+        answer = client.post("/api/predict", json={"image": data_url(image), "model": model}).json()
+        assert answer["confidence"] > 0.5  # the model alone would be sure of it
+        assert answer["unusual_input"]["reason"].startswith("the ink covers "), answer["unusual_input"]
+        assert "MNIST digits cover 4% to 27%" in answer["unusual_input"]["reason"]
+
+
+def test_an_upload_is_turned_upright_as_its_exif_orientation_says(client, engine_cnn):
+    """A phone stores the sensor's pixels and an orientation tag: 8 means "turn 90 degrees anticlockwise to show"."""
+    upright = drawing_of_seven()
+    sideways = upright.rotate(270, expand=True)  # as the sensor saw it: turned clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    tagged = io.BytesIO()
+    sideways.save(tagged, format="JPEG", quality=95, exif=exif.tobytes())
+    assert engine_cnn.inspect(preprocess_drawing(sideways)).predicted != 7  # read as stored, it is no 7
+    answer = client.post("/api/predict/upload", files={"file": ("photo.jpg", tagged.getvalue(), "image/jpeg")})
+    assert answer.status_code == 200 and answer.json()["predicted"] == 7
+    seen = decode_tensor(answer.json()["input"])
+    assert float((seen - preprocess_drawing(upright)).abs().max()) < 0.05  # JPEG's artefacts, no more
+
+
 def test_a_drawing_is_preprocessed_like_mnist_and_uploads_agree_with_data_urls(client, engine_cnn):
     canvas = drawing_of_seven()
     by_url = client.post("/api/predict", json={"image": data_url(canvas)}).json()
@@ -208,7 +238,12 @@ def test_unknown_model_version_and_layer(client):
         "mnist_cnn has no version 7"
     bad_layer = client.post("/api/predict", json={"pixels": pixels, "layers": ["conv9"]})
     assert bad_layer.status_code == 422 and "conv9" in bad_layer.json()["error"]["message"]
-    assert client.post("/api/predict", json={"pixels": pixels, "cam_layer": "fc1"}).status_code == 422
+    seven = data_url(drawing_of_seven())
+    for dense in ("fc1", "relu3", "flatten"):  # a drawing that predicts; the layer is what is wrong
+        answer = client.post("/api/predict", json={"image": seven, "cam_layer": dense})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["message"].endswith(
+            "layers a CAM can use: conv1, relu1, pool1, conv2, relu2, pool2")
     assert client.get("/api/models/nope/architecture").status_code == 404
 
 

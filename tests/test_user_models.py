@@ -165,7 +165,8 @@ def test_the_app_serves_the_users_model(user_files, tmp_path, synthetic_mnist_di
         bad = client.post("/api/predict", json={"image": png_data_url(user_files["photo"]), "model": "tiny",
                                                 "cam_layer": "head"})
         assert bad.status_code == 422
-        message = "a CAM needs a layer with a spatial (C, H, W) output; 'head' gives (3,)"
+        message = ("a CAM needs a layer with a spatial (C, H, W) output; 'head' gives (3,); layers a CAM can use: "
+                   "stem, relu, mix, add, relu:2")
         assert bad.json()["error"]["message"] == message  # the CLI's line, word for word
         saved = client.post("/api/predictions", json={"image": png_data_url(user_files["photo"]),
                                                       "model": "tiny"}).json()

@@ -6,7 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, InputError, UnreadableImageError
 
@@ -14,7 +14,8 @@ MAX_PIXELS = 4096 * 4096
 
 
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open a PNG, JPEG, WebP, GIF or BMP file (path or bytes) and decode it, refusing huge or corrupt images."""
+    """Open a PNG, JPEG, WebP, GIF or BMP file (path or bytes) and decode it, refusing huge or corrupt images, turned
+    upright as its EXIF orientation says (its ``format`` stays the file's)."""
     name = "image" if isinstance(source, bytes) else str(source)
     try:
         with warnings.catch_warnings():  # PIL warns about big images; the check below refuses them itself
@@ -33,6 +34,8 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels:,}")
     try:
         image.load()
+        # A phone photo is stored as the sensor saw it, with an EXIF tag saying how to turn it upright.
+        ImageOps.exif_transpose(image, in_place=True)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"{name}: corrupt image ({e})") from None
     return image

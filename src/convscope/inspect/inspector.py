@@ -40,6 +40,8 @@ class Inspection:
     cam_raw: torch.Tensor | None  # (h, w) at the CAM layer's resolution, before scaling
     cam_layer: str | None
     cam_method: str
+    cam_blank: str | None  # why the CAM is all zero: "zero-gradient" (the target's gradient vanishes at the
+    # layer) or "no-positive-evidence" (every position's weighted sum is <= 0, which the ReLU cuts); None otherwise
     saliency: torch.Tensor | None  # (H, W) in [0, 1]: |d y^target / d x|, max over channels, over its max; None
     # when not asked for
     input: torch.Tensor  # (C, H, W) the model input in [0, 1]
@@ -47,6 +49,13 @@ class Inspection:
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.predicted])
+
+
+def _blank_reason(cam_raw: torch.Tensor, gradients: torch.Tensor) -> str | None:
+    """Why a CAM map (h, w) is all zero, told from the target's gradients at its layer (1, K, h, w)."""
+    if bool((cam_raw > 0).any()):
+        return None
+    return "zero-gradient" if not bool(gradients.any()) else "no-positive-evidence"
 
 
 def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tensor:
@@ -144,8 +153,10 @@ class Inspector:
         graph = self.graph
         cam_layer = cam_layer or self._default_cam_layer
         if cam_layer is not None and not graph[cam_layer].spatial:
+            valid = [name for name in graph.names if graph[name].spatial]
             raise ModelError(f"a CAM needs a layer with a spatial (C, H, W) output; {cam_layer!r} gives "
-                             f"{graph[cam_layer].output_shape}")
+                             f"{graph[cam_layer].output_shape}; layers a CAM can use: "
+                             f"{', '.join(valid) if valid else 'none (this model has no spatial layer)'}")
         if layers is None:
             wanted = self._default_layers
         else:
@@ -169,11 +180,12 @@ class Inspector:
             # Autograd goes back only as far as the sources need: to the CAM layer unless saliency is asked for.
             gradients = list(torch.autograd.grad(logits[target], sources)) if sources else []
 
-        cam = cam_raw = None
+        cam = cam_raw = cam_blank = None
         if cam_layer:
             layer_map = CAM_METHODS[method].combine(acts[cam_layer].detach().float(), gradients[-1].float())
             cam_raw = layer_map[0]  # (h, w)
             cam = upsample_and_scale(layer_map, self.input_shape[1:])[0]
+            cam_blank = _blank_reason(cam_raw, gradients[-1])
         pixels = None
         if saliency:
             pixels = gradients[0][0].float().abs().amax(dim=0)  # (H, W)
@@ -189,6 +201,7 @@ class Inspector:
             cam_raw=None if cam_raw is None else cam_raw.cpu(),
             cam_layer=cam_layer,
             cam_method=method,
+            cam_blank=cam_blank,
             saliency=pixels,
             input=x[0].detach().float().cpu(),
         )

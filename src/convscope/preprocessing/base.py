@@ -51,6 +51,12 @@ class Preprocessing:
         By default the same as :meth:`prepare`."""
         return self.prepare(image)
 
+    def unusual(self, x: torch.Tensor, probabilities: torch.Tensor) -> str | None:
+        """Why the model input x (C, H, W) in [0, 1], and the model's answer for it (num_classes,), look unlike
+        what models with this preprocessing were trained on: a sentence, or None when nothing is known to be
+        off. A confident answer for such an input deserves no trust. By default nothing is known."""
+        return None
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> what the module takes."""
         if self.mean is None and self.std is None:

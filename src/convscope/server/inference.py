@@ -35,6 +35,7 @@ class Result:
     loaded: LoadedModel
     inspection: Inspection
     framing: Framing  # how the input image became the model input (to lay the CAM over the drawing)
+    unusual: str | None = None  # why the input looks unlike the model's training data (see Preprocessing.unusual)
 
 
 def run(store: ModelStore, image: UserImage, options: Options) -> Result:
@@ -48,7 +49,8 @@ def run(store: ModelStore, image: UserImage, options: Options) -> Result:
     model_input, framing = image.model_input(loaded.checkpoint.adapter.preprocessing)
     inspection = loaded.inspector.inspect(model_input, target=options.target, cam_layer=options.cam_layer,
                                           method=method, layers=options.layers, saliency=saliency)
-    return Result(loaded, inspection, framing)
+    unusual = loaded.checkpoint.adapter.preprocessing.unusual(inspection.input, inspection.probabilities)
+    return Result(loaded, inspection, framing, unusual)
 
 
 def prediction_summary(result: Result) -> dict:
@@ -63,9 +65,10 @@ def response_body(result: Result, cam_method: str) -> dict:
     """Everything the UI draws, with tensors in the compact encoding (see encoding.py)."""
     ins = result.inspection
     if cam_method == SALIENCY:
-        cam = {"method": SALIENCY, "layer": None, "map": encode_tensor(ins.saliency)}
+        cam = {"method": SALIENCY, "layer": None, "map": encode_tensor(ins.saliency), "blank": None}
     elif ins.cam is not None:
-        cam = {"method": ins.cam_method, "layer": ins.cam_layer, "map": encode_tensor(ins.cam)}
+        cam = {"method": ins.cam_method, "layer": ins.cam_layer, "map": encode_tensor(ins.cam),
+               "blank": _blank_cam(ins, result.loaded.checkpoint.adapter.class_names[ins.target])}
     else:
         cam = None  # a model without conv layers has no CAM; its saliency map is still there
     return {
@@ -77,7 +80,19 @@ def response_body(result: Result, cam_method: str) -> dict:
         "cam": cam,
         "saliency": None if ins.saliency is None else encode_tensor(ins.saliency),
         "layers": _layers(ins, result.loaded.checkpoint.adapter.graph),
+        "unusual_input": None if result.unusual is None else {"reason": result.unusual},
     }
+
+
+def _blank_cam(ins: Inspection, target_class: str) -> str | None:
+    """Why the CAM is all zero, in words; None when it is not."""
+    if ins.cam_blank == "zero-gradient":
+        return (f"the map is blank: the gradient of class {target_class} is zero at {ins.cam_layer}, so nothing "
+                "there changes its score (its units are switched off for this input)")
+    if ins.cam_blank == "no-positive-evidence":
+        return (f"the map is blank: at every position of {ins.cam_layer} the weighted activations speak against "
+                f"class {target_class}, and the CAM keeps only evidence for it")
+    return None
 
 
 def _layers(ins: Inspection, graph: Graph) -> list[dict]:

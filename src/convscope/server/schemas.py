@@ -99,6 +99,11 @@ class CamOut(BaseModel):
     method: str
     layer: str | None
     map: EncodedTensor
+    blank: str | None = Field(None, description="why the map is all zero (in words); null when it is not")
+
+
+class UnusualInput(BaseModel):
+    reason: str = Field(description="what makes the input unlike the model's training data, in words")
 
 
 class LayerOut(BaseModel):
@@ -129,6 +134,9 @@ class PredictResponse(BaseModel):
     saliency: EncodedTensor | None = Field(description="|d score / d pixel|: always for the small models; for big "
                                                        "ones when cam_method is saliency")
     layers: list[LayerOut]
+    unusual_input: UnusualInput | None = Field(description="set when the input looks unlike the training data (a "
+                                                           "speck, a scribble, no class standing out): then even a "
+                                                           "confident answer deserves no trust")
 
 
 class ActivateRequest(Strict):
