@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	$(MAKE) vendor
 	touch $@
 
-# three.js from npm into the package's static files (git-ignored; a built wheel carries them). OrbitControls
+# three.js and elkjs (the layer graph's layout) from npm into the package's static files (git-ignored; a built
+# wheel carries them). OrbitControls
 # imports the bare name 'three', which browsers resolve only through an import map (an inline script, which our
 # Content-Security-Policy forbids), so its import is pointed at the file beside it.
 VENDOR := src/convscope/server/static/vendor/three
@@ -38,6 +39,8 @@ vendor:
 	cp node_modules/three/build/three.module.js node_modules/three/build/three.core.js node_modules/three/LICENSE $(VENDOR)/
 	sed "s#from 'three'#from './three.module.js'#" node_modules/three/examples/jsm/controls/OrbitControls.js \
 		> $(VENDOR)/OrbitControls.js
+	mkdir -p $(VENDOR)/../elk
+	cp node_modules/elkjs/lib/elk.bundled.js node_modules/elkjs/LICENSE.md $(VENDOR)/../elk/
 
 serve: setup
 	$(BIN)/convscope serve

@@ -139,12 +139,14 @@ def architecture(name: str, version: int | None = Query(None, ge=1, le=INT4_MAX)
 
 @router.get("/{name}/weights", summary="Per-layer weight and bias statistics, histograms, and conv filters")
 def weights(name: str, version: int | None = Query(None, ge=1, le=INT4_MAX), bins: int = Query(30, ge=2, le=200),
+            layer: str | None = Query(None, description="one layer only (a layer view fetches what it shows)"),
             state: AppState = Depends(app_state)) -> dict:
     """Conv filters come as one encoded tensor per layer, (out, in, kH, kW) on a symmetric scale: 0.5 is a zero
     weight, 0 and 1 are -/+ the layer's largest absolute weight (``scale``)."""
     loaded = state.models.load(state.models.resolve(name, version))
     layers = []
-    for entry in state.infer_blocking(lambda: layer_weights(loaded.checkpoint.adapter, bins)):
+    chosen = None if layer is None else [layer]
+    for entry in state.infer_blocking(lambda: layer_weights(loaded.checkpoint.adapter, bins, chosen)):
         out = {"layer": entry["layer"], "kind": entry["kind"]}
         for role in ("weight", "bias"):
             if role in entry:

@@ -4,9 +4,12 @@
 import { api } from "./api.js";
 import { h, messageBox } from "./dom.js";
 import { createArchitectureView } from "./views/architecture.js";
+import { createCompareView } from "./views/compare.js";
 import { createDashboardView } from "./views/dashboard.js";
 import { createDrawView } from "./views/draw.js";
+import { createPhotoView } from "./views/photo.js";
 import { createTrainView } from "./views/train.js";
+import { modelLabel } from "./weightsstate.js";
 
 // The 3D view loads three.js, so it is imported when first opened: without three.js the rest still works.
 async function createNetworkView(root, store) {
@@ -18,8 +21,9 @@ async function createNetworkView(root, store) {
   }
 }
 
-const VIEWS = { draw: createDrawView, architecture: createArchitectureView, dashboard: createDashboardView,
-  train: createTrainView, network: createNetworkView };
+const VIEWS = { draw: createDrawView, photo: createPhotoView, compare: createCompareView,
+  architecture: createArchitectureView, dashboard: createDashboardView, train: createTrainView,
+  network: createNetworkView };
 
 // Shared state: which model and version, and the current input (kept when switching views).
 const store = {
@@ -56,7 +60,8 @@ const globalMessage = messageBox(document.getElementById("global-message"));
 function fillModelSelect() {
   const current = `${store.model}@${store.version ?? ""}`;
   select.replaceChildren(...store.models.flatMap((model) => [
-    h("option", { value: `${model.name}@`, text: `${model.name} (active: v${model.active_version})` }),
+    h("option", { value: `${model.name}@`, text: model.active_version == null ? modelLabel(model)
+      : `${model.name} (active: v${model.active_version})` }),
     ...model.versions.filter((v) => !v.active).map((v) =>
       h("option", { value: `${model.name}@${v.version}`,
         text: `${model.name} v${v.version}${v.test_accuracy ? ` (${(v.test_accuracy * 100).toFixed(2)}%)` : ""}` })),
@@ -64,6 +69,7 @@ function fillModelSelect() {
   select.value = [...select.options].some((o) => o.value === current) ? current : `${store.model}@`;
 }
 
+store.onSelect(fillModelSelect); // a view may choose the model too (the photo view's picker)
 select.addEventListener("change", () => {
   const [model, version] = select.value.split("@");
   store.select(model, version ? Number(version) : null);

@@ -7,12 +7,21 @@ async function inflate(base64) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-// -> {shape, values: Float32Array, min, max}
+// -> {shape, values: Float32Array, min, max}. With a range per channel ("uint8-zlib-base64-channels"), min and
+// max are arrays, one per channel (the first dimension).
 export async function decodeTensor(encoded) {
   const levels = await inflate(encoded.data);
-  const step = (encoded.max - encoded.min) / 255;
   const values = new Float32Array(levels.length);
-  for (let i = 0; i < levels.length; i++) values[i] = encoded.min + levels[i] * step;
+  if (Array.isArray(encoded.min)) {
+    const plane = levels.length / encoded.min.length;
+    encoded.min.forEach((low, c) => {
+      const step = (encoded.max[c] - low) / 255;
+      for (let i = c * plane; i < (c + 1) * plane; i++) values[i] = low + levels[i] * step;
+    });
+  } else {
+    const step = (encoded.max - encoded.min) / 255;
+    for (let i = 0; i < levels.length; i++) values[i] = encoded.min + levels[i] * step;
+  }
   return { shape: encoded.shape, values, min: encoded.min, max: encoded.max };
 }
 

@@ -50,7 +50,7 @@ function diagram(architecture) {
       h("li", { class: "rank" }, h("ol", { class: column.length > 1 ? "branches" : "" }, ...column)))));
 }
 
-function stats(role, entry) {
+export function stats(role, entry) {
   const s = entry.stats;
   return h("div", { class: "weights-block" },
     h("h5", { text: `${role} ${entry.shape.join("×")}` }),
@@ -62,7 +62,7 @@ function stats(role, entry) {
 }
 
 // Conv filters as one canvas: a row per output channel, a 3x3 (or kxk) tile per input channel.
-async function filters(layer) {
+export async function filters(layer) {
   const tensor = await decodeTensor(layer.filters.images);
   const [outputs, inputs, kh, kw] = tensor.shape;
   const perRow = inputs === 1 ? 8 : inputs;
