@@ -59,6 +59,7 @@ bench: setup
 	$(BIN)/python bench/preprocess_latency.py
 	$(BIN)/python bench/http_predict.py  # its concurrent part needs wrk (apt-get install wrk)
 	$(BIN)/python bench/ui_latency.py    # needs chromium (apt-get install chromium)
+	$(BIN)/python bench/ui_photo_latency.py
 	$(BIN)/python bench/job_events_latency.py
 
 # Re-create the packaged default weights (the commands are recorded in each checkpoint's metadata).

@@ -77,6 +77,7 @@ export function featureMaps(layer, request) {
 
   async function load() {
     const mine = ++turn;
+    const started = performance.now();
     status.textContent = "Loading…";
     const body = await request({ layer: layer.name, sort: sort.value, offset, limit: PAGE, max_side: THUMBNAIL });
     if (mine !== turn) return;
@@ -114,6 +115,8 @@ export function featureMaps(layer, request) {
       return h("figure", {}, canvas, h("figcaption", { text: String(channel) }));
     });
     grid.replaceChildren(...cells);
+    // Read by bench/ui_photo_latency.py: layer clicked -> its page of maps drawn (ms).
+    window.__convscope.layerTimings = [...(window.__convscope.layerTimings || []), performance.now() - started];
     range.textContent = `channels ${offset + 1}-${offset + body.order.length} of ${body.channels}`;
     previous.disabled = offset === 0;
     next.disabled = offset + PAGE >= body.channels;
