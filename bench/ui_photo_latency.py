@@ -39,29 +39,28 @@ def user_models(folder: Path) -> str:
                        for name in ("vgg16", "resnet50")])
 
 
-def count(page, key: str) -> int:
-    return page.evaluate(f"(window.__convscope.{key} || []).length")
+def repeat(page, key: str, action, rounds: int) -> list[float]:
+    """Run ``action(i)`` ``rounds`` times, each time waiting for the page to record one more timing under
+    ``window.__convscope[key]``; returns those timings (ms)."""
+    recorded = f"(window.__convscope.{key} || []).length"
+    for i in range(rounds):
+        before = page.evaluate(recorded)
+        action(i)
+        wait_until(page, f"{recorded} > {before}", 120)
+        time.sleep(0.1)
+    return page.evaluate(f"window.__convscope.{key}")[-rounds:]
 
 
 def photo_times(page, url: str, model: str, rounds: int) -> list[float]:
     page.goto(url + "/#/photo")
     page.get_by_label("Image model").select_option(model)
     page.wait_for_selector("button.sample-photo[data-photo=coffee]")
-    for i in range(rounds):
-        before = count(page, "timings")
-        page.click(f"button.sample-photo[data-photo={PHOTOS[i % len(PHOTOS)]}]")
-        wait_until(page, f"window.__convscope.timings.length > {before}", 60)
-        time.sleep(0.1)
-    return page.evaluate("window.__convscope.timings")[-rounds:]
+    return repeat(page, "timings", lambda i: page.click(f"button.sample-photo[data-photo={PHOTOS[i % 4]}]"), rounds)
 
 
 def layer_times(page, layer: str, rounds: int) -> list[float]:
-    for _ in range(rounds):
-        before = count(page, "layerTimings")
-        page.click(f"[data-testid=layer-graph] [data-layer='{layer}']")
-        wait_until(page, f"(window.__convscope.layerTimings || []).length > {before}", 60)
-        time.sleep(0.1)
-    return page.evaluate("window.__convscope.layerTimings")[-rounds:]
+    return repeat(page, "layerTimings", lambda _: page.click(f"[data-testid=layer-graph] [data-layer='{layer}']"),
+                  rounds)
 
 
 def compare_times(page, url: str, models: list[str], rounds: int) -> list[float]:
@@ -72,12 +71,7 @@ def compare_times(page, url: str, models: list[str], rounds: int) -> list[float]
             box.uncheck()
     for model in models:
         page.locator(f".compare-models input[value='{model}']").check()
-    for i in range(rounds):
-        before = count(page, "timings")
-        page.click(f"button.sample-photo[data-photo={PHOTOS[i % len(PHOTOS)]}]")
-        wait_until(page, f"window.__convscope.timings.length > {before}", 120)
-        time.sleep(0.1)
-    return page.evaluate("window.__convscope.timings")[-rounds:]
+    return repeat(page, "timings", lambda i: page.click(f"button.sample-photo[data-photo={PHOTOS[i % 4]}]"), rounds)
 
 
 def report(name: str, times: list[float]) -> None:
