@@ -137,3 +137,25 @@ def test_compare_two_models_side_by_side(context, server):
         lite0.get_by_label("efficientnet_lite0: layer for feature maps").select_option("_conv_stem")
         lite0.locator("[data-testid=channel-grid] canvas").first.wait_for()
         assert lite0.locator("[data-testid=channel-grid] canvas").count() == 32
+
+
+OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (768, 1024)])
+def test_the_photo_and_compare_views_fit_phones_and_tablets(server, width, height):
+    with browser_context(width, height) as small, checked_page(small) as page:
+        page.goto(server.url + "/#/photo")
+        page.wait_for_selector("button.sample-photo[data-photo=chelsea]")
+        choose_sample(page, "chelsea")
+        page.click("[data-testid=layer-graph] [data-layer='_conv_stem']")
+        page.wait_for_selector("[data-testid=channel-grid] canvas")
+        page.wait_for_selector("[data-testid=layer-panel] .layer-weights")
+        assert page.evaluate(OVERFLOW) <= 0
+        top = page.locator("[data-testid=top-classes]").bounding_box()
+        assert top["x"] >= 0 and top["x"] + top["width"] <= width
+        page.goto(server.url + "/#/compare")
+        page.wait_for_selector("button.sample-photo[data-photo=coffee]")
+        page.click("button.sample-photo[data-photo=coffee]")
+        page.wait_for_selector(".compare-column[data-model=mnist_cnn]")
+        assert page.evaluate(OVERFLOW) <= 0
