@@ -159,3 +159,24 @@ def test_the_photo_and_compare_views_fit_phones_and_tablets(server, width, heigh
         page.click("button.sample-photo[data-photo=coffee]")
         page.wait_for_selector(".compare-column[data-model=mnist_cnn]")
         assert page.evaluate(OVERFLOW) <= 0
+
+
+def test_a_photo_prediction_is_saved_and_reported_with_a_class_from_the_list(page, server):
+    answer = choose_sample(page, "chelsea")
+    panel = page.locator(".save-panel")
+    with page.expect_response(lambda r: r.url.endswith("/api/predictions") and r.status == 201) as saved:
+        panel.get_by_role("button", name="Save").click()
+    saved_id = saved.value.json()["id"]
+    assert saved.value.json()["predicted_class"] == answer["predicted_class"]
+    panel.get_by_text(f"Saved as #{saved_id}").wait_for()
+    panel.get_by_role("button", name="Report wrong").click()
+    panel.get_by_label("Correct class").fill(answer["predicted_class"])  # what it said already: refused here
+    panel.get_by_role("button", name="Send report").click()
+    panel.get_by_text("That is what the model answered").wait_for()
+    panel.get_by_label("Correct class").fill("Persian cat")
+    panel.get_by_label("Reason").fill("long fur")
+    panel.get_by_role("button", name="Send report").click()
+    panel.get_by_text("Reported: Persian cat.").wait_for()
+    status, body = server.request("GET", f"/api/predictions/{saved_id}")
+    assert status == 200 and body["model"] == "efficientnet_lite0"
+    assert [(r["correct_class"], r["reason"]) for r in body["reports"]] == [("Persian cat", "long fur")]
