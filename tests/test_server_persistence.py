@@ -92,6 +92,12 @@ def test_reports_keep_the_reason_as_text_validate_the_label_and_resolve(db_clien
     assert bad.status_code == 422
     assert bad.json()["error"]["message"] == "correct_label must be a class index of mnist_cnn: 0-9, got 10"
     assert db_client.post("/api/predictions/999/reports", json={"correct_label": 1}).status_code == 404
+    predicted = saved["predicted"]
+    same = db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": predicted})
+    assert same.status_code == 422 and same.json()["error"]["message"].startswith(
+        f"correct_label {predicted} ({predicted}) is what the model predicted")
+    unexplained = db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": None})
+    assert unexplained.status_code == 422 and "needs a reason" in unexplained.json()["error"]["message"]
     listed = db_client.get("/api/reports").json()
     assert listed["total"] == 1 and listed["items"][0]["prediction"]["id"] == saved["id"]
     resolved = db_client.put(f"/api/reports/{body['id']}", json={"resolved": True}).json()
@@ -126,17 +132,18 @@ def test_listings_count_child_lists_instead_of_embedding_them(db_client):
 def test_statistics_by_hand(db_client):
     saved = [save(db_client, sample_pixels(db_client, digit, 0)) for digit in (0, 1, 2, 3)]
     predicted = [s["predicted"] for s in saved]
-    db_client.post(f"/api/predictions/{saved[0]['id']}/reports", json={"correct_label": 8, "reason": "a"})
-    db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": 7, "reason": "b"})
-    db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": 7, "reason": "again"})
+    first, second = (predicted[0] + 1) % 10, (predicted[1] + 2) % 10  # any class but the predicted one
+    db_client.post(f"/api/predictions/{saved[0]['id']}/reports", json={"correct_label": first, "reason": "a"})
+    db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": second, "reason": "b"})
+    db_client.post(f"/api/predictions/{saved[1]['id']}/reports", json={"correct_label": second, "reason": "again"})
     stats = db_client.get("/api/stats", params={"model": "mnist_cnn"}).json()
     assert stats["predictions"] == 4 and stats["reported_predictions"] == 2
     assert stats["reported_error_rate"] == 0.5
     assert stats["reports"] == {"total": 3, "open": 3, "resolved": 0}
     assert stats["classes"] == stats["confusion"]["labels"] == [str(d) for d in range(10)]  # every MNIST class
     expected = np.zeros((10, 10), int)
-    expected[predicted[0], 8] += 1
-    expected[predicted[1], 7] += 2
+    expected[predicted[0], first] += 1
+    expected[predicted[1], second] += 2
     assert np.array_equal(np.array(stats["confusion"]["matrix"]), expected)
     per_class = {row["class"]: row for row in stats["per_class"]}
     for digit in range(10):
@@ -144,7 +151,7 @@ def test_statistics_by_hand(db_client):
     assert per_class[str(predicted[0])]["reported"] >= 1
     # Without a model: only the classes that occur, in index order.
     occurring = db_client.get("/api/stats").json()
-    assert occurring["classes"] == sorted({str(p) for p in predicted} | {"7", "8"}, key=int)
+    assert occurring["classes"] == sorted({str(p) for p in predicted} | {str(first), str(second)}, key=int)
     assert occurring["predictions"] == 4 and occurring["reports"] == stats["reports"]
     assert db_client.get("/api/stats", params={"model": "mnist_mlp"}).json()["predictions"] == 0
 
@@ -162,6 +169,18 @@ def test_rerun_keeps_the_original_and_records_the_run(db_client):
     assert db_client.get(f"/api/predictions/{saved['id']}").json()["probabilities"] == saved["probabilities"]
 
 
+def test_none_of_these_is_a_report_without_a_class_kept_out_of_the_confusion_matrix(db_client):
+    saved = save(db_client, sample_pixels(db_client, 4))
+    report = db_client.post(f"/api/predictions/{saved['id']}/reports",
+                            json={"correct_label": None, "reason": "a smiley, not a digit"})
+    assert report.status_code == 201
+    assert (report.json()["correct_label"], report.json()["correct_class"]) == (None, None)
+    assert db_client.get(f"/api/predictions/{saved['id']}").json()["reports"][0]["reason"] == "a smiley, not a digit"
+    stats = db_client.get("/api/stats").json()
+    assert stats["reported_predictions"] == 1 and stats["reports"]["total"] == 1
+    assert sum(map(sum, stats["confusion"]["matrix"])) == 0
+
+
 def test_delete_removes_the_prediction_and_its_reports(db_client):
     saved = save(db_client, sample_pixels(db_client, 6))
     db_client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 1})
@@ -176,7 +195,7 @@ def test_migrations_create_the_schema_once(database_url, tmp_path):
     db.migrate()
     db.migrate()  # already at head: nothing to do
     with db.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         assert {"predictions", "reports", "reruns", "model_versions", "active_models", "training_jobs",
                 "job_events"} <= set(inspect(connection).get_table_names())
     db.dispose()

@@ -76,16 +76,23 @@ def add_rerun(session: Session, prediction: Prediction, result: Result) -> Rerun
     return rerun
 
 
-def add_report(session: Session, prediction_id: int, correct_label: int, reason: str,
+def add_report(session: Session, prediction_id: int, correct_label: int | None, reason: str,
                class_names: Callable[[str], tuple[str, ...]]) -> Report:
-    """``class_names(model)`` gives the classes of the prediction's model: the label must be one of them."""
+    """``class_names(model)`` gives the classes of the prediction's model: the label must be one of them, and not
+    the predicted one (a report says the prediction is wrong). None: none of them, which the reason must explain."""
     prediction = get_prediction(session, prediction_id)
     names = class_names(prediction.model)
-    if not 0 <= correct_label < len(names):
+    if correct_label is None:
+        if not reason.strip():
+            raise InputError("a report of none of the classes needs a reason saying what the input is")
+    elif not 0 <= correct_label < len(names):
         raise InputError(f"correct_label must be a class index of {prediction.model}: 0-{len(names) - 1}, "
                          f"got {correct_label}")
-    report = Report(prediction_id=prediction_id, correct_label=correct_label, correct_class=names[correct_label],
-                    reason=reason)
+    elif correct_label == prediction.predicted:
+        raise InputError(f"correct_label {correct_label} ({names[correct_label]}) is what the model predicted: a "
+                         "report says the prediction is wrong, so give another class, or null for none of them")
+    report = Report(prediction_id=prediction_id, correct_label=correct_label,
+                    correct_class=None if correct_label is None else names[correct_label], reason=reason)
     session.add(report)
     session.flush()
     return get_report(session, report.id)
@@ -132,6 +139,7 @@ def statistics(session: Session, model: str | None = None, class_names: tuple[st
     corrections = session.execute(only(
         select(Prediction.predicted, Prediction.predicted_class, Report.correct_label, Report.correct_class,
                func.count()).join(Report, Report.prediction_id == Prediction.id)
+        .where(Report.correct_label.is_not(None))  # "none of these" has no column in the matrix
         .group_by(Prediction.predicted, Prediction.predicted_class, Report.correct_label, Report.correct_class))).all()
     # Classes in index order, each name once.
     seen = [*enumerate(class_names), *saved, *((index, name) for index, name, *_ in corrections),

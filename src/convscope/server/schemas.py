@@ -158,7 +158,8 @@ class JobRequest(Strict):
 
 
 class ReportRequest(Strict):
-    correct_label: int = Field(ge=0, le=INT4_MAX, description="a class index of the prediction's model")
+    correct_label: int | None = Field(ge=0, le=INT4_MAX, description="a class index of the prediction's model, not "
+                                      "the predicted one; null: none of its classes (then a reason is required)")
     reason: str = Field("", max_length=2000, pattern=r"^[^\x00]*$", description="plain text, without NUL characters")
 
 

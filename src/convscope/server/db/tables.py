@@ -141,8 +141,9 @@ class Report(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"), index=True)
-    correct_label: Mapped[int] = mapped_column(Integer)  # a class index of the prediction's model
-    correct_class: Mapped[str] = mapped_column(String(200))
+    # A class index of the prediction's model and its name; both None: "none of these" (the reason says what)
+    correct_label: Mapped[int | None] = mapped_column(Integer)
+    correct_class: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

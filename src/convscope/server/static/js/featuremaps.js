@@ -88,13 +88,22 @@ export function createLayerView(name, kind, shape, { labels = null, onEnlarge = 
     if (step) {
       select(Math.max(0, Math.min(channels - 1, (selected < 0 ? 0 : selected + step))));
       event.preventDefault();
-    } else if (event.key === "Enter" && spatial && selected >= 0 && tensor) {
+    } else if (event.key === "Enter" && spatial && tensor) {
+      // The dialog takes the focus; without preventDefault the same Enter would press its Close button.
+      event.preventDefault();
+      if (selected < 0) select(0);
       onEnlarge(name, selected, channelOf(tensor, selected, height, width));
     }
   });
 
   return {
     element,
+    clear() {
+      tensor = null;
+      context.clearRect(0, 0, canvas.width, canvas.height);
+      legendSlot.replaceChildren();
+      readout.textContent = " ";
+    },
     update(next, winner = -1) {
       tensor = next;
       const image = context.createImageData(canvas.width, canvas.height);

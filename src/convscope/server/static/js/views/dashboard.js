@@ -19,7 +19,8 @@ function rerunItem(rerun) {
 
 function reportItem(report, onResolve) {
   return h("li", { class: "report" },
-    h("span", {}, `#${report.prediction_id}: correct class `, h("strong", { text: report.correct_class })),
+    h("span", {}, `#${report.prediction_id}: correct class `,
+      h("strong", { text: report.correct_class ?? "none of these" })), // null: none of the model's classes
     h("q", { class: "reason", text: report.reason || "(no reason given)" }),
     h("span", { class: "muted", text: when(report.created_at) }),
     h("button", { type: "button", text: report.resolved ? "Reopen" : "Resolve",

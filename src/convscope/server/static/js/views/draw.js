@@ -9,6 +9,7 @@ import { loadImage } from "../pictures.js";
 import { digitSelect, fetchSample, pixelsToDataUrl } from "../samples.js";
 import { createResults } from "./results.js";
 
+const NONE_OF_THESE = "none";
 const THROTTLE_MS = 75; // at most one prediction per 75 ms while a stroke goes on (and one at its end)
 const METHODS = [["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"], ["hirescam", "HiResCAM"],
   ["saliency", "Saliency"]];
@@ -24,7 +25,7 @@ function classOptions(names) {
 
 export function createDrawView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
-  const results = createResults();
+  const results = createResults({ methodTitles: Object.fromEntries(METHODS) });
   const pad = createDrawpad({ onStroke: strokeMoved, onStrokeEnd: strokeEnded });
   const overlayContext = pad.overlay.getContext("2d");
 
@@ -37,8 +38,8 @@ export function createDrawView(root, store) {
     oninput: () => pad.setWidth(Number(width.value)) });
   const digitChoice = digitSelect();
   const upload = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp",
-    "aria-label": "Upload an image", onchange: () => upload.files[0] && useUpload(upload.files[0]) });
-  const method = h("select", { "aria-label": "CAM method", onchange: refresh },
+    "aria-label": "Upload an image", onchange: uploadChosen });
+  const method = h("select", { "aria-label": "CAM method", onchange: () => { layerMenuFits(); refresh(); } },
     ...METHODS.map(([value, text]) => option(value, text)));
   const camLayer = h("select", { "aria-label": "CAM layer", onchange: refresh });
   const target = h("select", { "aria-label": "Class to explain", onchange: refresh }, option("", "predicted class"));
@@ -46,14 +47,15 @@ export function createDrawView(root, store) {
     onchange: () => { pad.overlay.hidden = !showOverlay.checked; } });
   const saveButton = h("button", { type: "button", text: "Save", onclick: save, disabled: true });
   const reportButton = h("button", { type: "button", text: "Report wrong", onclick: openReport, disabled: true });
-  const saved = h("span", { class: "muted", "aria-live": "polite" });
+  const saved = h("span", { class: "muted", "aria-live": "polite", tabindex: "-1" });
   const reportLabel = h("select", { "aria-label": "Correct class", required: true });
+  const reportSend = h("button", { type: "submit", text: "Send report" });
   const reportReason = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Reason",
     placeholder: "Why is it wrong? (optional)" });
   const reportForm = h("form", { class: "report-form", hidden: true, onsubmit: sendReport },
     h("label", {}, "Correct class ", reportLabel), h("label", {}, "Reason ", reportReason),
-    h("button", { type: "submit", text: "Send report" }),
-    h("button", { type: "button", text: "Cancel", onclick: () => { reportForm.hidden = true; } }));
+    reportSend,
+    h("button", { type: "button", text: "Cancel", onclick: closeReport }));
 
   root.append(h("div", { class: "draw-view" },
     h("section", { class: "input-panel", "aria-label": "Input" },
@@ -77,6 +79,7 @@ export function createDrawView(root, store) {
   let input = null;
   let placement = { scale: 1, dx: 0, dy: 0 };
   let savedId = null;
+  let savedPredicted = null; // the class index the saved record predicted
   let inflight = false;
   let again = false;
   let lastSent = 0;
@@ -91,7 +94,10 @@ export function createDrawView(root, store) {
   }
 
   function strokeMoved() {
-    if (input?.kind !== "drawing") message.clear(); // what was said about a sample or an upload
+    if (input?.kind !== "drawing") { // what was said about a sample or an upload no longer holds
+      message.clear();
+      results.setTruth(null);
+    }
     input = { kind: "drawing" };
     placement = { scale: 1, dx: 0, dy: 0 };
     if (performance.now() - lastSent >= THROTTLE_MS) predict();
@@ -115,9 +121,17 @@ export function createDrawView(root, store) {
     message.clear();
     input = null;
     store.input = null;
+    clearResults();
+  }
+
+  // Nothing is shown that no longer belongs to the input: no prediction, no CAM, nothing to save or report.
+  function clearResults() {
     overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
     results.reset();
     saveButton.disabled = reportButton.disabled = true;
+    savedId = null;
+    saved.textContent = "";
+    reportForm.hidden = true;
   }
 
   function refresh() {
@@ -137,6 +151,13 @@ export function createDrawView(root, store) {
   // One request at a time; a change made meanwhile is sent as soon as the answer is in (latest wins).
   async function predict() {
     if (!input) return;
+    if (input.kind === "drawing" && pad.blank()) { // erased (or undone) down to nothing
+      store.input = null;
+      keepInput = false;
+      if (inflight) again = true; // cleared once the answer in flight is in
+      else clearResults();
+      return;
+    }
     if (inflight) {
       again = true;
       return;
@@ -161,7 +182,10 @@ export function createDrawView(root, store) {
         window.__convscope.timings.push(performance.now() - measuring);
       }
     } catch (error) {
-      if (alive) message.error(error.message);
+      if (alive) {
+        clearResults(); // what was shown answered another input
+        message.error(error.message);
+      }
     } finally {
       inflight = false;
       if (again && alive) {
@@ -187,6 +211,7 @@ export function createDrawView(root, store) {
       const found = await fetchSample(digitChoice);
       placement = pad.show(await loadImage(pixelsToDataUrl(found.pixels)));
       input = { kind: "sample", pixels: found.pixels, label: found.label };
+      results.setTruth(found.label);
       message.info(`MNIST test image ${found.index}, labelled ${found.label}`);
       inputChanged();
     } catch (error) {
@@ -194,8 +219,15 @@ export function createDrawView(root, store) {
     }
   }
 
+  function uploadChosen() {
+    const file = upload.files[0];
+    upload.value = ""; // choosing the same file again is a change too
+    if (file) useUpload(file);
+  }
+
   async function useUpload(file) {
     message.clear();
+    results.setTruth(null);
     try {
       placement = pad.show(await createImageBitmap(file));
     } catch {
@@ -212,6 +244,7 @@ export function createDrawView(root, store) {
     const fields = { model: store.model, version: store.version ?? undefined };
     const record = await savePrediction(current(), fields);
     savedId = record.id;
+    savedPredicted = record.predicted;
     saved.replaceChildren("Saved as ", h("a", { href: "#/dashboard", text: `#${record.id}` }),
       ` (${record.model} v${record.version} predicted ${record.predicted_class})`);
     return savedId;
@@ -228,6 +261,7 @@ export function createDrawView(root, store) {
   async function openReport() {
     try {
       await ensureSaved();
+      reportChoices(savedPredicted);
       reportForm.hidden = false;
       reportLabel.focus();
     } catch (error) {
@@ -235,23 +269,65 @@ export function createDrawView(root, store) {
     }
   }
 
+  function closeReport() {
+    reportForm.hidden = true;
+    reportButton.focus(); // where the form was opened from
+  }
+
+  // No class chosen at first; the predicted class is no correction; "none of these" needs a reason.
+  function reportChoices(predicted) {
+    reportLabel.replaceChildren(h("option", { value: "", text: "choose…", disabled: true, selected: true }),
+      ...classOptions(store.classes()).map((o) => {
+        if (Number(o.value) === predicted) Object.assign(o, { disabled: true, text: `${o.text} (predicted)` });
+        return o;
+      }), option(NONE_OF_THESE, "none of these"));
+    reportLabel.value = "";
+  }
+
   async function sendReport(event) {
     event.preventDefault();
+    const none = reportLabel.value === NONE_OF_THESE;
+    if (none && !reportReason.value.trim()) {
+      reportReason.setCustomValidity("say what it is, when it is none of these classes");
+      reportReason.reportValidity();
+      return;
+    }
+    reportReason.setCustomValidity("");
     try {
       const report = await api(`/api/predictions/${savedId}/reports`, { method: "POST",
-        body: { correct_label: Number(reportLabel.value), reason: reportReason.value } });
+        body: { correct_label: none ? null : Number(reportLabel.value), reason: reportReason.value } });
       reportForm.hidden = true;
       reportReason.value = "";
-      saved.textContent = `Reported #${report.prediction_id}: the correct class is ${report.correct_class}. Thank you.`;
+      saved.textContent = `Reported #${report.prediction_id}: ${report.correct_class === null
+        ? "none of these classes" : `the correct class is ${report.correct_class}`}. Thank you.`;
+      saved.focus(); // the focus stays with the report's outcome, not lost to the page
     } catch (error) {
       message.error(error.message);
+      reportSend.focus();
     }
   }
 
   // --- the model: its layers decide the layer views and the CAM layers, its classes the class selects ----------
   function setClasses(names) {
     target.replaceChildren(option("", "predicted class"), ...classOptions(names));
-    reportLabel.replaceChildren(...classOptions(names));
+  }
+
+  // A CAM is taken at a layer with a spatial map bigger than 1x1 (a conv, its activation, a pooling or a merge);
+  // saliency takes none. A model with no such layer (an MLP) explains by saliency only.
+  function setCamChoices(architecture) {
+    const spatial = architecture.layers.filter((l) => l.output_shape.length === 3
+      && l.output_shape[1] * l.output_shape[2] > 1);
+    const fallback = architecture.default_cam_layer;
+    camLayer.replaceChildren(option("", fallback ? `default (${fallback})` : "default layer"),
+      ...spatial.map((l) => option(l.name, l.name)));
+    for (const choice of method.options) choice.disabled = choice.value !== "saliency" && spatial.length === 0;
+    if (method.selectedOptions[0]?.disabled) method.value = "saliency";
+    layerMenuFits();
+  }
+
+  function layerMenuFits() {
+    camLayer.disabled = method.value === "saliency" || camLayer.options.length <= 1;
+    if (camLayer.disabled) camLayer.value = "";
   }
 
   async function loadModel() {
@@ -260,12 +336,7 @@ export function createDrawView(root, store) {
       if (!alive) return;
       results.setModel(architecture, store.classes());
       setClasses(store.classes());
-      // A CAM can be taken at any tap with a (C, H, W) output.
-      const spatial = architecture.layers.filter((l) => l.output_shape.length === 3);
-      const fallback = architecture.default_cam_layer;
-      camLayer.replaceChildren(option("", fallback ? `default (${fallback})` : "default layer"),
-        ...spatial.map((l) => option(l.name, l.name)));
-      camLayer.disabled = spatial.length === 0;
+      setCamChoices(architecture);
       refresh();
     } catch (error) {
       message.error(error.message);
@@ -282,7 +353,8 @@ export function createDrawView(root, store) {
     } else if (kept.kind === "upload") {
       placement = pad.show(await createImageBitmap(kept.file));
     }
-    input = { kind: kept.kind, pixels: kept.pixels, file: kept.file };
+    input = { kind: kept.kind, pixels: kept.pixels, file: kept.file, label: kept.label };
+    results.setTruth(kept.kind === "sample" ? kept.label : null);
   }
 
   // Another model: what was saved or reported was about the previous one's answer.

@@ -21,10 +21,14 @@ function classLayers(architecture, classNames) {
     && layer.output_shape.length === 1 && layer.output_shape[0] === classNames.length).map((layer) => layer.name));
 }
 
-export function createResults() {
+// `methodTitles`: method name -> what to call it ("gradcam" -> "Grad-CAM").
+export function createResults({ methodTitles = {} } = {}) {
   const predictedClass = h("span", { class: "predicted-class", text: "–" });
   const confidence = h("span", { class: "confidence", text: "draw or upload" });
   const versionLabel = h("span", { class: "muted" });
+  const truth = h("span", { class: "truth", hidden: true });
+  const unusual = h("p", { class: "unusual", role: "status", hidden: true });
+  const camNote = h("p", { class: "cam-note muted", hidden: true });
   const barsSlot = h("div", { class: "bars-slot" });
   const input = small("model input");
   const camOnInput = small("CAM on the input");
@@ -38,13 +42,27 @@ export function createResults() {
     dialogRange, h("form", { method: "dialog" }, h("button", { text: "Close" })));
   const element = h("div", { class: "results" },
     h("div", { class: "prediction", "aria-live": "polite" }, h("span", { class: "muted", text: "predicted" }),
-      predictedClass, confidence, versionLabel),
+      predictedClass, confidence, versionLabel, truth),
+    unusual,
     barsSlot,
     h("div", { class: "seen" }, input.figure, camOnInput.figure, saliency.figure),
+    camNote,
     camLegend);
   let bars = probabilityBars([]);
   let layerViews = new Map();
   let labelled = new Set(); // names of the layers whose units are the classes
+  let classNames = [];
+  let trueLabel = null; // the class index a test sample is labelled with; null when unknown
+  let shownPrediction = null;
+
+  function showTruth() {
+    truth.hidden = trueLabel === null;
+    if (trueLabel === null) return;
+    const right = shownPrediction === trueLabel;
+    truth.className = `truth ${shownPrediction === null ? "" : right ? "right" : "wrong"}`;
+    truth.textContent = `true label ${classNames[trueLabel] ?? trueLabel}${shownPrediction === null ? ""
+      : right ? " ✓" : " ✗"}`;
+  }
 
   function enlarge(name, index, channel) {
     dialogTitle.textContent = `${name}, channel ${index}`;
@@ -57,7 +75,8 @@ export function createResults() {
     element,
     layersElement: h("div", {}, layersBox, dialog),
     // Lay out the bars and one view per layer (once per model), from the architecture and the class names.
-    setModel(architecture, classNames) {
+    setModel(architecture, names) {
+      classNames = names;
       bars = probabilityBars(classNames);
       barsSlot.replaceChildren(bars.element);
       input.caption.textContent = `model input (${architecture.input_shape.slice(-2).join("×")})`;
@@ -66,9 +85,24 @@ export function createResults() {
         layer.output_shape, { labels: labelled.has(layer.name) ? classNames : null, onEnlarge: enlarge })]));
       layersBox.replaceChildren(...[...layerViews.values()].map((view) => view.element));
     },
+    // Nothing shown: no prediction, no bars, no pictures, no layer maps (Clear, an empty pad, a failed request).
     reset() {
       predictedClass.textContent = "–";
       confidence.textContent = "draw or upload";
+      versionLabel.textContent = "";
+      shownPrediction = null;
+      showTruth();
+      unusual.hidden = camNote.hidden = true;
+      bars.update(classNames.map(() => 0), -1);
+      for (const { canvas } of [input, camOnInput, saliency]) {
+        canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+      }
+      for (const view of layerViews.values()) view.clear();
+    },
+    // The label of a test sample, shown beside the prediction (null: not a sample).
+    setTruth(label) {
+      trueLabel = label;
+      showTruth();
     },
     // Decode and draw everything; `overlay(heatCanvas)` lays the CAM over the drawing.
     async show(answer, overlay) {
@@ -78,6 +112,15 @@ export function createResults() {
       predictedClass.textContent = answer.predicted_class;
       confidence.textContent = `${(answer.confidence * 100).toFixed(1)}%`;
       versionLabel.textContent = `${answer.model} v${answer.version}`;
+      shownPrediction = answer.predicted;
+      showTruth();
+      unusual.hidden = !answer.unusual_input;
+      unusual.textContent = answer.unusual_input ? `Unusual input: ${answer.unusual_input.reason}.` : "";
+      const method = answer.cam?.method ?? "saliency";
+      camOnInput.caption.textContent = answer.cam && method !== "saliency"
+        ? `${methodTitles[method] ?? method} at ${answer.cam.layer}` : "saliency on the input";
+      camNote.hidden = !answer.cam?.blank;
+      camNote.textContent = answer.cam?.blank ? `${methodTitles[method] ?? method}: ${answer.cam.blank}.` : "";
       bars.update(answer.probabilities, answer.predicted);
       paintInput(input.canvas, modelInput, VIRIDIS);
       const map = cam || sal;
