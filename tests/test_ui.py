@@ -178,18 +178,33 @@ def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
     assert [r["prediction_id"] for r in listing["items"]] == [saved_id]
 
 
-def test_the_architecture_view_shows_layers_weights_and_filters(page):
+def test_the_architecture_view_shows_the_graph_layers_weights_and_filters(page):
     page.get_by_role("link", name="Architecture & weights").click()
-    page.locator(".diagram .node").first.wait_for()
-    nodes = page.locator(".diagram .node strong").all_inner_texts()
-    assert nodes[:3] == ["input", "conv1", "relu1"] and nodes[-1] == "softmax"
-    # each layer names the taps it reads; a straight chain has no skip connection and the trace is exact
-    assert page.locator(".node[data-layer=conv1] .parents").inner_text() == "← input"
-    assert page.locator(".node[data-layer=fc1] .parents").inner_text() == "← flatten"
-    assert page.locator(".parent.skip").count() == 0 and page.locator(".approximate").count() == 0
+    graph = page.locator("[data-testid=layer-graph]")
+    graph.locator("[data-layer=softmax]").wait_for()
+    names = graph.locator("[data-layer]").evaluate_all("nodes => nodes.map(n => n.dataset.layer)")
+    assert names[:3] == ["conv1", "relu1", "pool1"] and names[-1] == "softmax"
+    # a chain: each layer's one arrow from the layer before, the first from the input; kernel and stride shown
+    edges = graph.locator("path.edge").evaluate_all("paths => paths.map(p => p.dataset.edge)")
+    assert edges[:2] == ["input→conv1", "conv1→relu1"] and len(edges) == len(names)
+    assert graph.locator("path.edge").first.get_attribute("marker-end") == "url(#arrow)"
+    assert "conv 3×3 · 32×26×26" in graph.locator("[data-layer=conv1]").text_content()
+    assert "pool 2×2 /2 · 32×13×13" in graph.locator("[data-layer=pool1]").text_content()
+    assert page.locator(".approximate").count() == 0
     assert "225,034 parameters" in page.locator(".architecture > p").inner_text()
     assert page.locator("canvas.filters").count() == 2
     assert page.locator("svg.histogram").count() == 8  # weight and bias of conv1, conv2, fc1, fc2
+    # the flatten is one node like the others (its 1,600 values once made the diagram 2,700 px tall), and the graph
+    # scrolls inside its box
+    assert graph.locator("[data-layer=flatten] rect").evaluate("r => r.getBBox().height") == 44
+    assert graph.bounding_box()["height"] <= 0.8 * 800 + 2
+    graph.locator("[data-layer=conv2]").click()
+    panel = page.locator("[data-testid=layer-panel]")
+    panel.locator(".layer-weights").wait_for()
+    assert "kernel3×3" in panel.inner_text().replace("\t", "").replace(" ", "")
+    assert "weight 64×32×3×3" in panel.inner_text()
+    width = panel.locator("canvas.filters").evaluate("c => c.getBoundingClientRect().width / c.width")
+    assert width >= 4  # conv-2's 3x3 filters at 4 px a weight at least: readable
 
 
 def test_the_mlp_is_selectable_and_answers_with_its_layers(page):

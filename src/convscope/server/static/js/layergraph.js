@@ -237,7 +237,7 @@ export function createLayerGraph(architecture, { onSelect } = {}) {
     const arrow = svg("marker", { id: "arrow", viewBox: "0 0 8 8", refX: 8, refY: 4, markerWidth: 7,
       markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M0,0L8,4L0,8z" }));
     const edges = layout.edges.map((edge) => svg("path", { class: "edge", d: edgePath(edge),
-      "marker-end": "url(#arrow)" }));
+      "marker-end": "url(#arrow)", "data-edge": `${edge.sources[0]}→${edge.targets[0]}` }));
     element.replaceChildren(svg("svg", { width, height, viewBox: `-2 -2 ${width} ${height}`, role: "group",
       "aria-label": `${architecture.model ?? "model"} graph` }, svg("defs", {}, arrow), ...groups, ...edges, ...nodes));
   }

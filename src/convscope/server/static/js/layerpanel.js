@@ -8,7 +8,7 @@ import { DIVERGING, VIRIDIS, legend, levelOf, paint } from "./colors.js";
 import { h } from "./dom.js";
 import { compact, shapeText } from "./layergraph.js";
 import { decodeTensor } from "./tensors.js";
-import { filters, stats } from "./views/architecture.js";
+import { filters, stats } from "./weightsview.js";
 
 const PAGE = 64;
 const THUMBNAIL = 64; // pixels: a page's maps are averaged down to this on the server; enlarged ones come whole
