@@ -153,3 +153,25 @@ def test_serve_refuses_bad_settings_in_one_line(capsys):
     assert capsys.readouterr().err.strip() == (
         "convscope: error: invalid server settings: port: Input should be less than or equal to 65535")
     assert main(["serve", "--workers", "0"]) == 2
+
+
+def test_serve_open_opens_the_browser_at_the_served_url_once_it_answers(tmp_path):
+    """`webbrowser` runs the command in BROWSER with the URL: here a script that writes down what it was given and
+    whether the server answered by then."""
+    import stat
+    import time
+
+    from convscope.server.process import ServerProcess
+
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text("import sys, urllib.request\n"
+                       "status = urllib.request.urlopen(sys.argv[1] + 'api/health').status\n"
+                       f"open({str(opened)!r}, 'w').write(f'{{sys.argv[1]}} {{status}}')\n")
+    browser.chmod(browser.stat().st_mode | stat.S_IXUSR)
+    env = {"BROWSER": f"{sys.executable} {browser} %s", "CONVSCOPE_WORKERS": "1"}
+    with ServerProcess(tmp_path / "server", env=env, extra_args=("--open",)) as server:
+        deadline = time.monotonic() + 60
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert opened.read_text() == f"{server.url}/ 200"

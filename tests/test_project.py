@@ -28,6 +28,19 @@ def test_every_cli_command_is_in_the_readme():
         assert f"convscope {name}" in readme, name
 
 
+def test_every_serve_option_is_in_the_readme():
+    """Options that override a CONVSCOPE_* setting are documented with it; the others by name."""
+    from convscope.cli.serve import FLAGS
+
+    readme = (ROOT / "README.md").read_text()
+    serve = build_parser(only_serve=True)._subparsers._group_actions[0].choices["serve"]
+    for action in serve._actions:
+        for flag in action.option_strings:
+            setting = flag.removeprefix("--").replace("-", "_")
+            if flag.startswith("--") and flag != "--help" and setting not in FLAGS:
+                assert re.search(rf"{flag}\b", readme), flag
+
+
 def test_every_setting_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     source = "".join(p.read_text() for p in (ROOT / "src" / "convscope").rglob("*.py"))

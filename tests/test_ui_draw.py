@@ -156,3 +156,15 @@ def test_the_mlp_explains_by_saliency_and_says_so(page):
     answer = draw(page, [ONE[0]])
     assert answer["cam"]["method"] == "saliency"
     wait_until(page, "document.querySelectorAll('.seen figcaption')[1].textContent === 'saliency on the input'")
+
+
+def test_the_page_has_a_real_favicon(page, server):
+    href = page.locator("link[rel=icon]").evaluate("l => l.href")
+    assert href == server.url + "/favicon.svg"
+    status, svg = server.request("GET", "/favicon.svg")
+    assert status == 200 and svg.startswith(b"<svg") and b"<script" not in svg
+    # the browser draws it: an <img> of it has a size once loaded
+    size = page.evaluate("""() => new Promise((resolve) => { const image = new Image();
+        image.onload = () => resolve([image.naturalWidth, image.naturalHeight]); image.onerror = () => resolve(null);
+        image.src = '/favicon.svg'; })""")
+    assert size and size[0] > 0 and size[1] > 0

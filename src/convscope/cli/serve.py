@@ -19,6 +19,7 @@ def add_serve_parser(commands) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                        help=f"overrides CONVSCOPE_{name.upper()}")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--open", action="store_true", help="open the UI in a web browser once the server answers")
     p.add_argument("--model-name", dest="model", help="the name to serve --model-file's model under")
     from .main import add_user_model_args
     add_user_model_args(p)
@@ -61,5 +62,31 @@ def cmd_serve(args) -> None:
     if generated:
         print(f"convscope: admin token (training, activation, deletion): {settings.admin_token}\n"
               f"           send it as 'Authorization: Bearer <token>'", flush=True)
+    if args.open:
+        open_when_up(url if settings.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{settings.port}")
     uvicorn.run("convscope.server.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, access_log=args.access_log, log_level="info", timeout_graceful_shutdown=10)
+
+
+def open_when_up(url: str, timeout_s: float = 120.0) -> None:
+    """In the background: wait until ``url``/api/health answers, then open ``url``/ in the user's web browser
+    (the ``BROWSER`` environment variable picks one, as Python's ``webbrowser`` reads it)."""
+    import threading
+    import time
+    import urllib.request
+    import webbrowser
+
+    def wait_and_open() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                    if response.status == 200:
+                        webbrowser.open(f"{url}/")
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        logging.getLogger("convscope.server").warning("--open: %s did not answer; no browser opened", url)
+
+    threading.Thread(target=wait_and_open, name="convscope-open", daemon=True).start()
