@@ -143,8 +143,9 @@ OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
 
 
 @pytest.mark.parametrize("width, height", [(390, 844), (768, 1024)])
-def test_the_photo_and_compare_views_fit_phones_and_tablets(server, width, height):
-    with browser_context(width, height) as small, checked_page(small) as page:
+def test_the_photo_and_compare_views_fit_phones_and_tablets(context, server, width, height):
+    with checked_page(context) as page:
+        page.set_viewport_size({"width": width, "height": height})
         page.goto(server.url + "/#/photo")
         page.wait_for_selector("button.sample-photo[data-photo=chelsea]")
         choose_sample(page, "chelsea")

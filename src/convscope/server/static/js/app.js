@@ -1,8 +1,8 @@
 // The web app: one navigation, one shared store, one view mounted at a time. Each view is
 // `createXView(root, store) -> {dispose}` and owns its DOM and resources.
 
-import { api } from "./api.js";
 import { h, messageBox } from "./dom.js";
+import { createStore } from "./store.js";
 import { createArchitectureView } from "./views/architecture.js";
 import { createCompareView } from "./views/compare.js";
 import { createDashboardView } from "./views/dashboard.js";
@@ -25,35 +25,7 @@ const VIEWS = { draw: createDrawView, photo: createPhotoView, compare: createCom
   architecture: createArchitectureView, dashboard: createDashboardView, train: createTrainView,
   network: createNetworkView };
 
-// Shared state: which model and version, and the current input (kept when switching views).
-const store = {
-  models: [],
-  model: "mnist_cnn",
-  version: null, // null: the active version
-  input: null,
-  listeners: new Set(),
-  select(model, version) {
-    this.model = model;
-    this.version = version;
-    for (const listener of this.listeners) listener();
-  },
-  onSelect(listener) {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  },
-  spec(name = this.model) {
-    return this.models.find((m) => m.name === name);
-  },
-  // A model's class names, index by index (GET /api/models): every class select and label is built from them.
-  classes(name = this.model) {
-    return this.spec(name)?.class_names ?? [];
-  },
-  async reloadModels() {
-    this.models = await api("/api/models");
-    fillModelSelect();
-  },
-};
-
+const store = createStore();
 const select = document.getElementById("model-select");
 const globalMessage = messageBox(document.getElementById("global-message"));
 
@@ -70,6 +42,7 @@ function fillModelSelect() {
 }
 
 store.onSelect(fillModelSelect); // a view may choose the model too (the photo view's picker)
+store.onModels(fillModelSelect);
 select.addEventListener("change", () => {
   const [model, version] = select.value.split("@");
   store.select(model, version ? Number(version) : null);
