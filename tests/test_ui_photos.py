@@ -5,9 +5,13 @@ opened in the graph, two models compared, and a model without weights saying so 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from browser import browser_context, checked_page, ui_server, wait_until
+
+PHOTOS = Path(__file__).resolve().parents[1] / "src" / "convscope" / "data" / "photos"
 
 # Whether every canvas matching the selector has pixels that differ (not one flat colour).
 NON_BLANK = """(selector) => [...document.querySelectorAll(selector)].map((canvas) => {
@@ -181,3 +185,43 @@ def test_a_photo_prediction_is_saved_and_reported_with_a_class_from_the_list(pag
     status, body = server.request("GET", f"/api/predictions/{saved_id}")
     assert status == 200 and body["model"] == "efficientnet_lite0"
     assert [(r["correct_class"], r["reason"]) for r in body["reports"]] == [("Persian cat", "long fur")]
+
+
+def test_an_upload_is_shown_and_read_upright_as_its_exif_orientation_says(page, tmp_path):
+    from PIL import Image
+
+    upright = Image.open(PHOTOS / "coffee.png").convert("RGB")  # 400x300: wider than tall
+    stored = upright.transpose(Image.Transpose.ROTATE_270)  # what a camera held sideways stores: 300x400
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation 6: turn it 90 degrees clockwise to view
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, quality=95, exif=exif)
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.get_by_label("Choose a photo").set_input_files(str(path))
+    body = answer.value.json()
+    assert body["predicted_class"] == "espresso"
+    assert body["framing"]["source"][2] > body["framing"]["source"][3]  # the crop was taken from the upright photo
+    size = page.locator("canvas.photo-cam").evaluate("c => [c.width, c.height]")
+    assert size[0] > size[1]  # and it is shown upright, the CAM over the same crop
+
+
+DROP_AND_PASTE = """async ([kind, url]) => {
+  const blob = await (await fetch(url)).blob();
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+  if (kind === "drop") {
+    document.querySelector(".drop-zone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer,
+      bubbles: true, cancelable: true }));
+  } else {
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+  }
+}"""
+
+
+@pytest.mark.parametrize("kind, photo, expected", [("drop", "chelsea", "cat"), ("paste", "coffee", "espresso")])
+def test_a_photo_can_be_dropped_or_pasted(page, kind, photo, expected):
+    with page.expect_response(lambda r: r.url.endswith("/api/predict")) as answer:
+        page.evaluate(DROP_AND_PASTE, [kind, f"/api/photos/{photo}"])
+    assert expected in answer.value.json()["predicted_class"]
+    page.wait_for_selector("[data-testid=top-classes] li")
+    assert page.inner_text(".cam-caption").startswith("dropped.png:")
