@@ -117,3 +117,14 @@ def test_the_3d_view_draws_every_layer_updates_in_place_reads_cells_and_cleans_u
 
     page.get_by_role("link", name="Dashboard").click()
     assert page.evaluate("window.__convscope.network3d.disposed") is True
+
+
+def test_the_train_view_says_the_mlp_has_no_filters_instead_of_an_empty_panel(page, server):
+    page.goto(server.url + "/#/train")
+    page.locator("form.train-form").get_by_label("Model").select_option("mnist_mlp")
+    note = page.locator(".filters-note", has_text="mnist_mlp has no conv layer")
+    note.wait_for()
+    assert page.locator("canvas.live-filters").is_hidden()
+    page.locator("form.train-form").get_by_label("Model").select_option("mnist_cnn")
+    note.wait_for(state="hidden")
+    assert page.locator("canvas.live-filters").is_visible()

@@ -55,6 +55,7 @@ export function createTrainView(root, store) {
   const accuracyChart = h("div", { class: "chart", "aria-label": "Accuracy by epoch" });
   const filters = h("canvas", { class: "filters live-filters", "aria-label": "conv1 filters" });
   const filtersLegend = h("div");
+  const filtersNote = h("p", { class: "muted filters-note", hidden: true });
   const probes = h("div", { class: "probes", "aria-label": "Ten test digits and their current predictions" });
   const runs = h("tbody");
   const form = h("form", { class: "train-form", onsubmit: start },
@@ -66,7 +67,8 @@ export function createTrainView(root, store) {
     h("section", { "aria-label": "New run" }, h("h3", { text: "Train a model" }), form, message.element,
       progress, progressText),
     h("section", { class: "train-charts", "aria-label": "Curves" }, lossChart, accuracyChart),
-    h("section", { "aria-label": "Learning" }, h("h3", { text: "conv1 filters" }), filters, filtersLegend,
+    h("section", { "aria-label": "Learning" }, h("h3", { text: "conv1 filters" }), filtersNote, filters,
+      filtersLegend,
       h("h3", { text: "Ten test digits" }), probes),
     h("section", { class: "runs", "aria-label": "Past runs" }, h("h3", { text: "Runs" }),
       h("table", { class: "saved" }, h("thead", {}, h("tr", {}, ...["#", "status", "model", "configuration",
@@ -246,6 +248,25 @@ export function createTrainView(root, store) {
     }
   }
 
+  // A model without a conv layer (the MLP) has no filters to watch: say so instead of an empty panel.
+  async function filtersFit() {
+    const name = inputs.model.value;
+    try {
+      const architecture = await api(`/api/models/${name}/architecture`);
+      if (!alive || name !== inputs.model.value) return;
+      const conv = architecture.layers.some((layer) => layer.kind === "conv");
+      filters.hidden = !conv;
+      filtersLegend.hidden = !conv;
+      filtersNote.hidden = conv;
+      filtersNote.textContent = conv ? "" : `${name} has no conv layer: its first layer is dense, so there are no `
+        + "filters to watch (its first layer's weights are in the Architecture view).";
+    } catch (error) {
+      if (alive) message.error(error.message);
+    }
+  }
+
+  inputs.model.addEventListener("change", filtersFit);
+  filtersFit();
   charts().catch((error) => message.error(error.message));
   loadRuns();
   return {
