@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -116,6 +117,44 @@ def test_a_crashing_training_process_fails_the_job_and_not_the_server(client):
     assert events[-1][1] == "end" and events[-1][2]["status"] == "failed"
     again = start(client, **QUICK)  # the training slot was released
     wait_for(client, again["id"], ("completed",))
+
+
+DIVERGING = {"epochs": 3, "batch_size": 64, "lr": 10, "optimizer": "sgd", "schedule": "constant", "seed": 0}
+
+
+def test_a_diverging_job_is_stopped_as_diverged_and_makes_no_version(client):
+    job = start(client, **DIVERGING)  # plain SGD at lr 10: the loss is NaN within the first steps
+    final = wait_for(client, job["id"], ("completed", "failed", "cancelled", "diverged"))
+    assert final["status"] == "diverged" and final["version"] is None
+    assert final["error"].startswith("the loss became NaN or infinite at step ")
+    assert "no model was saved" in final["error"]
+    assert [v["version"] for v in client.get("/api/models/mnist_cnn").json()["versions"]] == [1]
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as response:
+        raw = "".join(response.iter_text())
+    assert not re.search(r"[:,\[]\s*-?(NaN|Infinity)", raw)  # JSON has neither: a browser's JSON.parse throws
+    events = read_events(client, job["id"])
+    total = events[0][2]["total_steps"]
+    training = [data for _, kind, data in events if kind in ("progress", "epoch")]
+    assert training and (training[0].get("loss", 0) is None or training[0].get("train_loss", 0) is None)  # NaN
+    assert training[-1]["step"] < total  # stopped there, not trained to the end
+    assert events[-1][1] == "end" and events[-1][2]["status"] == "diverged"
+
+
+def test_a_version_with_nan_weights_cannot_be_activated(client, tmp_path):
+    import torch
+
+    from convscope.models import get_spec, save_checkpoint
+
+    model = get_spec("mnist_cnn").build()
+    with torch.no_grad():
+        model.conv1.weight[0, 0, 0, 0] = float("nan")
+    path = save_checkpoint(tmp_path / "nan.safetensors", model, "mnist_cnn")
+    client.app.state.convscope.models.register("mnist_cnn", path.read_bytes())  # as an older server stored one
+    refused = client.put("/api/models/mnist_cnn/active", json={"version": 2})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["message"] == ("mnist_cnn v2 has NaN or infinite weights (its training "
+                                                  "diverged): it cannot be activated")
+    assert client.get("/api/models/mnist_cnn").json()["active_version"] == 1
 
 
 def test_invalid_job_configs_are_422(client):

@@ -4,13 +4,15 @@ The job row's ``slot`` column is unique and set only while a job is queued or ru
 on the database's constraint (409) whichever worker tries it. A monitor thread per job reads the process's
 events, publishes them to live subscribers (:class:`JobFeed`, for Server-Sent Events), stores them, and at the end
 registers the trained checkpoint as a new model version. A job whose process dies, or whose server died (its
-heartbeat stopped), is marked failed; the active model is only ever changed by an explicit activation.
+heartbeat stopped), is marked failed; a job whose loss or weights become NaN or infinite is stopped and marked
+diverged, with no version; the active model is only ever changed by an explicit activation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -43,6 +45,21 @@ STALE_AFTER_S = 15.0  # a queued or running job without a heartbeat for this lon
 # from there (routes/jobs.py polls every 0.1 s), so they lag by at most about 0.2 s.
 FLUSH_S = 0.1
 SHUTDOWN_WAIT_S = 10.0
+WATCHED = ("progress", "epoch", "finished")  # the events whose numbers tell whether training diverged
+
+
+def finite(value):
+    """``value`` (JSON-ready data) with every NaN or infinite number replaced by None, and whether it had one.
+    (JSON has no NaN: PostgreSQL refuses it, and browsers' JSON.parse too.)"""
+    if isinstance(value, float):
+        return (value, False) if math.isfinite(value) else (None, True)
+    if isinstance(value, dict):
+        pairs = [(key, finite(item)) for key, item in value.items()]
+        return {key: item for key, (item, _) in pairs}, any(bad for _, (_, bad) in pairs)
+    if isinstance(value, list):
+        items = [finite(item) for item in value]
+        return [item for item, _ in items], any(bad for _, bad in items)
+    return value, False
 
 
 @dataclass
@@ -104,6 +121,7 @@ class _LiveJob:
     checkpoint: Path
     monitor: threading.Thread | None = None
     terminal: dict | None = field(default=None)  # the "finished" or "failed" event
+    diverged: str | None = None  # why the job was stopped: its loss or weights became NaN or infinite
 
 
 class JobManager:
@@ -210,6 +228,7 @@ class JobManager:
                         if data is None:
                             break
                 if data is not None:
+                    data = self._check_finite(live, data)
                     seq += 1
                     event = FeedEvent(seq, data.get("type", "event"), data)
                     live.feed.publish(event)
@@ -232,6 +251,16 @@ class JobManager:
         finally:
             live.feed.publish(None)
             self._live.pop(live.id, None)
+
+    @staticmethod
+    def _check_finite(live: _LiveJob, data: dict) -> dict:
+        """The event with NaN and infinities as None; the first one in a training event stops the job (diverged)."""
+        clean, bad = finite(data)
+        if bad and data.get("type") in WATCHED and live.diverged is None:
+            live.diverged = (f"the loss became NaN or infinite at step {data.get('step', '?')}: the run diverged "
+                             "(try a lower learning rate); it was stopped and no model was saved")
+            live.cancel.set()
+        return clean
 
     @staticmethod
     def _next_left_over(live: _LiveJob) -> dict | None:
@@ -272,6 +301,8 @@ class JobManager:
         status = terminal.get("status", "failed") if terminal.get("type") == "finished" else "failed"
         if error is None and not terminal:
             error = f"the training process stopped unexpectedly (exit code {live.process.exitcode})"
+        if error is None and live.diverged:
+            status = "diverged"
         if status in ("completed", "target_reached") and error is None:
             try:
                 self.store.register(live.model, live.checkpoint.read_bytes(), job_id=live.id)
@@ -281,7 +312,7 @@ class JobManager:
         with self.db.session(write=True) as session:
             job = session.get(TrainingJob, live.id)
             job.status = "failed" if error else status
-            job.error = error or job.error
+            job.error = error or live.diverged or job.error
             job.slot = None
             job.finished_at = utcnow()
 

@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -21,7 +22,7 @@ from ..models.checkpoint import Checkpoint, checkpoint_from_bytes, load_model, r
 from ..models.registry import MODELS
 from .db.database import Database
 from .db.tables import ActiveModel, ModelVersion
-from .errors import NotFound
+from .errors import Conflict, NotFound
 
 CACHE_SIZE = 6
 
@@ -135,7 +136,10 @@ class ModelStore:
 
     def activate(self, model: str, version: int) -> VersionRef:
         ref = self.resolve(model, version)
-        self.load(ref)  # a version that cannot load must not become the one every request uses
+        loaded = self.load(ref)  # a version that cannot load must not become the one every request uses
+        if not all(torch.isfinite(p).all() for p in loaded.checkpoint.model.parameters()):
+            raise Conflict(f"{model} v{version} has NaN or infinite weights (its training diverged): it cannot be "
+                           "activated")
         with self.db.session(write=True) as session:
             active = session.get(ActiveModel, model)
             if active is None:
