@@ -118,3 +118,16 @@ def test_compare_a_photo_through_image_and_digit_models(client):
     assert lite0["predicted_class"] == "espresso" and lite0["top"][0]["class"] == "espresso"
     assert lite0["cam"]["layer"] == "_relu:2" and lite0["input"]["shape"] == [3, 224, 224]
     assert lite0["parameters"] == 4_652_008
+
+
+def test_chosen_channels_in_the_order_asked(client, engine_cnn):
+    expected = engine_activation(engine_cnn, "conv1")
+    body = client.post("/api/layers/activations", json={"pixels": pixels_of_a_bar(), "layer": "conv1",
+                                                          "channels": [30, 2, 7]}).json()
+    assert body["order"] == [30, 2, 7] and body["activation"]["shape"] == [3, 26, 26]
+    assert torch.allclose(decode_tensor(body["activation"])[0], expected[30],
+                          atol=float(expected[30].max() - expected[30].min()) / 255 + 1e-6)
+    wrong = client.post("/api/layers/activations", json={"pixels": pixels_of_a_bar(), "layer": "conv1",
+                                                          "channels": [1, 32]})
+    assert wrong.status_code == 422 and "conv1 has 32 channels (0-31); no channel 32" in \
+        wrong.json()["error"]["message"]

@@ -1,12 +1,13 @@
 """One layer's activations for one image, a page of channels at a time: what the layer view fetches when a node
 is clicked."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
+from ...errors import InputError
 from ..encoding import encode_channels, encode_tensor
 from ..schemas import INT4_MAX, InputFields
 from ..state import AppState, app_state
@@ -23,6 +24,8 @@ class LayerRequest(InputFields):
     limit: int = Field(64, ge=1, le=256, description="channels per page")
     max_side: int | None = Field(None, ge=1, le=4096, description="maps larger than this are averaged down to fit "
                                                                   "(thumbnails); default: full size")
+    channels: list[Annotated[int, Field(ge=0, le=INT4_MAX)]] | None = Field(
+        None, max_length=256, description="exactly these channels, in this order (instead of sort/offset/limit)")
 
 
 def _fit(maps: torch.Tensor, max_side: int | None) -> torch.Tensor:
@@ -59,7 +62,14 @@ async def activations(request: LayerRequest, state: AppState = Depends(app_state
         means = value.mean(dim=(1, 2))
         order = means.argsort(descending=True, stable=True) if request.sort == "mean" else \
             torch.arange(value.shape[0])
-        page = order[request.offset:request.offset + request.limit]
+        if request.channels is not None:
+            wrong = [c for c in request.channels if c >= value.shape[0]]
+            if wrong:
+                raise InputError(f"{name} has {value.shape[0]} channels (0-{value.shape[0] - 1}); no channel "
+                                 f"{', '.join(map(str, wrong))}")
+            page = torch.tensor(request.channels, dtype=torch.long)
+        else:
+            page = order[request.offset:request.offset + request.limit]
         maps = _fit(value[page], request.max_side)
         return {**body, "channels": value.shape[0], "sort": request.sort, "offset": request.offset,
                 "order": page.tolist(), "means": [round(float(m), 6) for m in means[page]],

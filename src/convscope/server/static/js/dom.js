@@ -41,3 +41,13 @@ export function messageBox(element) {
     clearError() { if (element.classList.contains("error")) this.clear(); },
   };
 }
+
+// A file or blob as a data URL (what the JSON endpoints take as an image).
+export function readAsDataUrl(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new Error("the file could not be read"));
+    reader.readAsDataURL(blob);
+  });
+}

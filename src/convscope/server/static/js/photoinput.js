@@ -2,20 +2,11 @@
 // webcam where the browser allows it. Each gives `onPhoto({url, name})` with `url` a data URL the API accepts.
 
 import { api } from "./api.js";
-import { h } from "./dom.js";
+import { h, readAsDataUrl } from "./dom.js";
 
 const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
 const MAX_SIDE = 2048; // bigger photos are scaled down here: the models see 224-299 px, and uploads stay small
 const MAX_DIRECT_BYTES = 3_000_000;
-
-function readAsDataUrl(blob) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(new Error("the file could not be read"));
-    reader.readAsDataURL(blob);
-  });
-}
 
 // A PNG, JPEG or WebP of reasonable size goes as it is (the server honours its EXIF orientation); anything else
 // the browser can open (GIF, BMP, a huge photo) is redrawn upright, at most MAX_SIDE, as JPEG.

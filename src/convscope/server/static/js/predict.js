@@ -1,7 +1,8 @@
-// Asking the server to predict and explain an input: a drawing (data URL), a sample (28x28 pixels) or an
-// uploaded file. `input` is the shape the store keeps: {kind, dataUrl?, pixels?, file?}.
+// Asking the server to predict and explain an input: a drawing or a photo (data URL), a sample (28x28 pixels) or
+// an uploaded file. `input` is the shape the store keeps: {kind, dataUrl?, pixels?, file?}.
 
 import { api } from "./api.js";
+import { readAsDataUrl } from "./dom.js";
 
 function uploadForm(file, fields) {
   const form = new FormData();
@@ -12,6 +13,11 @@ function uploadForm(file, fields) {
 
 function inputBody(input) {
   return input.kind === "sample" ? { pixels: input.pixels } : { image: input.dataUrl };
+}
+
+// The input as JSON fields ({image} or {pixels}) for the endpoints that take JSON only (/api/layers/...).
+export async function inputFields(input) {
+  return input.kind === "upload" ? { image: await readAsDataUrl(input.file) } : inputBody(input);
 }
 
 export function predict(input, options) {

@@ -147,6 +147,7 @@ export function createPhotoView(root, store) {
   const panelSlot = h("div", { class: "panel-slot" });
   const input = photoInput((photo) => {
     current = photo;
+    store.input = { kind: "photo", dataUrl: photo.url, name: photo.name }; // the 3D view shows it too
     rerun();
   }, (text) => message.error(text));
   root.append(h("div", { class: "photo-view" },
