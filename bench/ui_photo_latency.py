@@ -97,7 +97,8 @@ def main() -> None:
                     page.screenshot(path=str(args.screenshots / "photo-workbench.png"), full_page=True)
             models = ["efficientnet_lite0", "resnet50_random", "vgg16_random"]
             report("compare 3 models -> all drawn", compare_times(page, server.url, models, max(3, args.rounds // 2)))
-            if args.screenshots:
+            if args.screenshots:  # with real weights only: the ImageNet model here and a digit model
+                compare_times(page, server.url, ["efficientnet_lite0", "mnist_cnn"], 1)
                 page.screenshot(path=str(args.screenshots / "compare.png"), full_page=True)
 
 

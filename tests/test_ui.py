@@ -192,14 +192,17 @@ def test_the_architecture_view_shows_the_graph_layers_weights_and_filters(page):
     assert "pool 2×2 /2 · 32×13×13" in graph.locator("[data-layer=pool1]").text_content()
     assert page.locator(".approximate").count() == 0
     assert "225,034 parameters" in page.locator(".architecture > p").inner_text()
-    assert page.locator("canvas.filters").count() == 2
-    assert page.locator("svg.histogram").count() == 8  # weight and bias of conv1, conv2, fc1, fc2
+    assert page.locator(".architecture > section.layer-weights canvas.filters").count() == 2
+    # weight and bias of conv1, conv2, fc1, fc2
+    assert page.locator(".architecture > section.layer-weights svg.histogram").count() == 8
+    panel = page.locator("[data-testid=layer-panel]")
+    panel.get_by_role("heading", name="conv1").wait_for()  # it opens on the first layer with weights
     # the flatten is one node like the others (its 1,600 values once made the diagram 2,700 px tall), and the graph
     # scrolls inside its box
     assert graph.locator("[data-layer=flatten] rect").evaluate("r => r.getBBox().height") == 44
     assert graph.bounding_box()["height"] <= 0.8 * 800 + 2
     graph.locator("[data-layer=conv2]").click()
-    panel = page.locator("[data-testid=layer-panel]")
+    panel.get_by_role("heading", name="conv2").wait_for()
     panel.locator(".layer-weights").wait_for()
     assert "kernel3×3" in panel.inner_text().replace("\t", "").replace(" ", "")
     assert "weight 64×32×3×3" in panel.inner_text()

@@ -56,6 +56,8 @@ export function createArchitectureView(root, store) {
         small ? h("h3", { text: "Weights" }) : "",
         ...(small ? await allWeights(`${store.model}/weights${suffix}`) : []));
       await graph.ready;
+      const first = architecture.layers.find((l) => l.parameters > 0); // start on the first layer with weights
+      if (first && alive) graph.select(first.name);
       message.clear();
     } catch (error) {
       if (alive) message.error(error.message);
