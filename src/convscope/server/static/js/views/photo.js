@@ -2,11 +2,12 @@
 // over the part the model saw, the exact model input, the top five classes, and any layer, method and target
 // class; below, the model's graph, where clicking a layer shows its feature maps for this photo and its weights.
 
-import { api, query } from "../api.js";
+import { api } from "../api.js";
 import { h, messageBox, percent } from "../dom.js";
 import { createLayerGraph } from "../layergraph.js";
 import { layerPanel } from "../layerpanel.js";
 import { photoInput } from "../photoinput.js";
+import { savePanel } from "../savepanel.js";
 import { CAM_ALPHA, heatPicture, loadImage, paintInput } from "../pictures.js";
 import { GREY } from "../colors.js";
 import { decodeTensor } from "../tensors.js";
@@ -48,82 +49,6 @@ function topFive(answer, classes) {
       h("span", { class: "probability", text: percent(p) }))));
 }
 
-// Save the answer (POST /api/predictions: the server runs the photo again and keeps it) and report it wrong with
-// the right class from a searchable list, or none of the model's classes (then a reason is needed).
-function savePanel(now) {
-  const status = h("p", { class: "muted", "aria-live": "polite" });
-  const save = h("button", { type: "button", text: "Save" });
-  const open = h("button", { type: "button", text: "Report wrong", disabled: true });
-  const correct = h("input", { type: "search", list: "photo-classes", "aria-label": "Correct class",
-    placeholder: "the right class" });
-  const none = h("input", { type: "checkbox", "aria-label": "None of these classes" });
-  const reason = h("input", { type: "text", maxlength: 2000, "aria-label": "Reason", placeholder: "why (optional)" });
-  const send = h("button", { type: "submit", text: "Send report" });
-  const form = h("form", { class: "report-form", hidden: true }, h("label", {}, "Correct class ", correct),
-    h("label", {}, none, " none of these"), h("label", {}, "Reason ", reason), send);
-  let savedId = null;
-
-  save.addEventListener("click", async () => {
-    const { current, answer } = now();
-    save.disabled = true;
-    try {
-      const saved = await api("/api/predictions", { method: "POST",
-        body: { image: current.url, model: answer.model, version: answer.version } });
-      savedId = saved.id;
-      status.textContent = `Saved as #${saved.id} (see the dashboard).`;
-      open.disabled = false;
-    } catch (error) {
-      status.textContent = error.message;
-      save.disabled = false;
-    }
-  });
-  open.addEventListener("click", () => {
-    form.hidden = false;
-    correct.focus();
-  });
-  none.addEventListener("change", () => { correct.disabled = none.checked; });
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const { answer, classes } = now();
-    const label = none.checked ? null : classes.indexOf(correct.value.trim());
-    if (label === -1) {
-      status.textContent = `“${correct.value}” is not one of the model's classes: pick one from the list.`;
-      return;
-    }
-    if (label === answer.predicted) {
-      status.textContent = "That is what the model answered: choose the class it should have said.";
-      return;
-    }
-    if (label === null && !reason.value.trim()) {
-      status.textContent = "Say what the photo shows in the reason when it is none of these classes.";
-      reason.focus();
-      return;
-    }
-    try {
-      await api(`/api/predictions/${savedId}/reports`, { method: "POST",
-        body: { correct_label: label, reason: reason.value } });
-      status.textContent = `Reported: ${label === null ? "none of these" : classes[label]}.`;
-      form.hidden = true;
-      open.disabled = true;
-      open.focus();
-    } catch (error) {
-      status.textContent = error.message;
-    }
-  });
-  return {
-    element: h("div", { class: "save-panel" }, h("div", { class: "toolbar" }, save, open), form, status),
-    reset() { // a new answer: nothing of it is saved yet
-      savedId = null;
-      save.disabled = false;
-      open.disabled = true;
-      form.hidden = true;
-      form.reset();
-      correct.disabled = false;
-      status.textContent = "";
-    },
-  };
-}
-
 export function createPhotoView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
   const modelSelect = h("select", { "aria-label": "Image model", "data-testid": "photo-model" });
@@ -138,7 +63,7 @@ export function createPhotoView(root, store) {
   const inputCanvas = h("canvas", { class: "model-input", "aria-label": "The model input" });
   const top = h("div", { class: "top-slot" });
   const caption = h("p", { class: "muted cam-caption" });
-  const keeping = savePanel(() => ({ current, answer, classes: classes() }));
+  const keeping = savePanel(() => ({ current, answer, classes: classes() }), "photo-classes");
   const results = h("div", { class: "photo-results", hidden: true },
     h("figure", {}, photoCanvas, caption),
     h("figure", {}, inputCanvas, h("figcaption", { class: "muted", text: "The model input, after preprocessing" })),
