@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -31,21 +32,26 @@ def page(context, server):
         yield page
 
 
-def start_run(page, server, epochs: str, batch_size: str) -> None:
-    """Open the train view, start a run, and wait for its first point on the loss chart."""
+def start_run(page, server, epochs: str, batch_size: str) -> int:
+    """Open the train view, start a run, and wait for its first point on the loss chart; its id."""
     page.goto(server.url + "/#/train")
     page.get_by_label("Epochs").fill(epochs)
     page.get_by_label("Batch size").fill(batch_size)
-    page.get_by_role("button", name="Start training").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Start training").click()
+    run_id = answer.value.json()["id"]
+    progress = "document.querySelector('.train-view progress + p').textContent"
+    wait_until(page, f"{progress}.startsWith('Run #{run_id}: step')", 60)  # not the last run, shown at first
     wait_for_points(page, 1, 60)
+    return run_id
 
 
 def points(page) -> int:
-    return page.evaluate("document.querySelector('.chart').data?.[0].x.length ?? 0")
+    return page.evaluate("document.querySelector('.chart')?.data?.[0].x.length ?? 0")
 
 
 def wait_for_points(page, count: int, timeout_s: float) -> None:
-    wait_until(page, f"(document.querySelector('.chart').data?.[0].x.length ?? 0) >= {count}", timeout_s)
+    wait_until(page, f"(document.querySelector('.chart')?.data?.[0].x.length ?? 0) >= {count}", timeout_s)
 
 
 def test_a_run_streams_live_finishes_and_its_activated_model_is_used_on_the_home_page(page, server):
@@ -82,6 +88,77 @@ def test_a_run_can_be_cancelled(page, server):
     assert "was cancelled; the active model is unchanged" in message.inner_text()
     # the runs table is reloaded after the message
     wait_until(page, "document.querySelector('.runs tbody tr td:nth-child(2)')?.textContent === 'cancelled'")
+
+
+def status_cell(page, run_id: int) -> str:
+    return page.locator(f".runs tr[data-run='{run_id}'] td:nth-child(2)").inner_text()
+
+
+def run_job(server, **config) -> dict:
+    """A run started through the API, waited for until it ends."""
+    status, job = server.request("POST", "/api/jobs", {"epochs": 1, "batch_size": 64, **config})
+    assert status == 202, job
+    deadline = time.monotonic() + 120
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = server.request("GET", f"/api/jobs/{job['id']}")[1]
+    return job
+
+
+def test_a_running_run_shows_its_status_and_a_reload_shows_it_live_then_the_last_run(page, server):
+    run_id = start_run(page, server, "80", "8")
+    assert page.locator(".runs tr.shown").get_attribute("data-run") == str(run_id)
+    wait_until(page, f"document.querySelector(\".runs tr[data-run='{run_id}'] td:nth-child(2)\")"
+                     f"?.textContent.startsWith('running, ')", 20)  # not "queued": the real status, with progress
+    assert re.fullmatch(r"running, \d+%", status_cell(page, run_id))
+
+    page.reload()  # the view shows the run as it is: its curves so far, then live
+    wait_for_points(page, 1, 30)
+    wait_for_points(page, points(page) + 1, 30)
+    assert "ETA" in page.locator(".train-view progress + p").inner_text()
+    assert page.locator(".runs tr.shown").get_attribute("data-run") == str(run_id)
+    assert re.fullmatch(r"running, \d+%", status_cell(page, run_id))
+    assert page.get_by_role("button", name="Start training").is_disabled()
+    page.get_by_role("button", name="Cancel").click()
+    page.locator(".train-view .message.info", has_text="was cancelled").wait_for(timeout=30_000)
+    shown = points(page)
+
+    page.reload()  # the last run, as it ended
+    page.locator(".train-view .message.info", has_text=f"Run #{run_id} was cancelled").wait_for(timeout=30_000)
+    assert points(page) == shown > 0
+    assert page.locator(".train-view progress + p").inner_text().startswith(f"Run #{run_id} (mnist_cnn): cancelled")
+    assert page.get_by_role("button", name="Start training").is_enabled()
+
+
+def validation_points(page) -> int:
+    return page.evaluate("document.querySelectorAll('.chart')[1].data?.[1].x.length ?? 0")
+
+
+def test_each_past_run_opens_to_show_its_curves(page, server):
+    two = run_job(server, epochs=2, seed=1)
+    one = run_job(server, epochs=1, seed=2)
+    assert two["status"] == one["status"] == "completed"
+    page.goto(server.url + "/#/train")
+    page.locator(".train-view .message.info", has_text=f"Run #{one['id']} finished").wait_for(timeout=30_000)
+    assert validation_points(page) == 1  # the newest run: one epoch
+    page.get_by_role("button", name=f"Show run {two['id']}").click()
+    page.locator(".train-view .message.info", has_text=f"Run #{two['id']} finished").wait_for(timeout=30_000)
+    assert validation_points(page) == 2 and points(page) >= 1
+    assert page.locator(".runs tr.shown").get_attribute("data-run") == str(two["id"])
+    assert page.evaluate("document.querySelectorAll('.probe').length") == 10  # its test digits as it ended
+    assert page.locator("canvas.live-filters").evaluate("c => c.width") > 0
+
+
+def test_a_diverged_run_says_so_and_offers_no_activation(page, server):
+    job = run_job(server, epochs=3, lr=10, optimizer="sgd", schedule="constant", seed=0)  # NaN loss at once
+    assert job["status"] == "diverged"
+    page.goto(server.url + "/#/train")
+    page.locator(".train-view .message.error", has_text=f"Run #{job['id']} diverged: the loss became NaN or "
+                                                       "infinite").wait_for(timeout=30_000)
+    row = page.locator(f".runs tr[data-run='{job['id']}']")
+    assert status_cell(page, job["id"]) == "diverged"
+    assert row.get_by_role("button", name="Activate").count() == 0
+    assert row.locator("td:nth-child(7)").inner_text() == "–"  # no version
 
 
 def canvas_png(page) -> np.ndarray:

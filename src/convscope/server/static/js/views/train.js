@@ -75,22 +75,29 @@ export function createTrainView(root, store) {
         "val. accuracy", "test accuracy", "version", ""].map((t) => h("th", { scope: "col", text: t })))), runs))));
 
   let Plotly = null;
+  let plotted = null; // the charts being (re)made: one at a time
   let source = null;
-  let job = null;
+  let job = null; // the run shown: followed live, or replayed from its stored events
   let lastSeq = 0;
   let stepsPerEpoch = 1;
   let alive = true;
   const probeImages = new Map();
+  const statusCells = new Map(); // run id -> its status cell in the table
+  // What arrived since the last frame: a replay of hundreds of events draws once, not once per event.
+  let pending = null;
 
-  async function charts() {
-    Plotly = await loadPlotly();
-    const layout = (title, y) => ({ title: { text: title }, height: 260, margin: { l: 50, r: 10, t: 40, b: 40 },
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: y } }, legend: { orientation: "h" } });
-    const traces = (name) => [{ x: [], y: [], name: `train ${name}`, mode: "lines" },
-      { x: [], y: [], name: `validation ${name}`, mode: "lines+markers" }];
-    const config = { displayModeBar: false, responsive: true };
-    await Plotly.newPlot(lossChart, traces("loss"), layout("Loss", "cross-entropy"), config);
-    await Plotly.newPlot(accuracyChart, traces("accuracy"), layout("Accuracy", "accuracy"), config);
+  function charts() {
+    plotted = (plotted || Promise.resolve()).then(async () => {
+      Plotly = await loadPlotly();
+      const layout = (title, y) => ({ title: { text: title }, height: 260, margin: { l: 50, r: 10, t: 40, b: 40 },
+        xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: y } }, legend: { orientation: "h" } });
+      const traces = (name) => [{ x: [], y: [], name: `train ${name}`, mode: "lines" },
+        { x: [], y: [], name: `validation ${name}`, mode: "lines+markers" }];
+      const config = { displayModeBar: false, responsive: true };
+      await Plotly.newPlot(lossChart, traces("loss"), layout("Loss", "cross-entropy"), config);
+      await Plotly.newPlot(accuracyChart, traces("accuracy"), layout("Accuracy", "accuracy"), config);
+    });
+    return plotted;
   }
 
   function showFilters(weights, when) {
@@ -112,28 +119,63 @@ export function createTrainView(root, store) {
     }));
   }
 
+  function later() {
+    if (!pending) {
+      pending = { train: [[], [], [], []], validation: [[], [], [], []], probes: null, filters: null };
+      requestAnimationFrame(flush);
+    }
+    return pending;
+  }
+
+  // Draw what arrived: the new points appended to the traces in place, the latest probes and filters.
+  function flush() {
+    const drawn = pending;
+    pending = null;
+    if (!drawn || !alive || !Plotly) return;
+    for (const [trace, [x, loss, xa, accuracy]] of [[0, drawn.train], [1, drawn.validation]]) {
+      if (!x.length) continue;
+      Plotly.extendTraces(lossChart, { x: [x], y: [loss] }, [trace]);
+      Plotly.extendTraces(accuracyChart, { x: [xa], y: [accuracy] }, [trace]);
+    }
+    if (drawn.probes) showProbes(drawn.probes);
+    if (drawn.filters) showFilters(...drawn.filters);
+  }
+
+  // A loss is null when it was NaN or infinite (JSON has neither): the run diverged.
+  const number = (value, digits) => (value == null ? "NaN" : value.toFixed(digits));
+
+  // A live run's status in the table as its events come (a replayed run's row already says how it ended).
+  function setStatus(record, text) {
+    const cell = statusCells.get(record.id);
+    if (cell && ACTIVE.has(record.status)) cell.textContent = text;
+  }
+
   function onEvent(type, data) {
     if (type === "started") {
       stepsPerEpoch = data.steps_per_epoch;
-      progressText.textContent = `Started on ${data.device} (${data.precision}): ${data.total_steps} steps, ` +
-        `${data.train_size.toLocaleString()} training and ${data.validation_size.toLocaleString()} validation images`;
+      progressText.textContent = `Run #${job.id} started on ${data.device} (${data.precision}): ` +
+        `${data.total_steps} steps, ${data.train_size.toLocaleString()} training and ` +
+        `${data.validation_size.toLocaleString()} validation images`;
+      setStatus(job, "running");
     } else if (type === "progress") {
       progress.value = data.step / data.total_steps;
-      progressText.textContent = `step ${data.step}/${data.total_steps}, epoch ${data.epoch.toFixed(2)}, ` +
-        `loss ${data.loss.toFixed(3)}, ${Math.round(data.images_per_s).toLocaleString()} images/s, ` +
-        `ETA ${seconds(data.eta_s)}`;
-      Plotly.extendTraces(lossChart, { x: [[data.epoch]], y: [[data.loss]] }, [0]);
-      Plotly.extendTraces(accuracyChart, { x: [[data.epoch]], y: [[data.accuracy]] }, [0]);
-      if (data.probes) showProbes(data.probes);
-      if (data.first_conv_weight) showFilters(data.first_conv_weight, `step ${data.step}`);
+      progressText.textContent = `Run #${job.id}: step ${data.step}/${data.total_steps}, epoch ` +
+        `${data.epoch.toFixed(2)}, loss ${number(data.loss, 3)}, ` +
+        `${Math.round(data.images_per_s).toLocaleString()} images/s, ETA ${seconds(data.eta_s)}`;
+      const points = later().train;
+      points[0].push(data.epoch); points[1].push(data.loss); points[2].push(data.epoch); points[3].push(data.accuracy);
+      if (data.probes) pending.probes = data.probes;
+      if (data.first_conv_weight) pending.filters = [data.first_conv_weight, `step ${data.step}`];
+      setStatus(job, `running, ${percent(progress.value, 0)}`);
     } else if (type === "epoch") {
-      if (data.val_loss !== null) {
+      const next = later();
+      if (data.val_loss !== null || data.val_accuracy !== null) {
         const at = data.step / stepsPerEpoch; // where the epoch ended: fractional for a run of 0.3 epochs
-        Plotly.extendTraces(lossChart, { x: [[at]], y: [[data.val_loss]] }, [1]);
-        Plotly.extendTraces(accuracyChart, { x: [[at]], y: [[data.val_accuracy]] }, [1]);
+        next.validation[0].push(at); next.validation[1].push(data.val_loss);
+        next.validation[2].push(at); next.validation[3].push(data.val_accuracy);
       }
-      if (data.first_conv_weight) showFilters(data.first_conv_weight, `epoch ${data.epoch}`);
-      if (data.probes) showProbes(data.probes);
+      if (data.first_conv_weight) next.filters = [data.first_conv_weight, `epoch ${data.epoch}`];
+      if (data.probes) next.probes = data.probes;
     } else if (type === "failed") {
       message.error(`The run failed: ${data.error}`);
     }
@@ -143,22 +185,32 @@ export function createTrainView(root, store) {
   function finished(record) {
     source?.close();
     source = null;
+    flush();
+    job = record;
     cancelButton.disabled = true;
     startButton.disabled = false;
+    const steps = record.progress ? `, ${record.progress.step}/${record.progress.total_steps} steps` : "";
+    progressText.textContent = `Run #${record.id} (${record.model}): ${record.status}${steps}.`;
     if (record.status === "failed") {
-      message.error(`The run failed: ${record.error}`);
+      message.error(`Run #${record.id} failed: ${record.error}`);
+    } else if (record.status === "diverged") {
+      message.error(`Run #${record.id} diverged: ${record.error}.`);
     } else if (record.status === "cancelled") {
       message.info(`Run #${record.id} was cancelled; the active model is unchanged.`);
     } else {
       progress.value = 1;
-      message.info(`Run #${record.id} finished: test accuracy ${percent(record.test_metrics.accuracy, 2)}, ` +
-        `saved as ${record.model} v${record.version}. Activate it below to use it on the other views.`);
+      const active = store.models.find((m) => m.name === record.model)?.active_version === record.version;
+      const accuracy = record.test_metrics ? percent(record.test_metrics.accuracy, 2) : "–";
+      message.info(`Run #${record.id} finished: test accuracy ${accuracy}, ` +
+        `saved as ${record.model} v${record.version}.` + (active ? " It is the active model."
+        : " Activate it below to use it on the other views."));
     }
     loadRuns();
   }
 
-  // Follow a job's events. EventSource reconnects by itself after a dropped connection and sends the last event
-  // id, from which the server replays what was missed.
+  // Follow a job's events from the first: live while it runs (EventSource reconnects by itself after a dropped
+  // connection and sends the last event id, from which the server replays what was missed), or its stored events
+  // once it has ended (the curves, filters and probes as they were).
   function follow(record) {
     job = record;
     lastSeq = 0;
@@ -167,10 +219,10 @@ export function createTrainView(root, store) {
     for (const type of ["started", "progress", "epoch", "finished", "failed"]) {
       source.addEventListener(type, (event) => {
         lastSeq = Number(event.lastEventId) || lastSeq;
-        if (alive) onEvent(type, JSON.parse(event.data));
+        if (alive && job.id === record.id) onEvent(type, JSON.parse(event.data));
       });
     }
-    source.addEventListener("end", (event) => alive && finished(JSON.parse(event.data)));
+    source.addEventListener("end", (event) => alive && job.id === record.id && finished(JSON.parse(event.data)));
     source.onerror = () => {
       if (alive && source?.readyState === EventSource.CONNECTING) {
         progressText.textContent = `Connection lost after event ${lastSeq}; reconnecting…`;
@@ -178,6 +230,25 @@ export function createTrainView(root, store) {
     };
     cancelButton.disabled = !ACTIVE.has(record.status);
     startButton.disabled = ACTIVE.has(record.status);
+    for (const row of runs.children) row.classList.toggle("shown", Number(row.dataset.run) === record.id);
+  }
+
+  // Show a run: its curves, filters and probes from the start, then live if it still runs.
+  async function show(record) {
+    job = record;
+    source?.close();
+    source = null;
+    pending = null;
+    message.clear();
+    await charts();
+    if (!alive || job !== record) return;
+    probes.replaceChildren();
+    filters.width = 0;
+    filtersLegend.replaceChildren();
+    progress.value = record.progress ? record.progress.step / record.progress.total_steps : 0;
+    progressText.textContent = record.status === "queued" ? `Run #${record.id} is queued: its training process ` +
+      "is starting…" : `Run #${record.id} (${record.model}): ${record.status}.`;
+    follow(record);
   }
 
   async function start(event) {
@@ -189,10 +260,7 @@ export function createTrainView(root, store) {
     }
     try {
       const record = await api("/api/jobs", { method: "POST", body });
-      await charts();
-      probes.replaceChildren();
-      progress.value = 0;
-      follow(record);
+      await show(record);
       loadRuns();
     } catch (error) {
       message.error(error.message);
@@ -220,40 +288,61 @@ export function createTrainView(root, store) {
     }
   }
 
+  // Only a run that finished with finite numbers made a usable model (an older server kept a diverged one).
+  function usable(record) {
+    return record.version !== null && ["completed", "target_reached"].includes(record.status) &&
+      record.history.every((e) => e.train_loss !== null) && record.test_metrics?.loss !== null;
+  }
+
+  function statusText(record) {
+    const p = record.progress;
+    return record.status === "running" && p ? `running, ${percent(p.step / p.total_steps, 0)}` : record.status;
+  }
+
   async function loadRuns() {
     try {
       const [list] = await Promise.all([api("/api/jobs?limit=20"), store.reloadModels()]);
       if (!alive) return;
       const active = new Map(store.models.map((m) => [m.name, m.active_version]));
+      statusCells.clear();
       runs.replaceChildren(...list.items.map((r) => {
-        const last = r.history[r.history.length - 1];
         const isActive = r.version !== null && active.get(r.model) === r.version;
-        return h("tr", {}, h("td", { text: r.id }), h("td", { text: r.status, title: r.error || "" }),
+        const last = r.history[r.history.length - 1];
+        const status = h("td", { text: statusText(r), title: r.error || "" });
+        statusCells.set(r.id, status);
+        let action = null;
+        if (usable(r)) {
+          action = isActive ? h("span", { class: "muted", text: "active" })
+            : h("button", { type: "button", text: "Activate", onclick: () => activate(r) });
+        } else if (r.version !== null) {
+          action = h("span", { class: "muted", text: "diverged: not usable" });
+        }
+        return h("tr", { "data-run": r.id, class: r.id === job?.id ? "shown" : null },
+          h("td", {}, h("button", { type: "button", class: "link", text: `#${r.id}`, title: "Show this run's curves",
+            "aria-label": `Show run ${r.id}`, onclick: () => show(r) })), status,
           h("td", { text: r.model }),
           h("td", { text: `${r.config.epochs} epochs, batch ${r.config.batch_size}, ${r.config.optimizer} ` +
             `lr ${r.config.lr}, val ${r.config.validation_split}, seed ${r.config.seed}` }),
           h("td", { text: last?.val_accuracy != null ? percent(last.val_accuracy, 2) : "–" }),
-          h("td", { text: r.test_metrics ? percent(r.test_metrics.accuracy, 2) : "–" }),
-          h("td", { text: r.version ? `v${r.version}` : "–" }),
-          h("td", {}, r.version ? (isActive ? h("span", { class: "muted", text: "active" })
-            : h("button", { type: "button", text: "Activate", onclick: () => activate(r) })) : null));
+          h("td", { text: r.test_metrics?.accuracy != null ? percent(r.test_metrics.accuracy, 2) : "–" }),
+          h("td", { text: r.version ? `v${r.version}` : "–" }), h("td", {}, action));
       }));
+      // Opening the view: the running run (its events so far, then live), else the newest one as it ended.
       const running = list.items.find((r) => ACTIVE.has(r.status));
-      if (running && !source) {
-        await charts();
-        follow(running); // opening the view during a run: replay its events, then follow it live
-      }
+      if (running && running.id !== job?.id) show(running);
+      else if (!job && list.items.length) show(list.items[0]);
     } catch (error) {
       if (alive) message.error(error.message);
     }
   }
 
   // A model without a conv layer (the MLP) has no filters to watch: say so instead of an empty panel.
-  async function filtersFit() {
-    const name = inputs.model.value;
+  let fitting = 0;
+  async function filtersFit(name = inputs.model.value) {
+    const asked = ++fitting;
     try {
       const architecture = await api(`/api/models/${name}/architecture`);
-      if (!alive || name !== inputs.model.value) return;
+      if (!alive || asked !== fitting) return;
       const conv = architecture.layers.some((layer) => layer.kind === "conv");
       filters.hidden = !conv;
       filtersLegend.hidden = !conv;
@@ -265,7 +354,7 @@ export function createTrainView(root, store) {
     }
   }
 
-  inputs.model.addEventListener("change", filtersFit);
+  inputs.model.addEventListener("change", () => filtersFit());
   filtersFit();
   charts().catch((error) => message.error(error.message));
   loadRuns();
