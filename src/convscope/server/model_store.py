@@ -98,6 +98,15 @@ class ModelStore:
         except IntegrityError:  # another worker seeded it first
             pass
 
+    def seed_if_arrived(self, model: str) -> bool:
+        """Record version 1 of a pretrained model whose weights arrived while the server ran (downloaded, or
+        placed by hand); call it where the model was found to have no version. True when it is loadable now."""
+        spec = MODELS[model]
+        if not (spec.weights and spec.loadable):
+            return False
+        self.seed_model(spec)
+        return True
+
     def resolve(self, model: str, version: int | None = None) -> VersionRef:
         """The named version, or the active one."""
         if model not in MODELS:
@@ -123,8 +132,7 @@ class ModelStore:
         with self.db.engine.connect() as connection:  # Core, not a session: this runs on every request
             row = connection.execute(select(ModelVersion.id, ModelVersion.version).join(
                 ActiveModel, ActiveModel.version_id == ModelVersion.id).where(ActiveModel.model == model)).first()
-        if row is None and MODELS[model].weights and MODELS[model].loadable:
-            self.seed_model(MODELS[model])  # its weights arrived while the server ran (a download, or by hand)
+        if row is None and self.seed_if_arrived(model):
             return self.active(model)
         if row is None:
             if MODELS[model].weights:

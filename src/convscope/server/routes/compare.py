@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from ...errors import ConvscopeError
 from ..encoding import encode_tensor
 from ..errors import ApiError
-from ..inference import Options, run
+from ..inference import Options, prediction_summary, run
 from ..schemas import CompareRequest
 from ..state import AppState, app_state
 from ._inputs import json_image
@@ -17,15 +17,16 @@ router = APIRouter(prefix="/compare", tags=["predict"])
 
 
 def _one(state: AppState, image, choice, top: int) -> dict:
+    state.models.load(state.models.resolve(choice.model, choice.version))  # loading is not part of the time
     started = time.perf_counter()
     result = run(state.models, image, Options(choice.model, choice.version, layers=[]))
     elapsed_ms = (time.perf_counter() - started) * 1000
     ins, adapter = result.inspection, result.loaded.checkpoint.adapter
     best = ins.probabilities.topk(min(top, len(ins.probabilities)))
+    summary = prediction_summary(result)
+    del summary["probabilities"]  # the top classes say it in a few entries, not a thousand
     return {
-        "model": choice.model, "version": result.loaded.ref.version,
-        "predicted": ins.predicted, "predicted_class": adapter.class_names[ins.predicted],
-        "confidence": round(ins.confidence, 6),
+        **summary,
         "top": [{"index": int(i), "class": adapter.class_names[int(i)], "probability": round(float(p), 6)}
                 for p, i in zip(best.values, best.indices, strict=True)],
         "time_ms": round(elapsed_ms, 2),
@@ -46,11 +47,12 @@ def _one(state: AppState, image, choice, top: int) -> dict:
                         422: {"description": "fewer than 2 or more than 4 models, or an unreadable image"}})
 async def compare(request: CompareRequest, state: AppState = Depends(app_state)) -> dict:
     """A model that cannot answer (unknown, weights not downloaded, an input it cannot take) gets an ``error``
-    in its place and the others still answer. Times are each model's own inspection (forward, CAM and its
-    backward), measured on the server one after another."""
-    image = json_image(request, state.settings)
+    in its place and the others still answer. Times are each model's inspection as POST /api/predict runs it
+    (preprocessing, forward, the CAM's backward; and saliency for the small models), measured on the server one
+    after another, loading excluded."""
 
     def work() -> list[dict]:
+        image = json_image(request, state.settings)
         answers = []
         for choice in request.models:
             try:

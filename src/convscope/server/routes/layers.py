@@ -14,6 +14,7 @@ from ..state import AppState, app_state
 from ._inputs import json_image
 
 router = APIRouter(prefix="/layers", tags=["predict"])
+MOST_VALUES = 2_097_152  # per answer: 2 MB of levels before compression (e.g. 128 maps of 128x128)
 
 
 class LayerRequest(InputFields):
@@ -39,10 +40,12 @@ def _fit(maps: torch.Tensor, max_side: int | None) -> torch.Tensor:
 
 
 @router.post("/activations", summary="One layer's activations for an image: a page of channels",
-             responses={200: {"description": "the page's channels (indices in ``channels``), each with its mean, "
-                                             "encoded with a range per channel; a non-spatial layer whole"},
+             responses={200: {"description": "the page's channels (their indices in ``order``; ``channels`` is how "
+                                             "many the layer has), each with its mean, encoded with a range per "
+                                             "channel; a non-spatial layer whole"},
                         404: {"description": "unknown model or version"},
-                        422: {"description": "unknown layer (the message lists them), or an unreadable image"}})
+                        422: {"description": "unknown layer (the message lists them), a channel it does not have, "
+                                             "a page too big to send (ask for max_side), or an unreadable image"}})
 async def activations(request: LayerRequest, state: AppState = Depends(app_state)) -> dict:
     """Runs the model only as far as the layer (no gradients). For a (C, H, W) layer the answer carries
     ``order``: the channel indices of this page, ``means``: their mean activations (at full size), and
@@ -71,6 +74,9 @@ async def activations(request: LayerRequest, state: AppState = Depends(app_state
         else:
             page = order[request.offset:request.offset + request.limit]
         maps = _fit(value[page], request.max_side)
+        if maps.numel() > MOST_VALUES:
+            raise InputError(f"{len(page)} maps of {maps.shape[1]}x{maps.shape[2]} are {maps.numel():,} values, more "
+                             f"than one answer carries ({MOST_VALUES:,}): ask for fewer channels or a max_side")
         return {**body, "channels": value.shape[0], "sort": request.sort, "offset": request.offset,
                 "order": page.tolist(), "means": [round(float(m), 6) for m in means[page]],
                 "activation": encode_channels(maps) if len(page) else None}

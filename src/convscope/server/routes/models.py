@@ -9,7 +9,7 @@ from ...preprocessing import get_preprocessing
 from ...settings import Settings
 from ..db.tables import ActiveModel, ModelVersion, iso
 from ..encoding import encode_tensor
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..schemas import ActivateRequest, INT4_MAX
 from ..security import require_admin
 from ..state import AppState, app_state
@@ -31,8 +31,7 @@ def _model_body(state: AppState, name: str, details: bool = False) -> dict:
         rows = session.scalars(select(ModelVersion).where(ModelVersion.model == name)
                                .order_by(ModelVersion.version)).all()
         active_id = session.scalar(select(ActiveModel.version_id).where(ActiveModel.model == name))
-    if not rows and spec.weights and spec.loadable:  # its weights arrived while the server ran
-        state.models.seed_model(spec)
+    if not rows and state.models.seed_if_arrived(name):
         return _model_body(state, name, details)
     versions = [_version_body(row, active_id, details) for row in rows]
     return {"name": name, "description": spec.description, "dataset": spec.dataset,
@@ -83,16 +82,12 @@ def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_
     return _model_body(state, name)
 
 
-def _weights_record(name: str, key: str | None):
+def _weights_record(name: str):
+    """The model's default pretrained weights: the ones its version 1 loads."""
     spec = MODELS[_known(name)]
     if not spec.weights:
         raise NotFound(f"{name} has no pretrained weights to download")
-    if key is None:
-        return spec.weights[0]
-    for record in spec.weights:
-        if record.key == key or record.name == key:
-            return record
-    raise NotFound(f"{name} has no weights {key!r}; its weights: {', '.join(r.key for r in spec.weights)}")
+    return spec.weights[0]
 
 
 DOWNLOAD_STATE = {"description": "the weights' state: ready, missing (how_to_get), downloading (received and "
@@ -101,27 +96,29 @@ DOWNLOAD_STATE = {"description": "the weights' state: ready, missing (how_to_get
 
 @router.post("/{name}/download", status_code=202, dependencies=[Depends(require_admin)],
              summary="Download a model's pretrained weights in the background (admin); poll GET to follow",
-             responses={202: DOWNLOAD_STATE, 404: {"description": "unknown model, or no such weights"}})
-def download(name: str, weights: str | None = Query(None, description="weights key; default: the model's default"),
-             state: AppState = Depends(app_state)) -> dict:
+             responses={202: DOWNLOAD_STATE, 404: {"description": "unknown model, or one without pretrained weights"},
+                        409: {"description": "its weights ship in a Python package: nothing to download"}})
+def download(name: str, state: AppState = Depends(app_state)) -> dict:
     """Starts the download unless the file is here or already downloading (on any worker); the file is checked
     against its SHA-256 and size before it is used. Once ready, the model answers with no restart."""
-    record = _weights_record(name, weights)
-    body = start_download(record, Settings.from_env(), on_ready=lambda _: state.models.seed_model(MODELS[name]))
+    record = _weights_record(name)
+    if record.url is None:
+        raise Conflict(f"the weights of {name} are not downloaded: {_how_to_get(record)}")
+    body = start_download(record, Settings.from_env(), on_ready=lambda _: state.models.seed_if_arrived(name))
     return {"model": name, "weights": record.key, **body}
 
 
 @router.get("/{name}/download", summary="The state of a model's pretrained weights download",
-            responses={200: DOWNLOAD_STATE, 404: {"description": "unknown model, or no such weights"}})
-def download_progress(name: str, weights: str | None = Query(None), state: AppState = Depends(app_state)) -> dict:
-    record = _weights_record(name, weights)
+            responses={200: DOWNLOAD_STATE, 404: {"description": "unknown model, or one without pretrained weights"}})
+def download_progress(name: str, state: AppState = Depends(app_state)) -> dict:
+    record = _weights_record(name)
     body = _public_status(record)
     if body["state"] == "ready":
         state.models.active(name)  # records version 1 if the file arrived by hand or on a worker that then stopped
     return {"model": name, "weights": record.key, **{k: body[k] for k in body if k in PROGRESS_FIELDS}}
 
 
-PROGRESS_FIELDS = ("state", "received", "total", "error", "how_to_get", "size")
+PROGRESS_FIELDS = ("state", "received", "total", "error", "how_to_get", "size", "url")
 
 
 @router.get("/{name}/architecture", summary="Layers with kinds, output shapes, parameter counts and FLOPs")

@@ -12,6 +12,7 @@ import { filters, stats } from "./weightsview.js";
 
 const PAGE = 64;
 const THUMBNAIL = 64; // pixels: a page's maps are averaged down to this on the server; enlarged ones come whole
+const STRIP_WIDTH = 512; // a dense layer's values per row
 
 function facts(layer) {
   const rows = [["kind", `${layer.kind} (${layer.op})`], ["output", shapeText(layer.output_shape)],
@@ -59,9 +60,20 @@ export function featureMaps(layer, request) {
   let offset = 0;
   let turn = 0;
 
+  let enlarging = 0;
+
   async function enlarge(channel) {
-    const body = await request({ layer: layer.name, sort: "index", offset: channel, limit: 1 });
-    const tensor = await decodeTensor(body.activation);
+    const mine = ++enlarging;
+    let body;
+    let tensor;
+    try {
+      body = await request({ layer: layer.name, sort: "index", offset: channel, limit: 1 });
+      tensor = await decodeTensor(body.activation);
+    } catch (error) {
+      status.textContent = error.message;
+      return;
+    }
+    if (mine !== enlarging) return; // another channel was asked for meanwhile
     const canvas = h("canvas", { class: "enlarged", "aria-label": `channel ${channel} of ${layer.name}` });
     paintChannel(canvas, tensor, 0);
     canvas.addEventListener("mousemove", (event) => {
@@ -81,17 +93,22 @@ export function featureMaps(layer, request) {
     status.textContent = "Loading…";
     const body = await request({ layer: layer.name, sort: sort.value, offset, limit: PAGE, max_side: THUMBNAIL });
     if (mine !== turn) return;
-    if (!body.order) { // a layer without channels (dense, flattened): its values as one strip
+    if (!body.order) { // a layer without channels (dense, flattened): its values as rows of a strip
       const tensor = await decodeTensor(body.activation);
-      const canvas = h("canvas", { class: "strip", "aria-label": `${layer.name}: ${tensor.values.length} values` });
-      canvas.width = tensor.values.length;
-      canvas.height = 1;
-      const image = canvas.getContext("2d").createImageData(canvas.width, 1);
-      paint(image, tensor.values, 0, canvas.width, 1, 0, 0, tensor.min, tensor.max, VIRIDIS);
+      const count = tensor.values.length;
+      const width = Math.min(count, STRIP_WIDTH);
+      const rows = Math.ceil(count / width);
+      const padded = new Float32Array(width * rows).fill(tensor.min);
+      padded.set(tensor.values);
+      const canvas = h("canvas", { class: "strip", width, height: rows, style: `height: ${Math.max(24, rows * 3)}px`,
+        "aria-label": `${layer.name}: ${count} values` });
+      const image = canvas.getContext("2d").createImageData(width, rows);
+      paint(image, padded, 0, width, rows, 0, 0, tensor.min, tensor.max, VIRIDIS);
       canvas.getContext("2d").putImageData(image, 0, 0);
-      const top = tensor.values.indexOf(Math.max(...tensor.values));
+      let top = 0;
+      for (let i = 1; i < count; i++) if (tensor.values[i] > tensor.values[top]) top = i;
       grid.replaceChildren(canvas, legend(VIRIDIS, tensor.min.toPrecision(3), tensor.max.toPrecision(3), "value"));
-      status.textContent = `${tensor.values.length} values; the largest, ${tensor.max.toPrecision(4)}, at ${top}`;
+      status.textContent = `${count} values; the largest, ${tensor.values[top].toPrecision(4)}, at ${top}`;
       for (const control of [sort, previous, next]) control.disabled = true;
       return;
     }

@@ -28,14 +28,22 @@ function camera(onPhoto, onError) {
   const video = h("video", { autoplay: true, playsinline: true, muted: true, class: "camera", hidden: true });
   const take = h("button", { type: "button", text: "Take the photo", hidden: true });
   let stream = null;
+  let closed = false; // the view went away: a camera that opens late is stopped at once
   const stop = () => {
     stream?.getTracks().forEach((track) => track.stop());
     stream = null;
     video.hidden = take.hidden = true;
   };
   const open = h("button", { type: "button", text: "Use the camera", onclick: async () => {
+    stop(); // a second click: one camera at a time
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      const opened = await navigator.mediaDevices.getUserMedia({ video: true });
+      if (closed) {
+        opened.getTracks().forEach((track) => track.stop());
+        return;
+      }
+      stop();
+      stream = opened;
       video.srcObject = stream;
       video.hidden = take.hidden = false;
     } catch (error) {
@@ -50,7 +58,8 @@ function camera(onPhoto, onError) {
   });
   // getUserMedia exists only on secure pages (https or localhost)
   const available = Boolean(navigator.mediaDevices?.getUserMedia);
-  return { element: available ? h("span", { class: "camera-controls" }, open, take, video) : null, stop };
+  return { element: available ? h("span", { class: "camera-controls" }, open, take, video) : null,
+    close() { closed = true; stop(); } };
 }
 
 // -> {element, dispose()}
@@ -99,5 +108,5 @@ export function photoInput(onPhoto, onError) {
   const element = h("div", { class: "photo-input" },
     h("div", { class: "toolbar" }, h("label", { class: "file-button" }, "Choose a photo… ", file), cam.element),
     drop, samples);
-  return { element, dispose() { document.removeEventListener("paste", paste); cam.stop(); } };
+  return { element, dispose() { document.removeEventListener("paste", paste); cam.close(); } };
 }

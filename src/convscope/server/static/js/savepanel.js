@@ -20,16 +20,21 @@ export function savePanel(now, classList) {
     h("label", {}, none, " none of these"), h("label", {}, "Reason ", reason), send);
   let savedId = null;
 
+  let answered = 0; // bumped by reset(): a save that finishes after a newer answer is not offered for reporting
+
   save.addEventListener("click", async () => {
     const { current, answer } = now();
+    const mine = answered;
     save.disabled = true;
     try {
       const saved = await api("/api/predictions", { method: "POST",
         body: { image: current.url, model: answer.model, version: answer.version } });
+      if (mine !== answered) return;
       savedId = saved.id;
       status.textContent = `Saved as #${saved.id} (see the dashboard).`;
       open.disabled = false;
     } catch (error) {
+      if (mine !== answered) return;
       status.textContent = error.message;
       save.disabled = false;
     }
@@ -70,6 +75,7 @@ export function savePanel(now, classList) {
   return {
     element: h("div", { class: "save-panel" }, h("div", { class: "toolbar" }, save, open), form, status),
     reset() { // a new answer: nothing of it is saved yet
+      answered += 1;
       savedId = null;
       save.disabled = false;
       open.disabled = true;

@@ -41,8 +41,8 @@ export function weightsPanel(spec, onReady) {
     const parts = [h("h3", { text: `${spec.name}: pretrained weights` })];
     if (weights.state === "missing") {
       parts.push(h("p", { text: `The weights (${weights.key}, ${megabytes(weights.size)}) are not on this server `
-        + "yet." }), h("button", { type: "button", class: "primary", text: `Download ${megabytes(weights.size)}`,
-        onclick: start }));
+        + "yet." }), weights.url ? h("button", { type: "button", class: "primary",
+        text: `Download ${megabytes(weights.size)}`, onclick: start }) : null);
     } else if (weights.state === "downloading") {
       const total = weights.total || weights.size;
       parts.push(h("p", { text: `Downloading ${weights.key}: ${megabytes(weights.received || 0)} of `
@@ -65,7 +65,7 @@ export function weightsPanel(spec, onReady) {
       const state = await api(`/api/models/${spec.name}/download`);
       if (!alive) return;
       show(state);
-      if (state.state === "ready") onReady();
+      if (state.state === "ready") await onReady();
       else if (state.state === "downloading") timer = setTimeout(follow, POLL_MS);
     } catch (error) {
       if (alive) element.replaceChildren(h("p", { class: "message error", text: error.message }));

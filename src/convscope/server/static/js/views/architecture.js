@@ -33,12 +33,16 @@ export function createArchitectureView(root, store) {
   let alive = true;
   let graph = null;
 
+  let loads = 0;
+
   async function load() {
-    graph?.dispose();
+    const loading = ++loads;
+    const current = () => alive && loading === loads; // not replaced by a later choice of model
     try {
       const suffix = query({ version: store.version });
       const architecture = await api(`/api/models/${store.model}/architecture${suffix}`);
-      if (!alive) return;
+      if (!current()) return;
+      graph?.dispose();
       const panel = h("div", { class: "panel-slot" }, h("p", { class: "muted",
         text: "Click a layer for its details and weights; click a block to open it." }));
       graph = createLayerGraph(architecture, { onSelect(layer) {
@@ -47,20 +51,21 @@ export function createArchitectureView(root, store) {
         shown.ready.catch((error) => message.error(error.message));
       } });
       const small = architecture.parameters <= ALL_WEIGHTS_UP_TO;
+      const weights = small ? await allWeights(`${store.model}/weights${suffix}`) : [];
+      if (!current()) return;
       body.replaceChildren(
         h("p", {}, `${architecture.model} v${architecture.version}: ${count(architecture.parameters)} parameters, `,
           `${flops(architecture.flops)} per image`),
         architecture.traced ? "" : h("p", { class: "message info approximate", text: "Approximate graph: the model "
           + "could not be traced, so its edges were inferred from the order in which its modules ran." }),
         h("div", { class: "layers-split" }, graph.element, panel),
-        small ? h("h3", { text: "Weights" }) : "",
-        ...(small ? await allWeights(`${store.model}/weights${suffix}`) : []));
+        small ? h("h3", { text: "Weights" }) : "", ...weights);
       await graph.ready;
       const first = architecture.layers.find((l) => l.parameters > 0); // start on the first layer with weights
-      if (first && alive) graph.select(first.name);
+      if (first && current()) graph.select(first.name);
       message.clear();
     } catch (error) {
-      if (alive) message.error(error.message);
+      if (current()) message.error(error.message);
     }
   }
 

@@ -10,6 +10,7 @@ import { featureMaps } from "../layerpanel.js";
 import { photoInput } from "../photoinput.js";
 import { paintCamOver } from "../pictures.js";
 import { decodeTensor } from "../tensors.js";
+import { topClasses } from "../topclasses.js";
 import { isReady, modelLabel } from "../weightsstate.js";
 
 const MAX_MODELS = 4;
@@ -27,10 +28,7 @@ function column(answer, photo) {
     h("p", { class: "compare-top1" }, h("strong", { text: answer.predicted_class }), ` ${percent(answer.confidence)}`),
     canvas,
     h("p", { class: "muted", text: answer.cam ? `${answer.cam.method} at ${answer.cam.layer}` : "no CAM" }),
-    h("ol", { class: "top-classes" }, ...answer.top.map((t) => h("li", {},
-      h("span", { class: "class-name", text: t.class }),
-      h("span", { class: "bar" }, h("span", { style: `width: ${(t.probability * 100).toFixed(1)}%` })),
-      h("span", { class: "probability", text: percent(t.probability) })))),
+    topClasses(answer.top, answer.predicted),
     h("table", { class: "stats" }, h("tbody", {},
       h("tr", {}, h("th", { scope: "row", text: "time" }), h("td", { text: `${answer.time_ms.toFixed(0)} ms` })),
       h("tr", {}, h("th", { scope: "row", text: "parameters" }), h("td", { text: compact(answer.parameters) })),
@@ -101,8 +99,10 @@ export function createCompareView(root, store) {
       columns.replaceChildren(...built.map((c) => c.element));
       const answered = body.models.filter((a) => !a.error);
       verdict.textContent = body.agree ? `They agree: ${answered[0].predicted_class}.`
-        : `They disagree: ${answered.map((a) => `${a.model} says ${a.predicted_class}`).join(", ")}.`;
+        : answered.length < 2 ? "Fewer than two models could answer: see why in their columns."
+          : `They disagree: ${answered.map((a) => `${a.model} says ${a.predicted_class}`).join(", ")}.`;
       await Promise.all(built.map((c) => c.ready));
+      if (mine !== turn) return;
       window.__convscope.timings.push(performance.now() - started);
       message.clear();
     } catch (error) {

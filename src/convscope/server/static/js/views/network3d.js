@@ -36,9 +36,10 @@ export function channelList(text, count, most = 16) {
   for (const part of text.split(",")) {
     const [a, b = a] = part.split("-").map((v) => Number.parseInt(v, 10)); // "7" is 7-7
     if (Number.isNaN(a)) continue;
-    for (let c = a; c <= (Number.isNaN(b) ? a : b); c++) if (c >= 0 && c < count) picked.add(c);
+    const last = Math.min(Number.isNaN(b) ? a : b, count - 1); // "0-999999999" stops at the last channel
+    for (let c = Math.max(0, a); c <= last && picked.size < most; c++) picked.add(c);
   }
-  return [...picked].slice(0, most);
+  return [...picked];
 }
 
 // Plotly 3D surfaces of chosen channels of one spatial layer (x, y = the map, z = channel depth).
@@ -200,10 +201,15 @@ export function createNetworkView(root, store) {
     show();
   }
 
+  let loads = 0;
+
   async function load() {
+    const loading = ++loads;
     try {
-      architecture = await api(`/api/models/${store.model}/architecture${query({ version: store.version })}`);
-      if (!alive) return;
+      const fetched = await api(`/api/models/${store.model}/architecture${query({ version: store.version })}`);
+      if (!alive || loading !== loads) return; // another model was chosen meanwhile
+      architecture = fetched;
+      turn += 1; // an answer on its way is for the model before
       shown?.dispose();
       chosen.clear();
       const cells = everyCell(architecture);
@@ -219,7 +225,7 @@ export function createNetworkView(root, store) {
         h("option", { value: l.name, text: `${l.name} (${l.shape[0]} channels)` })));
       await show();
     } catch (error) {
-      if (alive) message.error(error.message);
+      if (alive && loading === loads) message.error(error.message);
     }
   }
 

@@ -3,7 +3,7 @@
 // class; below, the model's graph, where clicking a layer shows its feature maps for this photo and its weights.
 
 import { api } from "../api.js";
-import { h, messageBox, percent } from "../dom.js";
+import { h, messageBox } from "../dom.js";
 import { createLayerGraph } from "../layergraph.js";
 import { layerPanel } from "../layerpanel.js";
 import { photoInput } from "../photoinput.js";
@@ -11,6 +11,7 @@ import { savePanel } from "../savepanel.js";
 import { CAM_ALPHA, heatPicture, loadImage, paintInput } from "../pictures.js";
 import { GREY } from "../colors.js";
 import { decodeTensor } from "../tensors.js";
+import { mostLikely, topClasses } from "../topclasses.js";
 import { isReady, modelLabel, weightsPanel } from "../weightsstate.js";
 
 const METHODS = [["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"], ["hirescam", "HiResCAM"],
@@ -38,15 +39,6 @@ async function photoWithCam(canvas, url, answer) {
   context.drawImage(photo, x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale, x0, y0, x1 - x0, y1 - y0);
   const heat = heatPicture(await decodeTensor(answer.cam.map), CAM_ALPHA);
   context.drawImage(heat, left, top, width, height, x0, y0, x1 - x0, y1 - y0);
-}
-
-function topFive(answer, classes) {
-  const order = answer.probabilities.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
-  return h("ol", { class: "top-classes", "data-testid": "top-classes" }, ...order.map(([p, i]) =>
-    h("li", { class: i === answer.target ? "target" : "" },
-      h("span", { class: "class-name", text: classes[i] }),
-      h("span", { class: "bar" }, h("span", { style: `width: ${(p * 100).toFixed(1)}%` })),
-      h("span", { class: "probability", text: percent(p) }))));
 }
 
 export function createPhotoView(root, store) {
@@ -90,7 +82,8 @@ export function createPhotoView(root, store) {
   let architecture = null;
   let graph = null;
   let weights = null;
-  let turn = 0;
+  let turn = 0; // predictions: only the latest one's answer is drawn
+  let loads = 0; // models: only the latest one chosen is shown
   let alive = true;
   let loadedName = null;
 
@@ -148,7 +141,7 @@ export function createPhotoView(root, store) {
       + (answer.cam?.blank ? `. ${answer.cam.blank}` : "");
     await photoWithCam(photoCanvas, current.url, answer);
     paintInput(inputCanvas, await decodeTensor(answer.input), GREY);
-    top.replaceChildren(topFive(answer, classes()));
+    top.replaceChildren(topClasses(mostLikely(answer.probabilities, classes()), answer.target));
     keeping.reset();
     results.hidden = false;
     window.__convscope.timings.push(performance.now() - startedAt);
@@ -191,6 +184,7 @@ export function createPhotoView(root, store) {
     panelSlot.replaceChildren();
     results.hidden = true;
     answer = null;
+    turn += 1; // an answer still on its way is for the model before
     classList.replaceChildren(...classes().map((name, i) => h("option", { value: name, label: `${i}` })));
     target.value = "";
     if (!isReady(spec())) {
@@ -202,16 +196,18 @@ export function createPhotoView(root, store) {
       weightsSlot.append(weights.element);
       return;
     }
+    const loading = ++loads;
     try {
-      architecture = await api(`/api/models/${spec().name}/architecture`);
-      if (!alive) return;
+      const fetched = await api(`/api/models/${spec().name}/architecture`);
+      if (!alive || loading !== loads) return; // another model was chosen meanwhile
+      architecture = fetched;
       fillLayers();
       graph = createLayerGraph(architecture, { onSelect: (l) => showLayer(l.name) });
       graphSlot.append(graph.element);
       graph.ready.catch((error) => message.error(error.message));
       await rerun();
     } catch (error) {
-      message.error(error.message);
+      if (alive && loading === loads) message.error(error.message);
     }
   }
 
