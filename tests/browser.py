@@ -94,3 +94,21 @@ def checked_page(context):
     yield page
     page.close()
     assert errors == [], errors
+
+
+def module_fixtures(folder: str, env: dict | None = None, mnist_dir: str | None = None,
+                    width: int = 1280, height: int = 800):
+    """The `server` and `context` fixtures of a browser test module: one `convscope serve` (synthetic MNIST unless
+    `mnist_dir`) and one browser for all its tests. ``server, context = module_fixtures("ui-photos")``."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory, synthetic_mnist_dir):
+        with ui_server(tmp_path_factory.mktemp(folder), mnist_dir or str(synthetic_mnist_dir), env=env) as running:
+            yield running
+
+    @pytest.fixture(scope="module")
+    def context(server):
+        with browser_context(width, height) as browser:
+            yield browser
+
+    return server, context

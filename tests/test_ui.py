@@ -9,20 +9,11 @@ import re
 import pytest
 from PIL import Image
 
-from browser import ONE, SEVEN, browser_context, checked_page, stroke, ui_server, wait_until
+from browser import ONE, SEVEN, checked_page, module_fixtures, stroke, wait_until
 from conftest import REAL_MNIST
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, synthetic_mnist_dir):
-    with ui_server(tmp_path_factory.mktemp("ui"), REAL_MNIST or str(synthetic_mnist_dir)) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def context(server):
-    with browser_context() as browser:
-        yield browser
+server, context = module_fixtures("ui", mnist_dir=REAL_MNIST)
 
 
 @pytest.fixture

@@ -11,19 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import browser_context, checked_page, ui_server, wait_until
+from browser import checked_page, module_fixtures, wait_until
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, synthetic_mnist_dir):
-    with ui_server(tmp_path_factory.mktemp("ui-3d"), str(synthetic_mnist_dir)) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def context(server):
-    with browser_context() as browser:
-        yield browser
+server, context = module_fixtures("ui-3d")
 
 
 @pytest.fixture

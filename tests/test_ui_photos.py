@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import browser_context, checked_page, ui_server, wait_until
+from browser import checked_page, module_fixtures, wait_until
 
 PHOTOS = Path(__file__).resolve().parents[1] / "src" / "convscope" / "data" / "photos"
 
@@ -23,17 +23,7 @@ NON_BLANK = """(selector) => [...document.querySelectorAll(selector)].map((canva
 })"""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, synthetic_mnist_dir):
-    with ui_server(tmp_path_factory.mktemp("ui-photos"), str(synthetic_mnist_dir),
-                   env={"CONVSCOPE_WEIGHTS_MIRROR": "http://127.0.0.1:9"}) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def context(server):
-    with browser_context(1280, 900) as browser:
-        yield browser
+server, context = module_fixtures("ui-photos", env={"CONVSCOPE_WEIGHTS_MIRROR": "http://127.0.0.1:9"}, height=900)
 
 
 @pytest.fixture
