@@ -175,6 +175,12 @@ def test_a_photo_prediction_is_saved_and_reported_with_a_class_from_the_list(pag
     status, body = server.request("GET", f"/api/predictions/{saved_id}")
     assert status == 200 and body["model"] == "efficientnet_lite0"
     assert [(r["correct_class"], r["reason"]) for r in body["reports"]] == [("Persian cat", "long fur")]
+    page.get_by_role("link", name="Dashboard").click()  # the dashboard lists the photo by its class names
+    page.get_by_label("Filter by model").select_option("efficientnet_lite0")
+    row = page.locator("tr.row").first
+    row.wait_for()
+    assert answer["predicted_class"] in row.inner_text() and "efficientnet_lite0" in row.inner_text()
+    assert "correct class Persian cat" in page.locator(".report").first.inner_text()
 
 
 def test_an_upload_is_shown_and_read_upright_as_its_exif_orientation_says(page, tmp_path):
