@@ -11,6 +11,9 @@ import { classesByIndex, statsPanel } from "./stats.js";
 
 const PAGE = 12;
 const option = (value, text) => h("option", { value, text });
+const COLUMNS = ["", "#", "predicted", "confidence", "model", "reported", "when"];
+// Cells that carry their column's name: a phone shows each row as a block of "name: value" lines (style.css).
+const labelled = (labels, values) => values.map((value, i) => h("td", { "data-label": labels[i], text: value }));
 
 function rerunItem(rerun) {
   return h("li", { text: `${when(rerun.created_at)}: ${rerun.model} v${rerun.version} → ${rerun.predicted_class} ` +
@@ -47,8 +50,8 @@ export function createDashboardView(root, store) {
     h("div", { class: "dashboard-columns" },
       h("section", { "aria-label": "Saved predictions" }, h("h3", { text: "Saved predictions" }),
         h("div", { class: "toolbar" }, model, predicted, reported),
-        h("table", { class: "saved" }, h("thead", {}, h("tr", {}, ...["", "#", "predicted", "confidence", "model",
-          "reported", "when"].map((t) => h("th", { scope: "col", text: t })))), rows),
+        h("table", { class: "saved" }, h("thead", {}, h("tr", {}, ...COLUMNS.map((t) => h("th", { scope: "col",
+          text: t })))), rows),
         h("div", { class: "toolbar" }, previous, pageInfo, next)),
       detail),
     h("section", { "aria-label": "Reports" }, h("h3", { text: "Open reports" }), reports), tablesSlot));
@@ -101,9 +104,8 @@ export function createDashboardView(root, store) {
       rows.replaceChildren(...page.items.map((p) => h("tr", { tabindex: "0", class: "row",
         onclick: () => openDetail(p.id), onkeydown: (e) => e.key === "Enter" && openDetail(p.id) },
       h("td", {}, h("img", { src: p.image_url, alt: `input of #${p.id}`, class: "thumb", width: "28", height: "28" })),
-      h("td", { text: p.id }), h("td", { text: p.predicted_class }), h("td", { text: percent(p.confidence) }),
-      h("td", { text: `${p.model} v${p.version}` }), h("td", { text: p.reported ? "yes" : "no" }),
-      h("td", { text: when(p.created_at) }))));
+      ...labelled(COLUMNS.slice(1), [p.id, p.predicted_class, percent(p.confidence), `${p.model} v${p.version}`,
+        p.reported ? "yes" : "no", when(p.created_at)]))));
       if (!page.items.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: "7", text: "Nothing saved yet." })));
       pageInfo.textContent = page.total ? `${offset + 1}–${offset + page.items.length} of ${page.total}` : "";
       previous.disabled = offset === 0;

@@ -308,7 +308,7 @@ export function createTrainView(root, store) {
       runs.replaceChildren(...list.items.map((r) => {
         const isActive = r.version !== null && active.get(r.model) === r.version;
         const last = r.history[r.history.length - 1];
-        const status = h("td", { text: statusText(r), title: r.error || "" });
+        const status = h("td", { "data-label": "status", text: statusText(r), title: r.error || "" });
         statusCells.set(r.id, status);
         let action = null;
         if (usable(r)) {
@@ -317,15 +317,17 @@ export function createTrainView(root, store) {
         } else if (r.version !== null) {
           action = h("span", { class: "muted", text: "diverged: not usable" });
         }
+        // each cell carries its column's name: a phone shows a run as a block of "name: value" lines (style.css)
+        const cell = (label, text) => h("td", { "data-label": label, text });
         return h("tr", { "data-run": r.id, class: r.id === job?.id ? "shown" : null },
           h("td", {}, h("button", { type: "button", class: "link", text: `#${r.id}`, title: "Show this run's curves",
             "aria-label": `Show run ${r.id}`, onclick: () => show(r) })), status,
-          h("td", { text: r.model }),
-          h("td", { text: `${r.config.epochs} epochs, batch ${r.config.batch_size}, ${r.config.optimizer} ` +
-            `lr ${r.config.lr}, val ${r.config.validation_split}, seed ${r.config.seed}` }),
-          h("td", { text: last?.val_accuracy != null ? percent(last.val_accuracy, 2) : "–" }),
-          h("td", { text: r.test_metrics?.accuracy != null ? percent(r.test_metrics.accuracy, 2) : "–" }),
-          h("td", { text: r.version ? `v${r.version}` : "–" }), h("td", {}, action));
+          cell("model", r.model),
+          cell("configuration", `${r.config.epochs} epochs, batch ${r.config.batch_size}, ${r.config.optimizer} ` +
+            `lr ${r.config.lr}, val ${r.config.validation_split}, seed ${r.config.seed}`),
+          cell("val. accuracy", last?.val_accuracy != null ? percent(last.val_accuracy, 2) : "–"),
+          cell("test accuracy", r.test_metrics?.accuracy != null ? percent(r.test_metrics.accuracy, 2) : "–"),
+          cell("version", r.version ? `v${r.version}` : "–"), h("td", {}, action));
       }));
       // Opening the view: the running run (its events so far, then live), else the newest one as it ended.
       const running = list.items.find((r) => ACTIVE.has(r.status));
