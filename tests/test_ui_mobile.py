@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from browser import browser_context, checked_page, ui_server, wait_until
+from browser import checked_page, module_fixtures, wait_until
 from test_ui_train_3d import run_job
 
 SIZES = [(390, 844), (768, 1024)]
@@ -21,26 +21,21 @@ OFF_SCREEN = """() => [...document.querySelectorAll('main button, main select, m
   .map((e) => e.outerHTML.slice(0, 80))"""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, synthetic_mnist_dir):
-    with ui_server(tmp_path_factory.mktemp("ui-mobile"), str(synthetic_mnist_dir)) as running:
-        # something for the dashboard and the train view to list: a saved prediction, a report, a finished run
-        pixels = running.request("GET", "/api/samples?digit=3&seed=0")[1]["pixels"]
-        status, saved = running.request("POST", "/api/predictions", {"pixels": pixels})
-        assert status == 201, saved
-        wrong = (saved["predicted"] + 1) % 10
-        status, body = running.request("POST", f"/api/predictions/{saved['id']}/reports",
-                                       {"correct_label": wrong, "reason": "a test report with a fairly long reason"})
-        assert status == 201, body
-        job = run_job(running)
-        assert job["status"] == "completed", job
-        yield running
+server, context = module_fixtures("ui-mobile")
 
 
-@pytest.fixture(scope="module")
-def context(server):
-    with browser_context() as browser:
-        yield browser
+@pytest.fixture(scope="module", autouse=True)
+def listed(server):
+    """Something for the dashboard and the train view to list: a saved prediction, a report, a finished run."""
+    pixels = server.request("GET", "/api/samples?digit=3&seed=0")[1]["pixels"]
+    status, saved = server.request("POST", "/api/predictions", {"pixels": pixels})
+    assert status == 201, saved
+    wrong = (saved["predicted"] + 1) % 10
+    status, body = server.request("POST", f"/api/predictions/{saved['id']}/reports",
+                                  {"correct_label": wrong, "reason": "a test report with a fairly long reason"})
+    assert status == 201, body
+    job = run_job(server)
+    assert job["status"] == "completed", job
 
 
 @contextmanager
