@@ -105,3 +105,21 @@ export function createDrawpad({ onStroke, onStrokeEnd }) {
     dataUrl() { return canvas.toDataURL("image/png"); },
   };
 }
+
+// The pad's tools: pen and eraser, pen width, undo and clear. `onUndo()` after an undo that changed the pad,
+// `onClear()` after clearing it.
+export function padToolbar(pad, { onUndo, onClear }) {
+  const tools = {};
+  const setTool = (name) => {
+    pad.setTool(name);
+    for (const [tool, button] of Object.entries(tools)) button.setAttribute("aria-pressed", String(tool === name));
+  };
+  tools.pen = h("button", { type: "button", "aria-pressed": "true", text: "Pen", onclick: () => setTool("pen") });
+  tools.eraser = h("button", { type: "button", "aria-pressed": "false", text: "Eraser",
+    onclick: () => setTool("eraser") });
+  const width = h("input", { type: "range", min: "8", max: "40", value: "22", "aria-label": "Pen width",
+    oninput: () => pad.setWidth(Number(width.value)) });
+  return h("div", { class: "toolbar" }, tools.pen, tools.eraser, h("label", {}, "Width ", width),
+    h("button", { type: "button", text: "Undo", onclick: () => pad.undo() && onUndo() }),
+    h("button", { type: "button", text: "Clear", onclick: () => { pad.clear(); onClear(); } }));
+}

@@ -3,77 +3,43 @@
 
 import { api, query } from "../api.js";
 import { h, messageBox } from "../dom.js";
-import { PAD_SIZE, createDrawpad } from "../drawpad.js";
-import { predict as requestPrediction, savePrediction } from "../predict.js";
+import { PAD_SIZE, createDrawpad, padToolbar } from "../drawpad.js";
+import { predict as requestPrediction } from "../predict.js";
 import { loadImage } from "../pictures.js";
 import { digitSelect, fetchSample, pixelsToDataUrl } from "../samples.js";
+import { METHODS, createExplainControls } from "../explaincontrols.js";
+import { createReportForm } from "../reportform.js";
 import { createResults } from "./results.js";
 
-const NONE_OF_THESE = "none";
 const THROTTLE_MS = 75; // at most one prediction per 75 ms while a stroke goes on (and one at its end)
-const METHODS = [["gradcam", "Grad-CAM"], ["gradcam++", "Grad-CAM++"], ["hirescam", "HiResCAM"],
-  ["saliency", "Saliency"]];
-
-function option(value, text) {
-  return h("option", { value, text });
-}
-
-// One option per class: the value is the class index the API takes, the text its name.
-function classOptions(names) {
-  return names.map((name, index) => option(String(index), name));
-}
 
 export function createDrawView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
   const results = createResults({ methodTitles: Object.fromEntries(METHODS) });
   const pad = createDrawpad({ onStroke: strokeMoved, onStrokeEnd: strokeEnded });
   const overlayContext = pad.overlay.getContext("2d");
+  const keeping = createReportForm(store, () => current(), (text) => message.error(text));
 
   // --- controls ------------------------------------------------------------------------------------------
-  const penButton = h("button", { type: "button", "aria-pressed": "true", text: "Pen",
-    onclick: () => setTool("pen") });
-  const eraserButton = h("button", { type: "button", "aria-pressed": "false", text: "Eraser",
-    onclick: () => setTool("eraser") });
-  const width = h("input", { type: "range", min: "8", max: "40", value: "22", "aria-label": "Pen width",
-    oninput: () => pad.setWidth(Number(width.value)) });
   const digitChoice = digitSelect();
   const upload = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp",
     "aria-label": "Upload an image", onchange: uploadChosen });
-  const method = h("select", { "aria-label": "CAM method", onchange: () => { layerMenuFits(); refresh(); } },
-    ...METHODS.map(([value, text]) => option(value, text)));
-  const camLayer = h("select", { "aria-label": "CAM layer", onchange: refresh });
-  const target = h("select", { "aria-label": "Class to explain", onchange: refresh }, option("", "predicted class"));
   const showOverlay = h("input", { type: "checkbox", checked: true, "aria-label": "Show the CAM over the drawing",
     onchange: () => { pad.overlay.hidden = !showOverlay.checked; } });
-  const saveButton = h("button", { type: "button", text: "Save", onclick: save, disabled: true });
-  const reportButton = h("button", { type: "button", text: "Report wrong", onclick: openReport, disabled: true });
-  const saved = h("span", { class: "muted", "aria-live": "polite", tabindex: "-1" });
-  const reportLabel = h("select", { "aria-label": "Correct class", required: true });
-  const reportSend = h("button", { type: "submit", text: "Send report" });
-  const reportReason = h("textarea", { rows: "2", maxlength: "2000", "aria-label": "Reason",
-    placeholder: "Why is it wrong? (optional)" });
-  const reportForm = h("form", { class: "report-form", hidden: true, onsubmit: sendReport },
-    h("label", {}, "Correct class ", reportLabel), h("label", {}, "Reason ", reportReason),
-    reportSend,
-    h("button", { type: "button", text: "Cancel", onclick: closeReport }));
-
+  const explain = createExplainControls(() => refresh(), h("label", {}, showOverlay, " overlay"));
   // The pad and the other input controls are two sections in one column; on a phone the column dissolves and the
   // prediction comes right under the pad (style.css).
   root.append(h("div", { class: "draw-view" },
     h("div", { class: "input-column" },
       h("section", { class: "input-panel", "aria-label": "Input" },
         h("div", { class: "pad-wrap", style: `--pad-size:${PAD_SIZE}px` }, pad.canvas, pad.overlay),
-        h("div", { class: "toolbar" }, penButton, eraserButton, h("label", {}, "Width ", width),
-          h("button", { type: "button", text: "Undo", onclick: () => pad.undo() && inputChanged() }),
-          h("button", { type: "button", text: "Clear", onclick: clearPad })),
+        padToolbar(pad, { onUndo: inputChanged, onClear: clearPad }),
         message.element),
       h("section", { class: "input-options", "aria-label": "Samples, uploads and explanations" },
         h("div", { class: "toolbar" }, digitChoice, h("button", { type: "button", text: "Random sample",
           onclick: sample }), h("label", { class: "upload" }, "Upload ", upload)),
-        h("div", { class: "toolbar" }, h("label", {}, "Explain with ", method), h("label", {}, "at ", camLayer),
-          h("label", {}, "for ", target), h("label", {}, showOverlay, " overlay")))),
-    h("section", { class: "result-panel", "aria-label": "Prediction" }, results.element,
-      h("div", { class: "toolbar" }, saveButton, reportButton, saved), reportForm),
+        explain.element)),
+    h("section", { class: "result-panel", "aria-label": "Prediction" }, results.element, keeping.element),
     h("section", { class: "layers-panel", "aria-label": "Every layer" }, h("h3", { text: "Inside the network" }),
       results.layersElement)));
 
@@ -82,20 +48,12 @@ export function createDrawView(root, store) {
   // pixels onto the pad, so the CAM can be laid over what is shown.
   let input = null;
   let placement = { scale: 1, dx: 0, dy: 0 };
-  let savedId = null;
-  let savedPredicted = null; // the class index the saved record predicted
   let inflight = false;
   let again = false;
   let lastSent = 0;
   let strokeEndedAt = null;
   let keepInput = false;
   let alive = true;
-
-  function setTool(name) {
-    pad.setTool(name);
-    penButton.setAttribute("aria-pressed", String(name === "pen"));
-    eraserButton.setAttribute("aria-pressed", String(name === "eraser"));
-  }
 
   function strokeMoved() {
     if (input?.kind !== "drawing") { // what was said about a sample or an upload no longer holds
@@ -113,15 +71,12 @@ export function createDrawView(root, store) {
   }
 
   function inputChanged() {
-    savedId = null;
-    saved.textContent = "";
-    reportForm.hidden = true;
+    keeping.reset();
     keepInput = true; // the next request's input becomes the one other views show
     predict();
   }
 
   function clearPad() {
-    pad.clear();
     message.clear();
     input = null;
     store.input = null;
@@ -132,10 +87,8 @@ export function createDrawView(root, store) {
   function clearResults() {
     overlayContext.clearRect(0, 0, PAD_SIZE, PAD_SIZE);
     results.reset();
-    saveButton.disabled = reportButton.disabled = true;
-    savedId = null;
-    saved.textContent = "";
-    reportForm.hidden = true;
+    keeping.reset();
+    keeping.enable(false);
   }
 
   function refresh() {
@@ -143,8 +96,7 @@ export function createDrawView(root, store) {
   }
 
   function options() {
-    return { model: store.model, version: store.version ?? undefined, cam_method: method.value,
-      cam_layer: camLayer.value || undefined, target: target.value === "" ? undefined : Number(target.value) };
+    return { model: store.model, version: store.version ?? undefined, ...explain.values() };
   }
 
   // The input as it is now (a drawing is read off the pad at the moment of asking).
@@ -180,7 +132,7 @@ export function createDrawView(root, store) {
       if (!alive) return;
       await results.show(answer, (heat) => overlay(heat, answer.framing));
       message.clearError(); // the sample's description stays
-      saveButton.disabled = reportButton.disabled = false;
+      keeping.enable(true);
       if (measuring !== null) {
         await new Promise((resolve) => requestAnimationFrame(resolve)); // until the update is painted
         window.__convscope.timings.push(performance.now() - measuring);
@@ -243,104 +195,13 @@ export function createDrawView(root, store) {
     inputChanged();
   }
 
-  async function ensureSaved() {
-    if (savedId !== null) return savedId;
-    const fields = { model: store.model, version: store.version ?? undefined };
-    const record = await savePrediction(current(), fields);
-    savedId = record.id;
-    savedPredicted = record.predicted;
-    saved.replaceChildren("Saved as ", h("a", { href: "#/dashboard", text: `#${record.id}` }),
-      ` (${record.model} v${record.version} predicted ${record.predicted_class})`);
-    return savedId;
-  }
-
-  async function save() {
-    try {
-      await ensureSaved();
-    } catch (error) {
-      message.error(error.message);
-    }
-  }
-
-  async function openReport() {
-    try {
-      await ensureSaved();
-      reportChoices(savedPredicted);
-      reportForm.hidden = false;
-      reportLabel.focus();
-    } catch (error) {
-      message.error(error.message);
-    }
-  }
-
-  function closeReport() {
-    reportForm.hidden = true;
-    reportButton.focus(); // where the form was opened from
-  }
-
-  // No class chosen at first; the predicted class is no correction; "none of these" needs a reason.
-  function reportChoices(predicted) {
-    reportLabel.replaceChildren(h("option", { value: "", text: "choose…", disabled: true, selected: true }),
-      ...classOptions(store.classes()).map((o) => {
-        if (Number(o.value) === predicted) Object.assign(o, { disabled: true, text: `${o.text} (predicted)` });
-        return o;
-      }), option(NONE_OF_THESE, "none of these"));
-    reportLabel.value = "";
-  }
-
-  async function sendReport(event) {
-    event.preventDefault();
-    const none = reportLabel.value === NONE_OF_THESE;
-    if (none && !reportReason.value.trim()) {
-      reportReason.setCustomValidity("say what it is, when it is none of these classes");
-      reportReason.reportValidity();
-      return;
-    }
-    reportReason.setCustomValidity("");
-    try {
-      const report = await api(`/api/predictions/${savedId}/reports`, { method: "POST",
-        body: { correct_label: none ? null : Number(reportLabel.value), reason: reportReason.value } });
-      reportForm.hidden = true;
-      reportReason.value = "";
-      saved.textContent = `Reported #${report.prediction_id}: ${report.correct_class === null
-        ? "none of these classes" : `the correct class is ${report.correct_class}`}. Thank you.`;
-      saved.focus(); // the focus stays with the report's outcome, not lost to the page
-    } catch (error) {
-      message.error(error.message);
-      reportSend.focus();
-    }
-  }
-
   // --- the model: its layers decide the layer views and the CAM layers, its classes the class selects ----------
-  function setClasses(names) {
-    target.replaceChildren(option("", "predicted class"), ...classOptions(names));
-  }
-
-  // A CAM is taken at a layer with a spatial map bigger than 1x1 (a conv, its activation, a pooling or a merge);
-  // saliency takes none. A model with no such layer (an MLP) explains by saliency only.
-  function setCamChoices(architecture) {
-    const spatial = architecture.layers.filter((l) => l.output_shape.length === 3
-      && l.output_shape[1] * l.output_shape[2] > 1);
-    const fallback = architecture.default_cam_layer;
-    camLayer.replaceChildren(option("", fallback ? `default (${fallback})` : "default layer"),
-      ...spatial.map((l) => option(l.name, l.name)));
-    for (const choice of method.options) choice.disabled = choice.value !== "saliency" && spatial.length === 0;
-    if (method.selectedOptions[0]?.disabled) method.value = "saliency";
-    layerMenuFits();
-  }
-
-  function layerMenuFits() {
-    camLayer.disabled = method.value === "saliency" || camLayer.options.length <= 1;
-    if (camLayer.disabled) camLayer.value = "";
-  }
-
   async function loadModel() {
     try {
       const architecture = await api(`/api/models/${store.model}/architecture${query({ version: store.version })}`);
       if (!alive) return;
       results.setModel(architecture, store.classes());
-      setClasses(store.classes());
-      setCamChoices(architecture);
+      explain.setModel(architecture, store.classes());
       refresh();
     } catch (error) {
       message.error(error.message);
@@ -356,16 +217,17 @@ export function createDrawView(root, store) {
       placement = pad.show(await loadImage(pixelsToDataUrl(kept.pixels)));
     } else if (kept.kind === "upload") {
       placement = pad.show(await createImageBitmap(kept.file));
+    } else if (kept.kind === "photo") { // from the photo view
+      placement = pad.show(await loadImage(kept.dataUrl));
     }
-    input = { kind: kept.kind, pixels: kept.pixels, file: kept.file, label: kept.label };
+    input = { kind: kept.kind, pixels: kept.pixels, file: kept.file, label: kept.label,
+      dataUrl: kept.kind === "photo" ? kept.dataUrl : undefined };
     results.setTruth(kept.kind === "sample" ? kept.label : null);
   }
 
   // Another model: what was saved or reported was about the previous one's answer.
   function modelChanged() {
-    savedId = null;
-    saved.textContent = "";
-    reportForm.hidden = true;
+    keeping.reset();
     loadModel();
   }
 
