@@ -27,14 +27,14 @@ def require_browser() -> None:
 
 
 @contextmanager
-def browser_context(width: int = 1280, height: int = 800):
+def browser_context(width: int = 1280, height: int = 800, flags: tuple[str, ...] = ()):
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="convscope-chromium-")
     try:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
+                profile, executable_path=CHROMIUM, args=[*FLAGS, *flags], headless=True,
                 viewport={"width": width, "height": height})
             try:
                 yield context
@@ -97,7 +97,7 @@ def checked_page(context):
 
 
 def module_fixtures(folder: str, env: dict | None = None, mnist_dir: str | None = None,
-                    width: int = 1280, height: int = 800):
+                    width: int = 1280, height: int = 800, flags: tuple[str, ...] = ()):
     """The `server` and `context` fixtures of a browser test module: one `convscope serve` (synthetic MNIST unless
     `mnist_dir`) and one browser for all its tests. ``server, context = module_fixtures("ui-photos")``."""
 
@@ -108,7 +108,7 @@ def module_fixtures(folder: str, env: dict | None = None, mnist_dir: str | None 
 
     @pytest.fixture(scope="module")
     def context(server):
-        with browser_context(width, height) as browser:
+        with browser_context(width, height, flags) as browser:
             yield browser
 
     return server, context

@@ -107,3 +107,14 @@ def test_the_train_view_fits(context, server, width, height):
         fits(page)
         page.get_by_label("Epochs").fill("2")
         assert page.get_by_role("button", name="Activate").is_visible()
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_the_architecture_and_3d_views_fit(context, server, width, height):
+    with screen(context, server, width, height, "/#/architecture") as page:
+        page.locator("[data-testid=layer-panel] .layer-weights").wait_for()  # the graph and the first layer
+        fits(page)
+        page.goto(server.url + "/#/network")
+        page.get_by_role("button", name="Random sample").click()
+        wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
+        fits(page)

@@ -221,3 +221,4 @@ def test_a_photo_can_be_dropped_or_pasted(page, kind, photo, expected):
     assert expected in answer.value.json()["predicted_class"]
     page.wait_for_selector("[data-testid=top-classes] li")
     assert page.inner_text(".cam-caption").startswith("dropped.png:")
+

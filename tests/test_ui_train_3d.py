@@ -205,3 +205,16 @@ def test_the_train_view_says_the_mlp_has_no_filters_instead_of_an_empty_panel(pa
     page.locator("form.train-form").get_by_label("Model").select_option("mnist_cnn")
     note.wait_for(state="hidden")
     assert page.locator("canvas.live-filters").is_visible()
+
+
+def test_the_train_forms_defaults_limits_and_choices_are_the_servers(page, server):
+    status, openapi = server.request("GET", "/api/openapi.json")
+    job = openapi["components"]["schemas"]["JobRequest"]["properties"]
+    page.goto(server.url + "/#/train")
+    epochs = page.get_by_label("Epochs")
+    wait_until(page, "document.querySelector('form.train-form input[step=\"0.1\"]').value !== ''")
+    assert float(epochs.input_value()) == job["epochs"]["default"]
+    assert float(epochs.get_attribute("max")) == job["epochs"]["maximum"]
+    assert float(page.get_by_label("Batch size").get_attribute("max")) == job["batch_size"]["maximum"]
+    optimizers = page.locator("form.train-form").get_by_label("Optimizer").locator("option").all_inner_texts()
+    assert optimizers == job["optimizer"]["enum"]

@@ -50,3 +50,35 @@ export function query(params) {
   const text = search.toString();
   return text ? `?${text}` : "";
 }
+
+let openapi = null;
+
+// A request schema from the server's OpenAPI document (fetched once): forms take their defaults, limits and
+// choices from it rather than from copies in the JS.
+export async function requestSchema(name) {
+  openapi ??= api("/api/openapi.json").catch((error) => {
+    openapi = null;
+    throw error;
+  });
+  return (await openapi).components.schemas[name];
+}
+
+// Give number inputs and selects their schema's default (when still empty), min/max (an exclusive bound as the
+// bound itself: the server refuses it, the browser cannot say so) and choices: `inputs` is {field name: element}.
+export function applySchema(schema, inputs) {
+  for (const [name, input] of Object.entries(inputs)) {
+    const property = schema.properties[name];
+    if (!property) continue;
+    if (property.enum && input.tagName === "SELECT") {
+      input.replaceChildren(...property.enum.map((value) => Object.assign(document.createElement("option"),
+        { value, textContent: value })));
+    }
+    if (property.minimum !== undefined) input.min = property.minimum;
+    if (property.maximum !== undefined) input.max = property.maximum;
+    if (property.exclusiveMinimum !== undefined) input.min = property.exclusiveMinimum; // the server says if equal
+    if (property.exclusiveMaximum !== undefined) input.max = property.exclusiveMaximum;
+    // a value typed before the schema arrived stays
+    const given = property.default !== undefined && property.default !== null;
+    if (given && input.value === "") input.value = property.default;
+  }
+}

@@ -39,6 +39,7 @@ export async function filters(layer) {
   canvas.style.width = `${canvas.width * Math.max(4, Math.floor(360 / canvas.width))}px`; // 3x3 tiles stay readable
   const scale = layer.filters.scale.toPrecision(3);
   return h("figure", { class: "filter-figure" }, canvas,
-    h("figcaption", { text: inputs === 1 ? `${outputs} filters` : `${outputs} filters (rows) × ${inputs} input channels` }),
+    h("figcaption", { text: inputs === 1 ? `${outputs} filters`
+      : `${outputs} filters (rows) × ${inputs} input channels` }),
     legend(DIVERGING, `-${scale}`, scale, "weight"));
 }

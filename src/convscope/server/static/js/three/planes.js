@@ -5,6 +5,7 @@
 
 import { VIRIDIS, levelOf } from "../colors.js";
 import { shapeText } from "../layergraph.js";
+import { mostLikely } from "../topclasses.js";
 import { THREE } from "./stage.js";
 
 export const CHANNELS_SHOWN = 16;
@@ -127,9 +128,9 @@ export function createPlanes(stage, input, shown) {
     // The top classes as labels in a column after the last layer, the first marked.
     showClasses(probabilities, classNames) {
       for (const element of classLabels) element.remove();
-      const top = probabilities.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, TOP_CLASSES);
-      classLabels = top.map(([p, i], rank) => stage.label(`${classNames[i]} ${(p * 100).toFixed(1)}%`,
-        new THREE.Vector3(0, (TOP_CLASSES / 2 - rank) * 12, outputZ), rank === 0 ? "class-label winner" : "class-label"));
+      classLabels = mostLikely(probabilities, classNames, TOP_CLASSES).map((row, rank) => stage.label(
+        `${row.class} ${(row.probability * 100).toFixed(1)}%`, new THREE.Vector3(0, (TOP_CLASSES / 2 - rank) * 12,
+          outputZ), rank === 0 ? "class-label winner" : "class-label"));
       extent.expandByPoint(new THREE.Vector3(0, TOP_CLASSES * 6, outputZ));
     },
 
