@@ -116,6 +116,7 @@ def test_compare_two_models_side_by_side(context, server):
         page.goto(server.url + "/#/compare")
         page.wait_for_selector("button.sample-photo[data-photo=coffee]")
         assert page.get_by_label("vgg16 (weights not downloaded, 553 MB)").is_disabled()
+        page.get_by_text("Models (2-4)").wait_for()  # how many one comparison takes: the server's schema says
         with page.expect_response(lambda r: r.url.endswith("/api/compare")) as answer:
             page.click("button.sample-photo[data-photo=coffee]")
         body = answer.value.json()

@@ -2,7 +2,7 @@
 // default layer over what it saw, its time, parameters and MACs, and whether they agree; then one chosen layer's
 // feature maps from each.
 
-import { api } from "../api.js";
+import { api, requestSchema } from "../api.js";
 import { GREY } from "../colors.js";
 import { h, messageBox, percent } from "../dom.js";
 import { compact } from "../layergraph.js";
@@ -13,7 +13,6 @@ import { decodeTensor } from "../tensors.js";
 import { topClasses } from "../topclasses.js";
 import { isReady, modelLabel } from "../weightsstate.js";
 
-const MAX_MODELS = 4;
 
 function column(answer, photo) {
   if (answer.error) {
@@ -55,7 +54,14 @@ function column(answer, photo) {
 
 export function createCompareView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
-  const choices = h("fieldset", { class: "compare-models" }, h("legend", { text: `Models (2-${MAX_MODELS})` }));
+  const legendText = h("legend", { text: "Models" });
+  const choices = h("fieldset", { class: "compare-models" }, legendText);
+  let most = Infinity; // how many models one comparison takes: the server's CompareRequest says
+  let fewest = 2;
+  requestSchema("CompareRequest").then((schema) => {
+    ({ minItems: fewest, maxItems: most } = schema.properties.models);
+    legendText.textContent = `Models (${fewest}-${most})`;
+  }).catch((error) => message.error(error.message));
   const verdict = h("p", { class: "compare-verdict", "data-testid": "compare-verdict" });
   const columns = h("div", { class: "compare-columns" });
   let photo = null;
@@ -81,11 +87,11 @@ export function createCompareView(root, store) {
   async function run() {
     const names = chosen();
     for (const box of choices.querySelectorAll("input")) {
-      box.disabled = !isReady(store.spec(box.value)) || (!box.checked && names.length >= MAX_MODELS);
+      box.disabled = !isReady(store.spec(box.value)) || (!box.checked && names.length >= most);
     }
     if (!photo) return;
-    if (names.length < 2) {
-      message.info("Choose at least two models.");
+    if (names.length < fewest) {
+      message.info(`Choose at least ${fewest} models.`);
       return;
     }
     const mine = ++turn;
