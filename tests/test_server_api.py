@@ -16,6 +16,8 @@ from convscope.inspect import Inspector
 from convscope.models import load_model
 from convscope.preprocessing.mnist_digit import preprocess_drawing
 from convscope.server.encoding import decode_layers, decode_tensor
+from convscope.server.settings import ServerSettings
+from server_fixtures import make_client
 
 LEVEL = 1 / 255  # one quantization step, relative to a tensor's range
 
@@ -328,6 +330,47 @@ def test_only_loopback_host_names_are_answered_on_loopback(client):
     rebinding = client.get("/api/health", headers={"host": "evil.example:8000"})
     assert rebinding.status_code == 400 and rebinding.json()["error"]["code"] == "bad_request"
     assert client.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
+
+
+def test_a_server_on_another_loopback_address_answers_its_own_host_name(tmp_path, synthetic_mnist_dir):
+    settings = ServerSettings(host="127.0.0.2", data_dir=tmp_path / "data", mnist_dir=synthetic_mnist_dir, workers=1)
+    with make_client(settings) as client:
+        assert client.get("/api/health", headers={"host": "127.0.0.2:8000"}).status_code == 200
+        assert client.get("/api/health", headers={"host": "127.0.0.3:8000"}).status_code == 400
+        assert client.get("/api/health", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_a_bug_answers_500_in_the_error_shape_with_the_security_headers(client, monkeypatch, caplog):
+    from convscope.server.routes import photos
+
+    class Broken(dict):
+        def values(self):
+            raise RuntimeError("a bug in the photo list")
+
+    monkeypatch.setattr(photos, "PHOTOS", Broken())
+    answer = client.get("/api/photos")
+    assert answer.status_code == 500
+    assert answer.json()["error"] == {"status": 500, "code": "internal_error",
+                                      "message": "internal error: the server logged the details"}
+    assert "a bug in the photo list" not in answer.text  # the details go to the log, not to the client
+    assert answer.headers["x-content-type-options"] == "nosniff" and "content-security-policy" in answer.headers
+    assert "a bug in the photo list" in caplog.text
+    assert client.get("/api/health").status_code == 200  # and the server goes on
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"target": True}, "target"), ({"target": "3"}, "target"), ({"preprocess": 1}, "preprocess"),
+    ({"version": 1.0}, "version"), ({"model": 7}, "model")])
+def test_json_types_are_taken_as_they_are(client, body, field):
+    pixels = [[0] * 28 for _ in range(28)]
+    answer = client.post("/api/predict", json={"pixels": pixels, **body})
+    assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == f"body.{field}"
+
+
+def test_a_job_refuses_true_for_a_number(client):
+    answer = client.post("/api/jobs", json={"epochs": True})
+    assert answer.status_code == 422 and "body.epochs" in answer.json()["error"]["message"]
+    assert client.get("/api/jobs").json()["items"] == []  # nothing started
 
 
 def test_deflate_payload_is_plain_zlib_for_browsers(client):

@@ -26,7 +26,7 @@ from .errors import install_error_handlers
 from .jobs import JobManager
 from .model_store import ModelStore
 from .routes import ROUTERS, docs, vendor
-from .security import LOOPBACK_HOSTS, SecurityMiddleware, with_admin_token
+from .security import SecurityMiddleware, allowed_host_names, with_admin_token
 from .settings import ServerSettings
 from .state import AppState
 
@@ -94,6 +94,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes,
-                       allowed_hosts=LOOPBACK_HOSTS if settings.loopback else None,
+                       allowed_hosts=allowed_host_names(settings),
                        allowed_origins=settings.allowed_origins)
     return app

@@ -3,12 +3,11 @@
     {"error": {"status": 404, "code": "not_found", "message": "no saved prediction 12", "details": [...]}}
 
 ``details`` appears only for request validation errors (one entry per bad field). Bad input never produces a
-500 or a traceback; an unexpected bug produces a 500 with a generic message, and the traceback goes to the log.
+500 or a traceback; an unexpected bug produces a 500 with a generic message (security.py answers it, so that it
+carries the security headers), and the traceback goes to the log.
 """
 
 from __future__ import annotations
-
-import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +15,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConvscopeError, DataError, ImageTooLargeError, UnreadableImageError
-
-log = logging.getLogger("convscope.server")
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_input",
@@ -80,7 +77,3 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"nothing here: {request.method} {request.url.path}"
         return error_response(error.status_code, message, headers=getattr(error, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error: the server logged the details")

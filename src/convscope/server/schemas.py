@@ -20,8 +20,9 @@ RecordId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 
 
 class Strict(BaseModel):
-    # A misspelt field is an error, not silently ignored; NaN and infinities are not numbers anyone means.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # A misspelt field is an error, not silently ignored; NaN and infinities are not numbers anyone means; and JSON
+    # types are taken as they are (strict): true is not the number 1, "5" is not 5, 1 is not true.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class ImageFields(Strict):

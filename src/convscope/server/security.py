@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 
 from fastapi import HTTPException, Request
@@ -36,6 +37,16 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+log = logging.getLogger("convscope.server")
+
+
+def allowed_host_names(settings: ServerSettings) -> list[str] | None:
+    """The Host header names a loopback server answers to: the loopback names and the address it was told to bind
+    (127.0.0.2, say); None (any) when it serves a network."""
+    if not settings.loopback:
+        return None
+    own = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return sorted({*LOOPBACK_HOSTS, own})
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -121,7 +132,23 @@ class SecurityMiddleware:
                     raise HTTPException(413, self._too_large_message())
             return message
 
-        await self.app(scope, limited_receive, send_with_headers)
+        started = False
+
+        async def send_tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, limited_receive, send_tracked)
+        except Exception:
+            # A bug: logged here, and answered here so the 500 carries the security headers too (Starlette's
+            # outermost error middleware would answer without them).
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            response = error_response(500, "internal error: the server logged the details")
+            await response(scope, receive, send_with_headers)
 
     def _too_large_message(self) -> str:
         return f"request body over the limit of {self.max_body_bytes:,} bytes"
