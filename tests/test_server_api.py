@@ -201,6 +201,21 @@ def test_a_speck_or_a_scribble_is_called_unusual_and_a_digit_is_not(client):
         assert "MNIST digits cover 4% to 27%" in answer["unusual_input"]["reason"]
 
 
+def test_a_16_bit_greyscale_png_is_read_like_its_8_bit_twin(client):
+    """Dark ink on white paper in 16 bits: clipped at 255 it was all white ("the drawing is empty")."""
+    eight = np.asarray(drawing_of_seven(), dtype=np.uint16)
+    ink = np.where(eight < 128, 9000, 60000).astype(np.uint16)  # ink far above 255, paper near white
+    png = io.BytesIO()
+    Image.fromarray(ink).save(png, format="PNG")
+    assert Image.open(io.BytesIO(png.getvalue())).mode.startswith("I")
+    answer = client.post("/api/predict/upload", files={"file": ("scan.png", png.getvalue(), "image/png")})
+    assert answer.status_code == 200, answer.text
+    twin = Image.fromarray(np.where(eight < 128, 35, 234).astype(np.uint8))  # 9000/257, 60000/257
+    expected = client.post("/api/predict/upload", files={"file": ("twin.png", png_bytes(twin), "image/png")})
+    assert answer.json()["predicted"] == expected.json()["predicted"] == 7
+    assert answer.json()["probabilities"] == pytest.approx(expected.json()["probabilities"], abs=1e-6)
+
+
 def test_an_upload_is_turned_upright_as_its_exif_orientation_says(client, engine_cnn):
     """A phone stores the sensor's pixels and an orientation tag: 8 means "turn 90 degrees anticlockwise to show"."""
     upright = drawing_of_seven()

@@ -6,6 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, InputError, UnreadableImageError
@@ -38,4 +39,16 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         ImageOps.exif_transpose(image, in_place=True)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"{name}: corrupt image ({e})") from None
-    return image
+    return _eight_bit(image)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) greyscale scaled to 8 bits: Pillow's own conversion clips at 255, which turns a
+    16-bit photo of dark ink on white paper all white."""
+    if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+    scaled = Image.fromarray(np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    scaled.format = image.format
+    return scaled
