@@ -19,6 +19,19 @@ from convscope.settings import Settings
 
 pytest_plugins = ["server_fixtures"]
 
+# `pytest -m "not slow"`: the quick feedback loop (about a minute here). Slow: every browser test, the files whose
+# tests run real server and training processes, and single tests marked @pytest.mark.slow.
+SLOW_FILES = {"test_server_e2e.py", "test_server_jobs.py"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name.startswith("test_ui"):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        elif item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
 REAL_MNIST = os.environ.get("CONVSCOPE_MNIST_DIR")
 if os.environ.get("CI") and not REAL_MNIST:
     raise RuntimeError("CI must run the real-MNIST tests: set CONVSCOPE_MNIST_DIR (the Makefile does when "

@@ -133,6 +133,7 @@ def test_user_mistakes_are_one_line_errors(env, tmp_path, capsys, argv, message)
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "convscope.cli.main", "predict", str(tmp_path / "nope.png")],
                             capture_output=True, text=True)
@@ -155,6 +156,7 @@ def test_serve_refuses_bad_settings_in_one_line(capsys):
     assert main(["serve", "--workers", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_serve_open_opens_the_browser_at_the_served_url_once_it_answers(tmp_path):
     """`webbrowser` runs the command in BROWSER with the URL: here a script that writes down what it was given and
     whether the server answered by then."""

@@ -27,6 +27,7 @@ PHOTOS = Path(__file__).resolve().parents[1] / "src" / "convscope" / "data" / "p
 
 
 @pytest.mark.parametrize("name", list(SIZES))
+@pytest.mark.slow
 def test_architecture_matches_torchvision(name):
     """Same state_dict keys in the same order with the same shapes, so official files load strictly, and the same
     logits for the same weights (recorded from torchvision's own module; see imagenet_reference.py)."""
@@ -42,6 +43,7 @@ def test_architecture_matches_torchvision(name):
     assert float(logits.norm()) == pytest.approx(reference["logits_norm"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_parameter_counts_as_published():
     counts = {name: sum(p.numel() for p in build().parameters()) for name, build in BUILDERS.items()}
     assert counts == {"vgg16": 138_357_544, "vgg19": 143_667_240, "resnet50": 25_557_032,

@@ -115,6 +115,7 @@ def test_packaged_weights_carry_their_provenance(name, minimum):
     assert not checkpoint.model.training
 
 
+@pytest.mark.slow
 def test_every_registered_model_builds_and_describes_itself():
     for spec in MODELS.values():
         graph = spec.adapter(spec.build()).graph

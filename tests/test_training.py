@@ -117,6 +117,7 @@ def test_tensorboard_logs_scalars_histograms_and_filters(tmp_path):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_real_mnist_passes_95_percent_in_a_few_hundred_steps(real_mnist):
     config = TrainConfig(epochs=300 / 422, batch_size=128, validation_split=0.1, seed=0)
     result = train(config, settings=real_mnist)

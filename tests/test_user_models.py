@@ -179,6 +179,7 @@ def test_the_app_serves_the_users_model(user_files, tmp_path, synthetic_mnist_di
         assert too_far.json()["error"]["message"] == "correct_label must be a class index of tiny: 0-2, got 3"
 
 
+@pytest.mark.slow
 def test_a_real_server_started_with_the_users_model(user_files, tmp_path, synthetic_mnist_dir):
     args = ("--model-file", user_files["net"], "--weights", user_files["pth"], "--classes", user_files["classes"],
             "--preprocessing", PREPROCESSING, "--model-name", "tiny", "--workers", "2")
