@@ -110,3 +110,33 @@ def test_every_answered_save_survives_kill_9(tmp_path, synthetic_mnist_dir):
         restarted.stop()
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_job_whose_server_was_killed_is_settled_at_once_by_the_next_server(tmp_path, synthetic_mnist_dir):
+    """kill -9 while training; a server started on the same data a moment later says the job was interrupted and
+    takes a new one, without waiting for the old job's heartbeat to go stale (15 s)."""
+    env = {"CONVSCOPE_MNIST_DIR": str(synthetic_mnist_dir), "CONVSCOPE_WORKERS": "2"}
+    server = ServerProcess(tmp_path / "data", env=env)
+    server.start()
+    try:
+        status, job = server.request("POST", "/api/jobs", {"epochs": 100, "batch_size": 8})
+        assert status == 202, job
+        deadline = time.monotonic() + 60
+        while server.request("GET", f"/api/jobs/{job['id']}")[1]["status"] != "running":
+            assert time.monotonic() < deadline, "the job never started running"
+            time.sleep(0.1)
+    finally:
+        server.kill()  # SIGKILL to the server, its workers and the training process: no shutdown code runs
+    killed_at = time.monotonic()
+    restarted = ServerProcess(tmp_path / "data", env=env)
+    restarted.start()
+    try:
+        status, old = restarted.request("GET", f"/api/jobs/{job['id']}")
+        assert status == 200 and old["status"] == "failed" and old["error"].startswith("interrupted")
+        status, new = restarted.request("POST", "/api/jobs", {"epochs": 0.05})
+        assert status == 202, new  # the training slot is free again
+        assert time.monotonic() - killed_at < 15  # sooner than a stale heartbeat could have told
+        status, cancelled = restarted.request("POST", f"/api/jobs/{job['id']}/cancel")
+        assert status == 409 and "already ended (failed)" in cancelled["error"]["message"]
+    finally:
+        restarted.stop()

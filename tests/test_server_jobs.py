@@ -210,5 +210,6 @@ def test_a_job_left_running_by_a_dead_server_is_failed_at_the_next_start(setting
     db.dispose()
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         job = client.get("/api/jobs/1").json()
-        assert job["status"] == "failed" and job["error"] == "the server stopped while this job was running"
+        assert job["status"] == "failed"
+        assert job["error"] == "interrupted: the server stopped while this job was running"
         assert client.get("/api/health").json()["training_job"] is None

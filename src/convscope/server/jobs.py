@@ -16,11 +16,12 @@ import math
 import multiprocessing
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -60,6 +61,38 @@ def finite(value):
         items = [finite(item) for item in value]
         return [item for item, _ in items], any(bad for _, bad in items)
     return value, False
+
+
+def process_identity(pid: int | None = None) -> str | None:
+    """"host:pid:start" of a process running on this host (start: its start time, from /proc where there is one,
+    so that a reused pid is another identity); None when no process has that pid."""
+    pid = pid or os.getpid()
+    host = socket.gethostname()
+    try:
+        # /proc/<pid>/stat: after the command's closing ")" come fields 3 onwards; field 22 is the start time
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (macOS): whether the pid exists is all there is to know
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        start = ""
+    return f"{host}:{pid}:{start}"
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether the process an ``owner`` string names has certainly stopped (it ran on this host and is gone)."""
+    host, pid, _ = owner.rsplit(":", 2)
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process: only its heartbeat can tell
+    return process_identity(int(pid)) != owner
 
 
 @dataclass
@@ -146,7 +179,7 @@ class JobManager:
         try:
             with self.db.session(write=True) as session:
                 job = TrainingJob(model=config.model, status="queued", slot=1, config=config.as_dict(),
-                                  history=[])
+                                  history=[], owner=process_identity())
                 session.add(job)
                 session.flush()
                 job_id = job.id
@@ -176,6 +209,7 @@ class JobManager:
         return job_id
 
     def cancel(self, job_id: int) -> None:
+        self.fail_stale_jobs()  # a job whose server stopped cannot be cancelled: it has ended, and says how
         with self.db.session(write=True) as session:
             job = session.get(TrainingJob, job_id)
             if job is None:
@@ -192,14 +226,23 @@ class JobManager:
         return live.feed if live else None
 
     def fail_stale_jobs(self) -> None:
-        """Jobs left queued or running by a server that stopped: failed, and the training slot freed."""
+        """Jobs left queued or running by a server that stopped: failed, and the training slot freed. A job whose
+        server process (its ``owner``) was on this host and is gone is settled at once; any other, once its
+        heartbeat is STALE_AFTER_S old. Run at start-up, before a job starts, and when jobs are read."""
         cutoff = utcnow() - timedelta(seconds=STALE_AFTER_S)
+        with self.db.session() as session:  # a read first: most of the time there is nothing to settle
+            active = session.execute(select(TrainingJob.id, TrainingJob.owner, TrainingJob.heartbeat_at).where(
+                TrainingJob.status.in_(ACTIVE), TrainingJob.id.not_in(list(self._live) or [-1]))).all()
+        gone = [job_id for job_id, owner, _ in active if owner and owner_gone(owner)]
+        stale = [job_id for job_id, _, heartbeat in active if _aware(heartbeat) < cutoff]
+        if not gone and not stale:
+            return
         with self.db.session(write=True) as session:
             session.execute(update(TrainingJob).where(
-                TrainingJob.status.in_(ACTIVE), TrainingJob.heartbeat_at < cutoff,
-                TrainingJob.id.not_in(list(self._live) or [-1])).values(
+                TrainingJob.status.in_(ACTIVE),
+                TrainingJob.id.in_(gone) | (TrainingJob.id.in_(stale) & (TrainingJob.heartbeat_at < cutoff))).values(
                 status="failed", slot=None, finished_at=utcnow(),
-                error="the server stopped while this job was running"))
+                error="interrupted: the server stopped while this job was running"))
 
     def shutdown(self) -> None:
         """Cancel the running job and wait for it to end (it is recorded as cancelled)."""

@@ -74,6 +74,9 @@ class TrainingJob(Base):
     # Written every few seconds while the job runs: a job whose heartbeat stopped lost its server.
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "host:pid:start" of the server worker running it (see jobs.py process_identity): a server on the same host
+    # knows at once when that process is gone.
+    owner: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
     history: Mapped[list] = mapped_column(JSON, default=list)
     test_metrics: Mapped[dict | None] = mapped_column(JSON)

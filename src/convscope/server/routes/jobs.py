@@ -34,6 +34,7 @@ def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
 @router.get("", summary="Training jobs, newest first")
 def list_jobs(state: AppState = Depends(app_state), limit: int = Query(20, ge=1, le=200),
               offset: int = Query(0, ge=0, le=INT4_MAX)) -> dict:
+    state.jobs.fail_stale_jobs()  # a job whose server stopped reads as failed, not as running forever
     with state.db.session() as session:
         total = session.scalar(select(func.count()).select_from(TrainingJob))
         jobs = session.scalars(select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit).offset(offset))
@@ -43,6 +44,7 @@ def list_jobs(state: AppState = Depends(app_state), limit: int = Query(20, ge=1,
 
 @router.get("/{job_id}", summary="A job's status, progress, history, test metrics and the version it made")
 def get_job(job_id: RecordId, state: AppState = Depends(app_state)) -> dict:
+    state.jobs.fail_stale_jobs()
     return _job(state, job_id)
 
 
