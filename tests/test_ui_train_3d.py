@@ -212,7 +212,7 @@ def test_the_train_forms_defaults_limits_and_choices_are_the_servers(page, serve
     job = openapi["components"]["schemas"]["JobRequest"]["properties"]
     page.goto(server.url + "/#/train")
     epochs = page.get_by_label("Epochs")
-    wait_until(page, "document.querySelector('form.train-form input[step=\"0.1\"]').value !== ''")
+    wait_until(page, "(document.querySelector('form.train-form input[step=\"0.1\"]')?.value ?? '') !== ''")
     assert float(epochs.input_value()) == job["epochs"]["default"]
     assert float(epochs.get_attribute("max")) == job["epochs"]["maximum"]
     assert float(page.get_by_label("Batch size").get_attribute("max")) == job["batch_size"]["maximum"]
