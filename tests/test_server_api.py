@@ -373,6 +373,32 @@ def test_a_bug_answers_500_in_the_error_shape_with_the_security_headers(client, 
     assert client.get("/api/health").status_code == 200  # and the server goes on
 
 
+def test_openapi_documents_each_operations_errors_in_the_shape_they_have(client):
+    from convscope.server.schemas import ErrorBody
+
+    openapi = client.get("/api/openapi.json").json()
+    assert "HTTPValidationError" not in str(openapi)  # FastAPI's own 422 shape is not what the server answers
+    error_ref = "#/components/schemas/ErrorBody"
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            errors = {code: answer for code, answer in operation["responses"].items() if code[0] in "45"}
+            assert "500" in errors, (method, path)
+            for code, answer in errors.items():
+                assert answer["content"]["application/json"]["schema"]["$ref"] == error_ref, (method, path, code)
+            if "{" in path:
+                assert "404" in errors, (method, path)
+            if method in ("post", "put", "delete"):
+                assert {"403", "413", "422"} <= set(errors), (method, path)
+    assert "409" in openapi["paths"]["/api/jobs"]["post"]["responses"]
+    assert "415" in openapi["paths"]["/api/predict/upload"]["post"]["responses"]
+    assert "401" in openapi["paths"]["/api/models/{name}/active"]["put"]["responses"]
+    assert set(openapi["paths"]["/api/health"]["get"]["responses"]) == {"200", "500"}  # no input, nothing to refuse
+    # and the answers are what the schema says
+    for answer in (client.post("/api/predict", json={"pixels": [[300]]}), client.get("/api/jobs/999"),
+                   client.post("/api/predict", json={"pixels": [[0] * 28] * 28, "target": "x"})):
+        assert answer.status_code in (404, 422) and ErrorBody.model_validate(answer.json())
+
+
 @pytest.mark.parametrize("body, field", [
     ({"target": True}, "target"), ({"target": "3"}, "target"), ({"preprocess": 1}, "preprocess"),
     ({"version": 1.0}, "version"), ({"model": 7}, "model")])

@@ -166,3 +166,46 @@ class ReportRequest(Strict):
 
 class ResolveRequest(Strict):
     resolved: bool = True
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where, e.g. body.target or query.limit")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str = Field(description="not_found, invalid_input, conflict, ...")
+    message: str = Field(description="what went wrong and, where it can, what to do")
+    details: list[FieldError] | None = Field(None, description="one entry per invalid field (422 only)")
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorDetail
+
+
+ERROR_MEANINGS = {
+    401: "an admin action without the admin token (on a server that is not on loopback)",
+    403: "a wrong admin token, or a change asked by another site's page",
+    404: "no such model, version, record or photo (the message says which)",
+    409: "in conflict with the current state: a job already running, an ended job, weights that ship in a package",
+    413: "a body over the size limit, or an image over the pixel limit (read from its header)",
+    415: "not a PNG, JPEG or WebP image",
+    422: "invalid input: the message says what, and details which field",
+    500: "a bug: the server logged the details",
+    503: "data the server needs is missing and cannot be downloaded (MNIST without a network)",
+}
+
+
+def errors(*statuses: int, **described: str) -> dict:
+    """OpenAPI ``responses`` for error answers in the one error shape; ``described``: ``e404="..."`` to say more
+    than the general meaning."""
+    meanings = {**{status: ERROR_MEANINGS[status] for status in statuses},
+                **{int(key[1:]): description for key, description in described.items()}}
+    # JSON whatever the route's own answers are (a stream's errors come before the stream)
+    as_json = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return {status: {"model": ErrorBody, "description": meaning, "content": as_json}
+            for status, meaning in meanings.items()}
+

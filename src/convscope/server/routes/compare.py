@@ -9,11 +9,12 @@ from ...errors import ConvscopeError
 from ..encoding import encode_tensor
 from ..errors import ApiError
 from ..inference import Options, prediction_summary, run
-from ..schemas import CompareRequest
+from ..schemas import CompareRequest, errors
 from ..state import AppState, app_state
 from ._inputs import json_image
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/compare", tags=["predict"])
+router = APIRouter(prefix="/compare", tags=["predict"], route_class=DocumentedRoute, responses=errors(415))
 
 
 def _one(state: AppState, image, choice, top: int) -> dict:
@@ -44,7 +45,7 @@ def _one(state: AppState, image, choice, top: int) -> dict:
                                              "layer, inference time, parameters and MACs, or the error that model "
                                              "gave; ``agree``: whether every answering model's top class is the "
                                              "same"},
-                        422: {"description": "fewer than 2 or more than 4 models, or an unreadable image"}})
+                        **errors(e422="fewer than 2 or more than 4 models, or an unreadable image")})
 async def compare(request: CompareRequest, state: AppState = Depends(app_state)) -> dict:
     """A model that cannot answer (unknown, weights not downloaded, an input it cannot take) gets an ``error``
     in its place and the others still answer. Times are each model's inspection as POST /api/predict runs it

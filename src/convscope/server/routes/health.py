@@ -5,8 +5,9 @@ from ... import __version__
 from ...models.registry import MODELS
 from ..db.tables import TrainingJob
 from ..state import AppState, app_state
+from ._documented import DocumentedRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=DocumentedRoute)
 
 
 @router.get("/health", summary="Health check and version")

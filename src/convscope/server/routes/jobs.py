@@ -8,11 +8,12 @@ from ...training import TrainConfig
 from ..db.tables import JobEvent, TrainingJob
 from ..errors import NotFound
 from ..jobs import job_body, job_version
-from ..schemas import INT4_MAX, JobRequest, RecordId
+from ..schemas import INT4_MAX, JobRequest, RecordId, errors
 from ..security import require_admin
 from ..state import AppState, app_state
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/jobs", tags=["training jobs"])
+router = APIRouter(prefix="/jobs", tags=["training jobs"], route_class=DocumentedRoute)
 POLL_S = 0.1  # how often a stream re-reads the database for a job another worker runs
 
 
@@ -25,7 +26,9 @@ def _job(state: AppState, job_id: int) -> dict:
 
 
 @router.post("", status_code=202, summary="Start training in a separate process (admin; one job at a time)",
-             dependencies=[Depends(require_admin)])
+             dependencies=[Depends(require_admin)],
+             responses=errors(e404="unknown model", e409="a job is already running: one at a time",
+                              e503="MNIST is not here and cannot be downloaded"))
 def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
     job_id = state.jobs.start(TrainConfig(**request.model_dump(), probes=10))  # events carry 10 probe digits
     return _job(state, job_id)
@@ -49,7 +52,7 @@ def get_job(job_id: RecordId, state: AppState = Depends(app_state)) -> dict:
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a running job (admin)",
-             dependencies=[Depends(require_admin)])
+             dependencies=[Depends(require_admin)], responses=errors(e409="the job already ended"))
 def cancel(job_id: RecordId, state: AppState = Depends(app_state)) -> dict:
     state.jobs.cancel(job_id)
     return _job(state, job_id)

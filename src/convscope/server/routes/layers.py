@@ -9,11 +9,12 @@ from pydantic import Field
 
 from ...errors import InputError
 from ..encoding import encode_channels, encode_tensor
-from ..schemas import INT4_MAX, InputFields
+from ..schemas import INT4_MAX, InputFields, errors
 from ..state import AppState, app_state
 from ._inputs import json_image
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/layers", tags=["predict"])
+router = APIRouter(prefix="/layers", tags=["predict"], route_class=DocumentedRoute, responses=errors(404, 415))
 MOST_VALUES = 2_097_152  # per answer: 2 MB of levels before compression (e.g. 128 maps of 128x128)
 
 
@@ -43,9 +44,9 @@ def _fit(maps: torch.Tensor, max_side: int | None) -> torch.Tensor:
              responses={200: {"description": "the page's channels (their indices in ``order``; ``channels`` is how "
                                              "many the layer has), each with its mean, encoded with a range per "
                                              "channel; a non-spatial layer whole"},
-                        404: {"description": "unknown model or version"},
-                        422: {"description": "unknown layer (the message lists them), a channel it does not have, "
-                                             "a page too big to send (ask for max_side), or an unreadable image"}})
+                        **errors(e404="unknown model or version",
+                                 e422="unknown layer (the message lists them), a channel it does not have, a page too "
+                                      "big to send (ask for max_side), or an unreadable image")})
 async def activations(request: LayerRequest, state: AppState = Depends(app_state)) -> dict:
     """Runs the model only as far as the layer (no gradients). For a (C, H, W) layer the answer carries
     ``order``: the channel indices of this page, ``means``: their mean activations (at full size), and

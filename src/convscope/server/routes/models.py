@@ -10,11 +10,12 @@ from ...settings import Settings
 from ..db.tables import ActiveModel, ModelVersion, iso
 from ..encoding import encode_tensor
 from ..errors import Conflict, NotFound
-from ..schemas import ActivateRequest, INT4_MAX
+from ..schemas import ActivateRequest, INT4_MAX, errors
 from ..security import require_admin
 from ..state import AppState, app_state
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=DocumentedRoute)
 
 
 def _version_body(row: ModelVersion, active_id: int | None, details: bool) -> dict:
@@ -76,7 +77,7 @@ def get_model(name: str, state: AppState = Depends(app_state)) -> dict:
 
 
 @router.put("/{name}/active", summary="Make a version the one that answers by default (admin)",
-            dependencies=[Depends(require_admin)])
+            dependencies=[Depends(require_admin)], responses=errors(e409="a version whose weights are not finite"))
 def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_state)) -> dict:
     state.models.activate(_known(name), request.version)
     return _model_body(state, name)
@@ -96,8 +97,9 @@ DOWNLOAD_STATE = {"description": "the weights' state: ready, missing (how_to_get
 
 @router.post("/{name}/download", status_code=202, dependencies=[Depends(require_admin)],
              summary="Download a model's pretrained weights in the background (admin); poll GET to follow",
-             responses={202: DOWNLOAD_STATE, 404: {"description": "unknown model, or one without pretrained weights"},
-                        409: {"description": "its weights ship in a Python package: nothing to download"}})
+             responses={202: DOWNLOAD_STATE,
+                        **errors(e404="unknown model, or one without pretrained weights",
+                                 e409="its weights ship in a Python package: nothing to download")})
 def download(name: str, state: AppState = Depends(app_state)) -> dict:
     """Starts the download unless the file is here or already downloading (on any worker); the file is checked
     against its SHA-256 and size before it is used. Once ready, the model answers with no restart."""
@@ -109,7 +111,7 @@ def download(name: str, state: AppState = Depends(app_state)) -> dict:
 
 
 @router.get("/{name}/download", summary="The state of a model's pretrained weights download",
-            responses={200: DOWNLOAD_STATE, 404: {"description": "unknown model, or one without pretrained weights"}})
+            responses={200: DOWNLOAD_STATE, **errors(e404="unknown model, or one without pretrained weights")})
 def download_progress(name: str, state: AppState = Depends(app_state)) -> dict:
     record = _weights_record(name)
     body = _public_status(record)

@@ -3,8 +3,9 @@ from fastapi.responses import FileResponse
 
 from ...data.photos import PHOTOS, get_photo
 from ..errors import NotFound
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/photos", tags=["samples"])
+router = APIRouter(prefix="/photos", tags=["samples"], route_class=DocumentedRoute)
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg"}
 
 

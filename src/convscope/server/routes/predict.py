@@ -2,11 +2,12 @@ from fastapi import APIRouter, Depends, Form
 from fastapi.responses import JSONResponse
 
 from ..inference import Options, response_body, run
-from ..schemas import ExplainMethod, INT4_MAX, PredictRequest, PredictResponse
+from ..schemas import ExplainMethod, INT4_MAX, PredictRequest, PredictResponse, errors
 from ..state import AppState, app_state
 from ._inputs import UploadFields, json_image
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/predict", tags=["predict"])
+router = APIRouter(prefix="/predict", tags=["predict"], route_class=DocumentedRoute, responses=errors(404, 415))
 DOC = {200: {"model": PredictResponse, "description": "prediction, probabilities, input, CAM, saliency and "
                                                       "activations; tensors in the compact encoding"}}
 

@@ -3,12 +3,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from .. import records
 from ..inference import Options, response_body, run
 from ..inputs import UserImage, from_png
-from ..schemas import INT4_MAX, RecordId, RerunRequest, SaveRequest
+from ..schemas import INT4_MAX, RecordId, RerunRequest, SaveRequest, errors
 from ..security import require_admin
 from ..state import AppState, app_state
 from ._inputs import UploadFields, json_image
+from ._documented import DocumentedRoute
 
-router = APIRouter(prefix="/predictions", tags=["saved predictions"])
+router = APIRouter(prefix="/predictions", tags=["saved predictions"], route_class=DocumentedRoute)
 
 
 def _save(state: AppState, image: UserImage, model: str, version: int | None) -> dict:
@@ -19,12 +20,14 @@ def _save(state: AppState, image: UserImage, model: str, version: int | None) ->
     return body  # only after the commit: a 201 means the row is on disk
 
 
-@router.post("", status_code=201, summary="Save a prediction of a drawing (data URL) or a 28x28 array")
+@router.post("", status_code=201, summary="Save a prediction of a drawing (data URL) or a 28x28 array",
+             responses=errors(415, e404="unknown model or version"))
 def save(request: SaveRequest, state: AppState = Depends(app_state)) -> dict:
     return _save(state, json_image(request, state.settings), request.model, request.version)
 
 
-@router.post("/upload", status_code=201, summary="Save a prediction of an uploaded image (multipart)")
+@router.post("/upload", status_code=201, summary="Save a prediction of an uploaded image (multipart)",
+             responses=errors(415, e404="unknown model or version"))
 def save_upload(fields: UploadFields = Depends(), state: AppState = Depends(app_state)) -> dict:
     return _save(state, fields.image(state.settings), fields.model, fields.version)
 

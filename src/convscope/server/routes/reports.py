@@ -4,8 +4,9 @@ from ...models.registry import MODELS
 from .. import records
 from ..schemas import INT4_MAX, RecordId, ReportRequest, ResolveRequest
 from ..state import AppState, app_state
+from ._documented import DocumentedRoute
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], route_class=DocumentedRoute)
 
 
 @router.post("/predictions/{prediction_id}/reports", status_code=201,

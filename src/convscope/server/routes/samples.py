@@ -6,9 +6,10 @@ from PIL import Image
 from ...data.mnist import CLASS_NAMES, sample_digit
 from ..records import png_data_url
 from ..state import AppState, app_state
-from ..schemas import INT4_MAX
+from ..schemas import INT4_MAX, errors
+from ._documented import DocumentedRoute
 
-router = APIRouter(tags=["samples"])
+router = APIRouter(tags=["samples"], route_class=DocumentedRoute, responses=errors(503))
 
 
 @router.get("/samples", summary="An MNIST image of a digit (random, seedable) or by index, with its label")
