@@ -11,19 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import SEVEN, browser_context, checked_page, stroke, ui_server, wait_until
+from browser import SEVEN, checked_page, module_fixtures, stroke, wait_until
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, synthetic_mnist_dir):
-    with ui_server(tmp_path_factory.mktemp("ui5"), str(synthetic_mnist_dir)) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def context(server):
-    with browser_context() as browser:
-        yield browser
+server, context = module_fixtures("ui5")
 
 
 @pytest.fixture
