@@ -129,6 +129,25 @@ def test_listings_count_child_lists_instead_of_embedding_them(db_client):
     assert len(detail["reports"]) == 30 and detail["reports_count"] == 30 and len(detail["reruns"]) == 1
 
 
+def test_an_image_url_never_shows_a_deleted_records_image(db_client):
+    """SQLite gives a new row the id of a deleted last one; the listing's image URL names the record itself, so a
+    browser's day-long cache of the old picture is never used for the new one."""
+    first = save(db_client, sample_pixels(db_client, 1))
+    old_url = db_client.get("/api/predictions").json()["items"][0]["image_url"]
+    assert old_url.startswith(f"/api/predictions/{first['id']}/image?v=")
+    cached = db_client.get(old_url)
+    assert cached.status_code == 200 and "max-age=86400" in cached.headers["cache-control"]
+    assert db_client.delete(f"/api/predictions/{first['id']}").status_code == 204
+    second = save(db_client, sample_pixels(db_client, 8))
+    new_url = db_client.get("/api/predictions").json()["items"][0]["image_url"]
+    assert new_url != old_url  # whether or not the id was reused
+    assert db_client.get(new_url).content == db_client.get(f"/api/predictions/{second['id']}/image").content
+    if second["id"] == first["id"]:  # SQLite reused it: the old URL says so instead of serving another picture
+        assert db_client.get(old_url).status_code == 404
+    bare = db_client.get(f"/api/predictions/{second['id']}/image")
+    assert bare.headers["cache-control"] == "private, no-cache"  # revalidated: the id alone is not proof
+
+
 def test_statistics_by_hand(db_client):
     saved = [save(db_client, sample_pixels(db_client, digit, 0)) for digit in (0, 1, 2, 3)]
     predicted = [s["predicted"] for s in saved]

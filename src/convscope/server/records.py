@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import timezone
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -200,12 +201,20 @@ def rerun_body(rerun: Rerun) -> dict:
     return {"id": rerun.id, "created_at": iso(rerun.created_at), **_run_body(rerun)}
 
 
+def image_stamp(moment) -> int:
+    """A datetime as microseconds since the epoch (SQLite gives it back naive, meaning UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return int(aware.timestamp() * 1_000_000)
+
+
 def prediction_summary(prediction: Prediction, reports: int, reruns: int) -> dict:
     """What a listing shows of a saved prediction: everything but its child lists, which it counts."""
     return {
         "id": prediction.id, "created_at": iso(prediction.created_at), **_run_body(prediction),
         "input_kind": prediction.input_kind, "preprocess": prediction.preprocess,
-        "image_url": f"/api/predictions/{prediction.id}/image",
+        # The creation time in the URL: SQLite reuses the id of a deleted last row, and browsers keep images a day,
+        # so a bare /{id}/image could show a deleted record's picture for a new one.
+        "image_url": f"/api/predictions/{prediction.id}/image?v={image_stamp(prediction.created_at)}",
         "reported": reports > 0, "reports_count": reports, "reruns_count": reruns,
     }
 

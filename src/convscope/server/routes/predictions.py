@@ -1,6 +1,7 @@
 from fastapi import APIRouter, Depends, Query, Response
 
 from .. import records
+from ..errors import NotFound
 from ..inference import Options, response_body, run
 from ..inputs import UserImage, from_png
 from ..schemas import INT4_MAX, RecordId, RerunRequest, SaveRequest, errors
@@ -52,10 +53,18 @@ def get_saved(prediction_id: RecordId, state: AppState = Depends(app_state)) -> 
 
 @router.get("/{prediction_id}/image", summary="The saved input image (PNG)", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def get_image(prediction_id: RecordId, state: AppState = Depends(app_state)) -> Response:
+def get_image(prediction_id: RecordId, state: AppState = Depends(app_state),
+              v: int | None = Query(None, ge=0, description="the record's creation time, as listings give it in "
+                                                             "image_url: a reused id then never hits a stale cache")
+              ) -> Response:
     with state.db.session() as session:
-        png = records.get_prediction(session, prediction_id).input_png
-    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=86400"})
+        prediction = records.get_prediction(session, prediction_id)
+        png, stamp = prediction.input_png, records.image_stamp(prediction.created_at)
+    if v is not None and v != stamp:  # a deleted record's URL: this id now names another prediction
+        raise NotFound(f"saved prediction {prediction_id} is not the one that URL named (it was deleted)")
+    # Cached for a day only under the URL that names this very record (with v); the bare URL is revalidated.
+    cache = "private, max-age=86400, immutable" if v is not None else "private, no-cache"
+    return Response(png, media_type="image/png", headers={"cache-control": cache})
 
 
 @router.delete("/{prediction_id}", status_code=204, summary="Delete a saved prediction and its reports (admin)",
