@@ -41,6 +41,13 @@ def test_every_serve_option_is_in_the_readme():
                 assert re.search(rf"{flag}\b", readme), flag
 
 
+def test_every_server_setting_is_a_serve_flag():
+    from convscope.cli.serve import FLAGS
+    from convscope.server.settings import ServerSettings
+
+    assert set(ServerSettings.model_fields) - set(FLAGS) == {"user_models"}  # that one: --model-file
+
+
 def test_every_setting_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     source = "".join(p.read_text() for p in (ROOT / "src" / "convscope").rglob("*.py"))

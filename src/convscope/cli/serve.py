@@ -9,7 +9,9 @@ from ..errors import ConvscopeError
 
 # flag -> setting; flags left out keep the CONVSCOPE_* environment variable or the default.
 FLAGS = {"host": str, "port": int, "data_dir": str, "database_url": str, "model_dir": str, "mnist_dir": str,
-         "max_body_bytes": int, "max_image_pixels": int, "allowed_origins": str, "admin_token": str, "workers": int}
+         "mnist_mirrors": str, "max_body_bytes": int, "max_image_pixels": int, "allowed_origins": str,
+         "admin_token": str, "workers": int, "inference_threads": int}
+# Every server setting but user_models, which --model-file adds to (tests/test_project.py checks).
 
 
 def add_serve_parser(commands) -> None:
