@@ -83,9 +83,12 @@ def test_explain_an_mnist_sample(env, capsys):
 
 def test_evaluate(env, capsys):
     body = run_json(capsys, ["evaluate", "--json"])
-    assert body["count"] == 100 and len(body["confusion"]) == 10 and 0 <= body["accuracy"] <= 1
+    metrics = body["metrics"]
+    assert metrics["count"] == 100 and len(metrics["confusion"]) == 10 and 0 <= metrics["accuracy"] <= 1
+    assert body["dataset"] == {"kind": "mnist", "source": "MNIST test", "count": 100, "skipped": 0}
+    assert len(body["misclassified"]) == min(20, round(100 * (1 - metrics["accuracy"])))  # --misclassified 20
     assert main(["evaluate", "--model", "mnist_mlp"]) == 0
-    assert "class  precision  recall" in capsys.readouterr().out
+    assert "class  precision  recall      F1  images" in capsys.readouterr().out
 
 
 def test_train_json_summary_and_checkpoint(env, capsys):
@@ -98,7 +101,7 @@ def test_train_json_summary_and_checkpoint(env, capsys):
     assert meta["training"]["command"].startswith("convscope train --epochs 1")
     assert meta["training"]["config"]["seed"] == 3
     body = run_json(capsys, ["evaluate", "--checkpoint", str(out), "--json"])
-    assert body["accuracy"] == meta["test_metrics"]["accuracy"]
+    assert body["metrics"]["accuracy"] == meta["test_metrics"]["accuracy"]
 
 
 def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):

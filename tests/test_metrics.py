@@ -26,6 +26,38 @@ def test_metrics_by_hand():
     # total: per class, onehot column minus its mean. class 0 [1,0,0,0] mean 1/4 -> 0.75; class 1 same 0.75;
     # class 2 [0,0,1,1] mean 1/2 -> 1.0
     assert m.r2 == pytest.approx(1 - residual / 2.5)
+    # F1 = 2PR / (P + R): class 1 has P 1/2, R 1; class 2 P 1, R 1/2; macro over the three classes
+    assert m.f1 == pytest.approx([1.0, 2 / 3, 2 / 3]) and m.macro_f1 == pytest.approx(7 / 9)
+    assert m.support == [1, 1, 2] and m.classes == [0, 1, 2] and m.top5_accuracy == 1.0  # 3 classes: always
+    # Calibration: every example is predicted with confidence 3/5 and 3 of 4 are right, so all four share one bin
+    # and ECE = |3/4 - 3/5|.
+    filled = [b for b in m.reliability if b["count"]]
+    assert len(m.reliability) == 15 and len(filled) == 1
+    assert filled[0]["count"] == 4 and filled[0]["accuracy"] == 0.75
+    assert filled[0]["confidence"] == pytest.approx(0.6)
+    assert filled[0]["low"] < filled[0]["confidence"] <= filled[0]["high"]
+    assert m.ece == pytest.approx(0.15)
+
+
+def test_top5_and_calibration_by_hand():
+    # Seven classes; logits 7, 6, ..., 1 for classes 0..6 in every row, so the ranking is 0 > 1 > ... > 6.
+    logits = torch.arange(7, 0, -1, dtype=torch.float32).repeat(4, 1)
+    labels = torch.tensor([0, 4, 5, 6])  # ranks 1, 5, 6, 7: top-1 1/4, top-5 2/4
+    m = metrics_from_logits(logits, labels)
+    assert m.accuracy == 0.25 and m.top5_accuracy == 0.5
+    p0 = float(torch.softmax(logits[0], 0)[0])  # the confidence of every prediction: e^7 / sum e^k, about 0.63
+    assert m.ece == pytest.approx(abs(0.25 - p0))
+    # precision of class 0: predicted 4 times, right once; classes 4-6 never predicted: 0, as sklearn's zero_division
+    assert m.precision == pytest.approx([0.25, 0, 0, 0, 0, 0, 0]) and m.recall == [1.0, 0, 0, 0, 0, 0, 0]
+    assert m.confusion[5] == [1, 0, 0, 0, 0, 0, 0]
+
+
+def test_many_classes_keep_only_the_ones_that_occur():
+    logits = torch.zeros(3, 1000)
+    logits[0, 7] = logits[1, 7] = logits[2, 999] = 5.0
+    m = metrics_from_logits(logits, torch.tensor([7, 500, 999]))
+    assert m.classes == [7, 500, 999] and m.confusion == [[1, 0, 0], [1, 0, 0], [0, 0, 1]]
+    assert m.support == [1, 1, 1] and m.recall == [1.0, 0.0, 1.0]
 
 
 def test_perfect_predictions():

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvscopeError
+from .evaluate import add_evaluate_parser, cmd_evaluate
 from .layers import add_layers_parser, cmd_layers
 from .serve import add_serve_parser, cmd_serve
 from .weights import DownloadBar, add_weights_parser, cmd_weights
@@ -130,10 +131,7 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
 
     _add_train_parser(commands)
 
-    p = commands.add_parser("evaluate", help="evaluate a model on an MNIST split")
-    _model_args(p)
-    p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--json", action="store_true")
+    add_evaluate_parser(commands, _model_args)
 
     p = commands.add_parser("predict", help="predict the class of an image: top-k names and probabilities")
     _image_args(p)
@@ -245,27 +243,6 @@ def _load_fp32(args):
     return load_model(register_user_model(user).name)
 
 
-def cmd_evaluate(args) -> None:
-    from ..data import load_mnist
-    from ..metrics import evaluate
-    if args.precision != "fp32":
-        raise ConvscopeError("convscope evaluate runs in fp32 (--precision is for predict and explain)")
-    checkpoint = _load(args)
-    if checkpoint.spec.dataset != "mnist":
-        raise ConvscopeError(f"{checkpoint.spec.name} is not an MNIST model: `convscope evaluate` scores the MNIST "
-                             "models on the MNIST test set")
-    data = load_mnist(args.split)
-    metrics = evaluate(checkpoint.model, data.images, data.labels)
-    if args.json:
-        print(json.dumps({"model": checkpoint.spec.name, "split": args.split, **metrics.as_dict()}))
-        return
-    print(f"{checkpoint.spec.name} on {args.split} ({metrics.count:,} images): accuracy {metrics.accuracy:.4f}, "
-          f"loss {metrics.loss:.4f}, MSE {metrics.mse:.5f}, R² {metrics.r2:.4f}")
-    print("class  precision  recall")
-    for name, p, r in zip(checkpoint.spec.class_names, metrics.precision, metrics.recall, strict=True):
-        print(f"{name:>5}  {p:9.4f}  {r:6.4f}")
-
-
 def _image_input(args, checkpoint):
     """(original RGB array, (C, H, W) model input in [0, 1] from the model's own preprocessing, where it came from)
     for the IMAGE or --photo the arguments name."""
@@ -331,7 +308,8 @@ def cmd_explain(args) -> None:
     print(f"predicted {summary['predicted']} ({result.confidence:.2%}); wrote {len(files)} PNGs to {args.out}")
 
 
-COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
+COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train,
+            "evaluate": lambda args: cmd_evaluate(args, _load),
             "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights,
             "layers": lambda args: cmd_layers(args, _load)}
 
