@@ -48,6 +48,45 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         images[i, row:row + 6, col:col + 6] = 255
     return images, labels
 
+@pytest.fixture
+def restore_registry():
+    """For tests that register models (user models, fine-tuned ones) in the process-wide registry: take them out
+    again afterwards."""
+    from convscope.models import MODELS
+    before = dict(MODELS)
+    yield
+    MODELS.clear()
+    MODELS.update(before)
+
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def write_shapes(root: Path, per_class: int = 20, size: int = 64, seed: int = 0) -> Path:
+    """A labelled image folder: dark circles, squares and triangles of random size, place and colour on light
+    backgrounds, one sub-folder per shape."""
+    import random
+
+    from PIL import Image, ImageDraw
+    rng = random.Random(seed)
+    for shape in SHAPES:
+        (root / shape).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = Image.new("RGB", (size, size), tuple(rng.randrange(150, 256) for _ in range(3)))
+            ink = tuple(rng.randrange(0, 110) for _ in range(3))
+            r = rng.uniform(0.2, 0.35) * size
+            x, y = rng.uniform(r, size - r), rng.uniform(r, size - r)
+            draw = ImageDraw.Draw(image)
+            if shape == "circle":
+                draw.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+            elif shape == "square":
+                draw.rectangle([x - r, y - r, x + r, y + r], fill=ink)
+            else:
+                draw.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=ink)
+            image.save(root / shape / f"{i}.png")
+    return root
+
+
 def write_mnist_dir(folder: Path, train_count: int = 200, test_count: int = 100, gz: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     splits = {"train": synthetic_digits(train_count, 0), "test": synthetic_digits(test_count, 1)}

@@ -1,6 +1,7 @@
 """Every CLI command, run in-process through ``main`` (and once as a real subprocess)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from conftest import serve_real_mnist, write_mnist_dir
+from convscope.cli.launch import fast_allocator
 from convscope.cli.main import main
 from convscope.models import read_metadata
 
@@ -180,3 +182,25 @@ def test_serve_open_opens_the_browser_at_the_served_url_once_it_answers(tmp_path
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert opened.read_text() == f"{server.url}/ 200"
+
+
+def test_the_allocator_to_preload(tmp_path):
+    library = tmp_path / "libjemalloc.so.2"
+    library.write_bytes(b"")
+    assert fast_allocator({"CONVSCOPE_ALLOCATOR": "system"}) is None
+    assert fast_allocator({"CONVSCOPE_ALLOCATOR": str(library)}) == str(library)
+    assert fast_allocator({"CONVSCOPE_ALLOCATOR": str(library), "LD_PRELOAD": str(library)}) is None  # re-run once
+    assert fast_allocator({"CONVSCOPE_ALLOCATOR": str(tmp_path / "missing.so")}) is None
+    assert fast_allocator({"LD_PRELOAD": "/opt/lib/libtcmalloc.so.4"}) is None  # the user preloaded one already
+
+
+@pytest.mark.skipif(fast_allocator({}) is None, reason="neither tcmalloc nor jemalloc is installed")
+def test_the_command_runs_itself_under_the_fast_allocator():
+    def version(**extra):
+        env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "CONVSCOPE_ALLOCATOR")}
+        return subprocess.run([sys.executable, "-m", "convscope", "--version"], env={**env, **extra},
+                              capture_output=True, text=True, check=True).stdout
+    library = os.path.realpath(fast_allocator({}))
+    assert f"malloc: {library}" in version()
+    assert "malloc: the system allocator; faster with tcmalloc: apt-get install" in version(
+        CONVSCOPE_ALLOCATOR="system")

@@ -156,7 +156,8 @@ def test_cli_evaluates_an_imagenet_model_on_a_folder(tmp_path, capsys):
 
 
 @pytest.mark.mnist
-def test_cli_text_report_on_mnist(capsys):
+def test_cli_text_report_on_mnist(real_mnist, monkeypatch, capsys):
+    monkeypatch.setenv("CONVSCOPE_MNIST_DIR", str(real_mnist.mnist_dir))
     assert main(["evaluate", "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("mnist_cnn on MNIST test: 10,000 images\n  top-1 accuracy 0.99")

@@ -72,6 +72,11 @@ def test_a_job_streams_its_events_and_registers_a_version_that_can_be_activated(
     assert versions[1]["details"]["training"]["config"]["seed"] == 3
     kept = client.app.state.convscope.settings.data_dir / "models" / f"mnist_cnn-job{job['id']}.safetensors"
     assert read_metadata(kept)["training"]["config"]["seed"] == 3  # a file for the CLI too
+    # a TensorBoard log like a CLI run's, in <data dir>/runs; where it is stays out of what the API shows
+    log = client.app.state.convscope.settings.data_dir / "runs" / f"mnist_cnn-job{job['id']}"
+    assert read_metadata(kept)["training"]["config"]["tensorboard_dir"] == str(log)
+    assert any(p.name.startswith("events.out.tfevents") for p in log.iterdir())
+    assert "tensorboard_dir" not in versions[1]["details"]["training"]["config"] and "runs" not in json.dumps(done)
 
     pixels = client.get("/api/samples", params={"digit": 5, "seed": 0}).json()["pixels"]
     assert client.post("/api/predict", json={"pixels": pixels}).json()["version"] == 1

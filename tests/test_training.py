@@ -6,7 +6,7 @@ import torch
 from conftest import synthetic_split
 from convscope.errors import ConvscopeError
 from convscope.models import load_checkpoint
-from convscope.training import TrainConfig, train
+from convscope.training import TrainConfig, TrainingDiverged, train
 
 TRAIN, TEST = synthetic_split(400, 0), synthetic_split(100, 1)
 
@@ -86,6 +86,19 @@ def test_failure_is_reported_then_raised():
     with pytest.raises(ConvscopeError, match="unknown model"):
         train(quick(model="nope"), on_event=events.append, train_data=TRAIN, test_data=TEST)
     assert events[-1].type == "failed" and "unknown model" in events[-1].error
+
+
+def test_a_diverging_run_stops_with_the_reason_and_saves_nothing(tmp_path):
+    events = []
+    config = quick(lr=10.0, optimizer="sgd", schedule="constant", progress_interval_s=3600)  # NaN within steps
+    with pytest.raises(TrainingDiverged) as raised:
+        train(config, on_event=events.append, train_data=TRAIN, test_data=TEST, out=tmp_path / "run.safetensors")
+    # checked where progress is reported or an epoch ends (here the end of epoch 1: progress is rate-limited)
+    assert str(raised.value) == ("the loss became NaN or infinite at step 10: the run diverged (try a lower learning "
+                                 "rate than 10); it was stopped and no model was saved")
+    assert [e.type for e in events] == ["started", "epoch", "failed"]
+    assert events[-1].error == f"TrainingDiverged: {raised.value}"
+    assert not (tmp_path / "run.safetensors").exists()
 
 
 def test_invalid_configs_are_rejected():

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from browser import SEVEN, checked_page, module_fixtures, stroke, wait_until
+from convscope.training import TrainConfig
 
 
 server, context = module_fixtures("ui5")
@@ -206,6 +207,10 @@ def test_the_train_forms_defaults_limits_and_choices_are_the_servers(page, serve
     wait_until(page, "(document.querySelector('form.train-form input[step=\"0.1\"]')?.value ?? '') !== ''")
     assert float(epochs.input_value()) == job["epochs"]["default"]
     assert float(epochs.get_attribute("max")) == job["epochs"]["maximum"]
+    # the form opens on `convscope train`'s fast recipe (the engine's TrainConfig), not a copy of it
+    fast = TrainConfig()
+    assert (float(epochs.input_value()), int(page.get_by_label("Batch size").input_value())) == (fast.epochs,
+                                                                                               fast.batch_size)
     assert float(page.get_by_label("Batch size").get_attribute("max")) == job["batch_size"]["maximum"]
     optimizers = page.locator("form.train-form").get_by_label("Optimizer").locator("option").all_inner_texts()
     assert optimizers == job["optimizer"]["enum"]

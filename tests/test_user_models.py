@@ -13,7 +13,6 @@ from PIL import Image
 
 from convscope.cli.main import main
 from convscope.inspect import Inspector
-from convscope.models import MODELS
 from convscope.models.user import UserModel, load_user_model
 from convscope.server.encoding import decode_layers
 from convscope.server.process import ServerProcess
@@ -24,13 +23,7 @@ from user_net import CLASSES, NET, TINY_PREPROCESSING, write_user_files
 PREPROCESSING = json.dumps(TINY_PREPROCESSING)
 
 
-@pytest.fixture(autouse=True)
-def registry_as_it_was():
-    """Tests here register user models in the process-wide registry: take them out again afterwards."""
-    before = dict(MODELS)
-    yield
-    MODELS.clear()
-    MODELS.update(before)
+pytestmark = pytest.mark.usefixtures("restore_registry")  # tests here register models by name
 
 
 @pytest.fixture
@@ -206,9 +199,21 @@ def test_serve_refuses_a_broken_model_from_its_setting_in_one_line(user_files, c
     assert code == 2 and "has no factory 'gone'" in err and err.count("\n") == 1
 
 
-def test_evaluate_refuses_a_model_that_is_not_an_mnist_one(user_files, capsys):
-    code, _, err = run_cli(capsys, ["evaluate", "--model-file", user_files["net"], "--preprocessing", PREPROCESSING])
-    assert code == 2 and "tiny is not an MNIST model" in err
+def test_evaluate_scores_the_users_model_on_a_folder_named_after_its_classes(user_files, capsys, tmp_path):
+    model = ["--model-file", user_files["net"], "--weights", user_files["weights"], "--classes", user_files["classes"],
+             "--preprocessing", PREPROCESSING]
+    code, _, err = run_cli(capsys, ["evaluate", *model])
+    assert code == 2 and "tiny does not read MNIST digits: give --folder DIR or --csv FILE" in err
+    predicted = CLASSES[int(expected_probabilities(user_files).argmax())]
+    for name in CLASSES:  # the photo under every class: right once, wrong the other times
+        (tmp_path / "set" / name).mkdir(parents=True)
+        (tmp_path / "set" / name / "photo.png").write_bytes(user_files["photo"].read_bytes())
+    code, out, _ = run_cli(capsys, ["evaluate", *model, "--folder", str(tmp_path / "set"), "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["metrics"]["accuracy"] == pytest.approx(1 / 3)
+    assert {e["label"] for e in report["misclassified"]} == set(CLASSES) - {predicted}
+    assert report["metrics"]["loss"] == pytest.approx(-float(expected_probabilities(user_files).log().mean()),
+                                                      rel=1e-5)
 
 
 def test_weights_or_classes_for_a_model_without_them_are_an_error(user_files, capsys):

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from .data.labelled import LabelledFiles, decode, image_folder, labelled_csv, map_onto
+from .data.labelled import LabelledFiles, image_folder, labelled_csv, map_onto, read_image
 from .data.mnist import MnistSplit
 from .errors import DataError
 from .metrics import Metrics, metrics_from_logits
@@ -74,8 +74,8 @@ class FileSet:
     def batches(self, adapter, size):
         inputs, labels, sources = [], [], []
         prepare = adapter.preprocessing.prepare
-        for position, prepared, problem in decode(self.files.files, lambda image: prepare(image)[0]):
-            file = self.files.files[position]
+        for position, file in enumerate(self.files.files):
+            prepared, problem = read_image(file, lambda image: prepare(image)[0])
             if prepared is None:
                 self.skipped.append({"file": str(file), "reason": problem})
             else:

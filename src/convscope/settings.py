@@ -58,3 +58,8 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Training runs' TensorBoard logs, one folder per run (``convscope tensorboard`` serves it)."""
+        return self.data_dir / "runs"

@@ -35,6 +35,16 @@ def fast_allocator(environ: dict[str, str] = os.environ) -> str | None:
     return next((path for path in candidates if os.path.isfile(path)), None)
 
 
+def malloc_in_use() -> str | None:
+    """The tcmalloc or jemalloc library this process runs with, or None (the system's malloc)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "libtcmalloc" in line or "libjemalloc" in line}
+    except OSError:  # not Linux
+        return None
+    return min(paths) if paths else None
+
+
 def main() -> None:
     library = fast_allocator()
     if library is not None:

@@ -13,11 +13,18 @@ import numpy as np
 
 from ..errors import ConvscopeError
 from .evaluate import add_evaluate_parser, cmd_evaluate
+from .finetune import add_finetune_parser, cmd_finetune
 from .layers import add_layers_parser, cmd_layers
 from .serve import add_serve_parser, cmd_serve
+from .tensorboard import add_tensorboard_parser, add_train_tensorboard_args, cmd_tensorboard, train_log_dir
 from .weights import DownloadBar, add_weights_parser, cmd_weights
 
 EXIT_USER_ERROR = 2
+SPEED_NOTE = """\
+speed: convscope runs itself under tcmalloc or jemalloc when one is installed, which makes torch on a CPU about
+1.5x faster (training, big models). Get it with: apt-get install libtcmalloc-minimal4 (Debian/Ubuntu) or
+dnf install gperftools-libs (Fedora). CONVSCOPE_ALLOCATOR=system turns this off; CONVSCOPE_ALLOCATOR=FILE.so
+picks the library. `convscope --version` says which is in use."""
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -25,7 +32,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                                    "ones download their weights on first use), or the name to give --model-file's "
                                    "model (default: its factory's name)")
     p.add_argument("--checkpoint", type=Path,
-                   help="a checkpoint file from `convscope train` (default: the packaged weights)")
+                   help="a checkpoint file from `convscope train` or `convscope finetune` (default: the packaged "
+                        "weights)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: the weights converted once, about half the time of fp32 for the big models on a CPU "
                         "with bf16 units (predictions agree; logits differ slightly)")
@@ -86,7 +94,7 @@ def _add_train_parser(commands) -> None:
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--tensorboard", help="write TensorBoard logs to this folder")
+    add_train_tensorboard_args(p)
     p.add_argument("--out", type=Path, help="checkpoint path (default: <data dir>/models/<model>-<time>.safetensors)")
     p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -114,7 +122,8 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     """The full parser; ``only_serve`` builds just ``serve``, whose process then never imports torch (the other
     commands' options come from registries that do): each worker process imports it anyway, so the server
     starts about 0.8 s sooner."""
-    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.")
+    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.",
+                                     epilog=SPEED_NOTE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_parser(commands)
@@ -131,6 +140,7 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
 
     _add_train_parser(commands)
 
+    add_finetune_parser(commands)
     add_evaluate_parser(commands, _model_args)
 
     p = commands.add_parser("predict", help="predict the class of an image: top-k names and probabilities")
@@ -142,12 +152,15 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     _add_explain_parser(commands)
     add_layers_parser(commands, _model_args)
     add_weights_parser(commands)
+    add_tensorboard_parser(commands)
     return parser
 
 
 def _version() -> str:
     from .. import __version__
-    return __version__
+    from .launch import HOW_TO_INSTALL, malloc_in_use
+    library = malloc_in_use()
+    return f"{__version__}\nmalloc: {library or 'the system allocator; faster with tcmalloc: ' + HOW_TO_INSTALL}"
 
 
 def cmd_models(args) -> None:
@@ -201,7 +214,7 @@ def cmd_train(args) -> None:
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         schedule=args.schedule, weight_decay=args.weight_decay, validation_split=args.validation_split,
         augment=args.augment, target_accuracy=args.target_accuracy, seed=args.seed, device=args.device,
-        precision=args.precision, threads=args.threads, tensorboard_dir=args.tensorboard,
+        precision=args.precision, threads=args.threads, tensorboard_dir=train_log_dir(args),
     )
     out = args.out or Settings.from_env().models_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
     progress = TerminalProgress(enabled=not args.quiet)
@@ -229,9 +242,11 @@ def _load(args):
 
 
 def _load_fp32(args):
-    from ..models import get_spec, load_model
+    from ..models import get_spec, load_checkpoint, load_model
     from ..models.registry import register_user_model
     user = user_model_from_args(args)
+    if user is None and args.checkpoint is not None and args.model is None:
+        return load_checkpoint(args.checkpoint)  # whichever model it holds: trained, fine-tuned
     if user is None:
         spec = get_spec(args.model or "mnist_cnn")
         if not spec.weights:
@@ -308,10 +323,10 @@ def cmd_explain(args) -> None:
     print(f"predicted {summary['predicted']} ({result.confidence:.2%}); wrote {len(files)} PNGs to {args.out}")
 
 
-COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train,
+COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "finetune": cmd_finetune,
             "evaluate": lambda args: cmd_evaluate(args, _load),
             "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights,
-            "layers": lambda args: cmd_layers(args, _load)}
+            "layers": lambda args: cmd_layers(args, _load), "tensorboard": cmd_tensorboard}
 
 
 def main(argv: list[str] | None = None) -> int:

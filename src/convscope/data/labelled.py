@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,10 +128,9 @@ def map_onto(data: LabelledFiles, class_names: Sequence[str], aliases: dict[str,
                          data.kind, list(data.skipped))
 
 
-def decode(files: Sequence[Path], prepare) -> Iterator[tuple[int, torch.Tensor | None, str | None]]:
-    """(position, ``prepare(image)`` or None, why not) for each file: an unreadable one gives None and the reason."""
-    for position, file in enumerate(files):
-        try:
-            yield position, prepare(open_image(file)), None
-        except InputError as e:
-            yield position, None, str(e).removeprefix(f"{file}: ")
+def read_image(file: Path, prepare) -> tuple[torch.Tensor | None, str | None]:
+    """(``prepare(image)``, None), or (None, why) for a file that cannot be read as an image."""
+    try:
+        return prepare(open_image(file)), None
+    except InputError as e:
+        return None, str(e).removeprefix(f"{file}: ")

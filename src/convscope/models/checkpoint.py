@@ -105,7 +105,11 @@ def _metadata_from_bytes(data: bytes) -> dict:
 
 
 def _build(metadata: dict, state_loader, where: str, device) -> tuple[ModelAdapter, ModelSpec]:
-    spec = get_spec(metadata.get("model", "?"))
+    if "finetuned" in metadata:  # a model of the user's classes: its architecture is its base's with a new head
+        from .finetuned import FineTuned, register_finetuned
+        spec = register_finetuned(FineTuned.from_metadata(str(metadata.get("model")), metadata["finetuned"]))
+    else:
+        spec = get_spec(metadata.get("model", "?"))
     model = spec.build()
     try:
         model.load_state_dict(state_loader(), strict=True)

@@ -169,6 +169,10 @@ class JobManager:
 
     # --- starting and stopping -------------------------------------------------------------------------------
 
+    def _log_dir(self, model: str, job_id: int) -> str | None:
+        from ..training.tensorboard import tensorboard_available
+        return str(self.engine_settings.runs_dir / f"{model}-job{job_id}") if tensorboard_available() else None
+
     def start(self, config: TrainConfig) -> int:
         if config.model not in MODELS:
             raise NotFound(f"unknown model {config.model!r}; known models: {', '.join(MODELS)}")
@@ -190,9 +194,12 @@ class JobManager:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         live = _LiveJob(job_id, config.model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
                         self.models_dir / f"{config.model}-job{job_id}.safetensors")
+        # Each job logs to TensorBoard as a CLI run does (when the tensorboard package is installed); the folder
+        # stays out of the job's stored config, which the API shows: no server paths in answers.
+        logged = {**config.as_dict(), "tensorboard_dir": self._log_dir(config.model, job_id)}
         live.process = self._context.Process(
             target=run_job, name=f"convscope-job-{job_id}", daemon=True,
-            args=(config.as_dict(), self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid()))
+            args=(logged, self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid()))
         self._live[job_id] = live
         try:
             live.process.start()

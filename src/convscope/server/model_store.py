@@ -46,9 +46,15 @@ def _test_accuracy(metadata: dict) -> float | None:
 
 
 def _details(metadata: dict) -> dict:
-    """What a version listing shows; the architecture is served from the loaded model instead."""
-    return {k: metadata.get(k) for k in ("created", "convscope_version", "parameters", "training", "history",
-                                         "test_metrics", "data", "source")}
+    """What a version listing shows; the architecture is served from the loaded model instead. Where the run's
+    TensorBoard log went is a path on the server: left out."""
+    details = {k: metadata.get(k) for k in ("created", "convscope_version", "parameters", "training", "history",
+                                            "test_metrics", "data", "source")}
+    config = (details.get("training") or {}).get("config")
+    if isinstance(config, dict) and "tensorboard_dir" in config:
+        details["training"] = {**details["training"], "config": {k: v for k, v in config.items()
+                                                                 if k != "tensorboard_dir"}}
+    return details
 
 
 FROM_THE_SPEC = ("packaged", "pretrained", "user")  # version 1 sources: loaded by name, not from the database

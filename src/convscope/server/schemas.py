@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..training.config import TrainConfig
 from .inference import EXPLAIN_METHODS, Options
 
 ExplainMethod = Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
@@ -144,18 +145,21 @@ class ActivateRequest(Strict):
     version: int = Field(ge=1, le=INT4_MAX)
 
 
+TRAIN_DEFAULTS = TrainConfig()  # the engine's defaults, so a run started from the UI is the CLI's `convscope train`
+
+
 class JobRequest(Strict):
-    model: str = "mnist_cnn"
-    epochs: float = Field(1.5, gt=0, le=100)
-    batch_size: int = Field(128, ge=1, le=8192)
-    lr: float = Field(5e-3, gt=0, le=10)
-    validation_split: float = Field(0.1, ge=0, lt=1)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    weight_decay: float = Field(0.0, ge=0)
-    augment: bool = False
-    target_accuracy: float | None = Field(None, gt=0, le=1)
-    seed: int = Field(0, ge=0, le=INT4_MAX)
+    model: str = TRAIN_DEFAULTS.model
+    epochs: float = Field(TRAIN_DEFAULTS.epochs, gt=0, le=100)
+    batch_size: int = Field(TRAIN_DEFAULTS.batch_size, ge=1, le=8192)
+    lr: float = Field(TRAIN_DEFAULTS.lr, gt=0, le=10)
+    validation_split: float = Field(TRAIN_DEFAULTS.validation_split, ge=0, lt=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = TRAIN_DEFAULTS.optimizer
+    schedule: Literal["onecycle", "cosine", "constant"] = TRAIN_DEFAULTS.schedule
+    weight_decay: float = Field(TRAIN_DEFAULTS.weight_decay, ge=0)
+    augment: bool = TRAIN_DEFAULTS.augment
+    target_accuracy: float | None = Field(TRAIN_DEFAULTS.target_accuracy, gt=0, le=1)
+    seed: int = Field(TRAIN_DEFAULTS.seed, ge=0, le=INT4_MAX)
 
 
 class ReportRequest(Strict):

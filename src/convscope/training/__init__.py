@@ -1,9 +1,22 @@
-from .config import TrainConfig
-from .events import (BatchProgress, EpochEnd, EventCallback, TrainEvent, TrainingFailed, TrainingFinished,
-                     TrainingStarted)
-from .trainer import CancelFlag, TrainResult, train
+"""Training: ``train`` (MNIST from scratch), ``finetune`` (any model on a folder of images), their configs and
+events. Only ``TrainConfig`` is imported eagerly: the server's request schemas take their defaults from it in a
+process that has not imported torch yet (the rest is loaded on first use, PEP 562)."""
 
-__all__ = [
-    "BatchProgress", "CancelFlag", "EpochEnd", "EventCallback", "TrainConfig", "TrainEvent", "TrainResult",
-    "TrainingFailed", "TrainingFinished", "TrainingStarted", "train",
-]
+from importlib import import_module
+
+from .config import TrainConfig
+
+_LAZY = {
+    **dict.fromkeys(("BatchProgress", "EpochEnd", "EventCallback", "Preparing", "TrainEvent", "TrainingFailed",
+                     "TrainingFinished", "TrainingStarted"), ".events"),
+    **dict.fromkeys(("CancelFlag", "TrainingDiverged", "TrainResult", "train"), ".trainer"),
+    **dict.fromkeys(("FineTuneConfig", "FineTuneResult", "finetune"), ".finetune"),
+}
+
+__all__ = ["TrainConfig", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name], __name__), name)

@@ -30,6 +30,17 @@ class TrainingStarted(TrainEvent):
 
 
 @dataclass
+class Preparing(TrainEvent):
+    """Work before the first step: reading the images, computing the frozen backbone's features."""
+
+    stage: str  # "images" or "features"
+    done: int
+    total: int
+    elapsed_s: float
+    type: str = field(init=False, default="preparing")
+
+
+@dataclass
 class BatchProgress(TrainEvent):
     step: int  # 1-based count of optimizer steps done
     total_steps: int

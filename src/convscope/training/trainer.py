@@ -31,6 +31,10 @@ from .events import BatchProgress, EpochEnd, EventCallback, TrainingFailed, Trai
 from .tensorboard import TensorBoardLogger, first_conv_weight
 
 
+class TrainingDiverged(ConvscopeError):
+    """The loss became NaN or infinite: the run stops, and nothing is saved."""
+
+
 class CancelFlag(Protocol):
     """Anything with ``is_set()``: a ``threading.Event`` or a ``multiprocessing.Event``."""
 
@@ -211,6 +215,15 @@ class _Run:
                                 elapsed, elapsed / self.step * (self.total_steps - self.step), self.probe(),
                                 first_conv_weight(self.model) if self.probes else None))
         self.last_progress = now
+        self.stop_if_diverged(loss)
+
+    def stop_if_diverged(self, loss: float) -> None:
+        """Checked on each reported mean loss, which every step's loss goes into: one NaN or infinite step makes it
+        NaN or infinite, without a per-step sync on an accelerator."""
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the loss became NaN or infinite at step {self.step}: the run diverged (try a "
+                                   f"lower learning rate than {self.config.lr:g}); it was stopped and no model was "
+                                   "saved")
 
     def end_epoch(self, epoch: int) -> EpochEnd:
         if self.window.count:  # the epoch tally already holds these steps; start the next window afresh
@@ -237,7 +250,9 @@ def _train(config, emit, cancel, out, train_data, test_data, settings, command) 
     run = _Run(config, emit, cancel, train_data, probes)
     emit(run.started_event())
     status, history = "completed", []
-    tensorboard = TensorBoardLogger(config.tensorboard_dir) if config.tensorboard_dir else None
+    tensorboard = TensorBoardLogger.for_run(run) if config.tensorboard_dir else None
+    if tensorboard:
+        run.emit = tensorboard.watching(run.emit)  # each progress event's loss and learning rate, logged too
     try:
         for epoch in range(1, math.ceil(run.total_steps / run.steps_per_epoch) + 1):
             if not run.train_epoch():
@@ -247,20 +262,24 @@ def _train(config, emit, cancel, out, train_data, test_data, settings, command) 
             history.append({k: v for k, v in event.as_dict().items()
                             if k not in ("type", "first_conv_weight", "probes")})
             emit(event)
+            run.stop_if_diverged(event.train_loss)
             if tensorboard:
-                tensorboard.log_epoch(event, run.model)
+                tensorboard.log_epoch(event, run.model, run.scheduler.get_last_lr()[0])
             if config.target_accuracy is not None and (event.val_accuracy or 0) >= config.target_accuracy:
                 status = "target_reached"
                 break
-    finally:
+    except BaseException:
         if tensorboard:
-            tensorboard.close()
+            tensorboard.finish("failed")
+        raise
 
     model = run.model.eval()
     test_metrics = None
     if config.evaluate_test and status != "cancelled":
         test_data = test_data or load_mnist("test", settings)
         test_metrics = evaluate(model, test_data.images, test_data.labels)
+    if tensorboard:
+        tensorboard.finish(status, test_metrics)  # the test metrics and the run's status; closes the log
     wall_s = time.perf_counter() - run.started
     checkpoint = None
     if out is not None and status != "cancelled":
