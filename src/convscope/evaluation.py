@@ -119,13 +119,17 @@ class Evaluation:
 
 @torch.inference_mode()
 def evaluate_model(adapter: ModelAdapter, data: LabelledSet, batch_size: int = 64,
-                   progress: ProgressFn | None = None, misclassified_limit: int = 200) -> Evaluation:
+                   progress: ProgressFn | None = None, misclassified_limit: int = 200,
+                   forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Evaluation:
+    """``forward`` (default ``adapter.logits``) runs each batch: a server passes one that queues it on its model
+    thread, so predictions keep being answered between batches."""
     started = time.perf_counter()
+    forward = forward or adapter.logits
     all_logits, all_labels, all_sources = [], [], []
     done, skipped_before = 0, len(data.skipped)
     for x, labels, sources in data.batches(adapter, batch_size):
         x = x.to(adapter.device, adapter.dtype).contiguous(memory_format=torch.channels_last)
-        all_logits.append(adapter.logits(x).float().cpu())
+        all_logits.append(forward(x).float().cpu())
         all_labels.append(labels)
         all_sources += sources
         done += len(labels)

@@ -9,8 +9,8 @@ from ..errors import ConvscopeError
 
 # flag -> setting; flags left out keep the CONVSCOPE_* environment variable or the default.
 FLAGS = {"host": str, "port": int, "data_dir": str, "database_url": str, "model_dir": str, "mnist_dir": str,
-         "mnist_mirrors": str, "max_body_bytes": int, "max_image_pixels": int, "allowed_origins": str,
-         "admin_token": str, "workers": int, "inference_threads": int}
+         "mnist_mirrors": str, "datasets_dir": str, "max_body_bytes": int, "max_image_pixels": int,
+         "allowed_origins": str, "admin_token": str, "workers": int, "inference_threads": int}
 # Every server setting but user_models, which --model-file adds to (tests/test_project.py checks).
 
 

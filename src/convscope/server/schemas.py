@@ -48,6 +48,13 @@ class ModelChoice(Strict):
     version: int | None = Field(None, ge=1, le=INT4_MAX, description="default: the model's active version")
 
 
+class EvaluationRequest(ModelChoice):
+    dataset: str = Field("mnist:test", max_length=200, description="a name from GET /api/datasets: mnist:test, "
+                                                                    "mnist:train or folder:<name>")
+    misclassified: int = Field(100, ge=0, le=500, description="how many mistakes the report keeps, most confident "
+                                                             "first")
+
+
 class InputFields(ImageFields, ModelChoice):
     """An image and the model (and version) to run it through."""
 

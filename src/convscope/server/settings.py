@@ -49,6 +49,9 @@ class ServerSettings(BaseSettings):
     model_dir: Path | None = None
     mnist_dir: Path | None = None
     mnist_mirrors: Annotated[tuple[str, ...], NoDecode] = ()
+    # Labelled image folders to evaluate models on (each sub-folder a dataset, its sub-folders the classes), placed
+    # there by whoever runs the server: the API names them, never reads a path from a request.
+    datasets_dir: Path | None = None
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(MAX_PIXELS, gt=0)
     # Browser origins besides the server's own that may call the API (CORS), comma-separated.

@@ -12,6 +12,7 @@ from typing import TypeVar
 from fastapi import Request
 
 from .db.database import Database
+from .evaluations import Evaluations
 from .jobs import JobManager
 from .model_store import ModelStore
 from .settings import ServerSettings
@@ -29,6 +30,10 @@ class AppState:
     # predictions spread over the request thread pool ran at 130 requests/s (threads fighting over the GIL),
     # on one dedicated thread at 274; more throughput comes from more worker processes, not threads.
     inference: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "convscope-inference"))
+    evaluations: Evaluations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.evaluations = Evaluations(self)
 
     async def infer(self, work: Callable[[], T]) -> T:
         """Run model work on the inference thread, from async code."""

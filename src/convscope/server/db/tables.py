@@ -151,3 +151,25 @@ class Report(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     prediction: Mapped[Prediction] = relationship(back_populates="reports")
+
+
+class Evaluation(Base):
+    """A model version scored on a labelled set (``mnist:test``, ``folder:<name>``): its progress while it runs, then
+    the whole report (metrics, reliability bins, confusion, mistakes) as JSON."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # "running", "completed" or "failed"
+    done: Mapped[int] = mapped_column(Integer, default=0)  # examples scored so far
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    accuracy: Mapped[float | None] = mapped_column(Float)  # top-1, for listings
+    report: Mapped[dict | None] = deferred(mapped_column(JSON))
+    error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))  # "host:pid:start" of the worker running it
+    version: Mapped[ModelVersion] = relationship(lazy="joined")

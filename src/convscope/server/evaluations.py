@@ -1,0 +1,180 @@
+"""Evaluations on the server: a model version scored on MNIST or on a labelled folder the server was given.
+
+Datasets are named, never given as paths: ``mnist:test`` and ``mnist:train`` for the MNIST models, and
+``folder:<name>`` for each sub-folder of the ``datasets_dir`` setting (one sub-folder of images per class). An
+evaluation runs in a thread of the worker that was asked, one at a time per server; each batch goes through the
+worker's model thread, so predictions are still answered while it runs. Its progress, then its report, are kept
+in the database, where any worker reads them; one whose worker died reads as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from sqlalchemy import select, update
+
+from ..data.labelled import LabelledFiles, image_folder
+from ..data.mnist import load_mnist
+from ..errors import ConvscopeError, DataError, InputError
+from ..evaluation import FileSet, MnistSet, evaluate_model, labelled_set_for
+from .db.tables import Evaluation, iso, utcnow
+from .errors import Conflict, NotFound
+from .jobs import owner_gone, process_identity
+
+log = logging.getLogger("convscope.server")
+MNIST_SPLITS = ("test", "train")
+PROGRESS_EVERY_S = 0.5  # how often a running evaluation writes its progress
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # "mnist:test" or "folder:<name>"
+    kind: str  # "mnist" or "folder"
+    root: Path | None = None  # the folder, for "folder:" datasets
+
+
+def _folders(datasets_dir: Path | None) -> dict[str, Path]:
+    if datasets_dir is None or not datasets_dir.is_dir():
+        return {}
+    return {p.name: p for p in sorted(datasets_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+def find_dataset(name: str, datasets_dir: Path | None) -> Dataset:
+    kind, _, rest = name.partition(":")
+    if kind == "mnist" and rest in MNIST_SPLITS:
+        return Dataset(name, "mnist")
+    if kind == "folder" and rest in _folders(datasets_dir):
+        return Dataset(name, "folder", _folders(datasets_dir)[rest])
+    raise NotFound(f"no dataset {name!r}: GET /api/datasets lists them")
+
+
+def list_datasets(settings) -> list[dict]:
+    """Every dataset with its size and classes; one that cannot be used says why."""
+    items = []
+    for split in MNIST_SPLITS:
+        item = {"name": f"mnist:{split}", "kind": "mnist", "for": "the MNIST models"}
+        try:
+            item["count"] = len(load_mnist(split, settings.engine_settings(), download=False).labels)
+        except ConvscopeError as e:
+            item.update(count=0, problem=str(e).splitlines()[0])
+        items.append(item)
+    for name, root in _folders(settings.datasets_dir).items():
+        item = {"name": f"folder:{name}", "kind": "folder", "for": "a model whose classes the sub-folders name"}
+        try:
+            files = image_folder(root, min_classes=1)
+            item.update(count=len(files), classes=files.counts())
+        except ConvscopeError as e:
+            item.update(count=0, problem=str(e).replace(str(root), name))
+        items.append(item)
+    return items
+
+
+def evaluation_body(row: Evaluation, with_report: bool = False) -> dict:
+    body = {"id": row.id, "model": row.model, "version": row.version.version, "dataset": row.dataset,
+            "status": row.status, "done": row.done, "total": row.total, "accuracy": row.accuracy,
+            "error": row.error, "created_at": iso(row.created_at), "finished_at": iso(row.finished_at)}
+    if with_report:
+        body["report"] = row.report
+    return body
+
+
+def _relative(report: dict, root: Path | None) -> dict:
+    """The report with file paths inside the dataset's folder (no server paths in answers)."""
+    if root is None:
+        return report
+
+    def inside(path: str) -> str:
+        return Path(path).relative_to(root).as_posix()
+
+    report["misclassified"] = [{**e, "source": inside(e["source"])} for e in report["misclassified"]]
+    report["skipped"] = [{**s, "file": inside(s["file"])} for s in report["skipped"]]
+    report["dataset"]["source"] = root.name
+    return report
+
+
+class Evaluations:
+    def __init__(self, state):
+        self.state = state
+
+    def settle_stale(self) -> None:
+        """An evaluation whose worker is gone reads as failed, not as running forever."""
+        with self.state.db.session(write=True) as session:
+            for row in session.scalars(select(Evaluation).where(Evaluation.status == "running")):
+                if row.owner and owner_gone(row.owner):
+                    row.status, row.finished_at = "failed", utcnow()
+                    row.error = "interrupted: the server stopped while this evaluation was running"
+
+    def start(self, model: str, version: int | None, dataset_name: str, misclassified: int) -> int:
+        state = self.state
+        dataset = find_dataset(dataset_name, state.settings.datasets_dir)
+        ref = state.models.resolve(model, version)
+        loaded = state.infer_blocking(lambda: state.models.load(ref))
+        adapter = loaded.checkpoint.adapter
+        if dataset.kind == "mnist":
+            if loaded.checkpoint.spec.dataset != "mnist":
+                raise InputError(f"{model} does not read MNIST digits: evaluate it on a folder dataset")
+            split = dataset_name.partition(":")[2]
+            data = MnistSet(load_mnist(split, state.settings.engine_settings()), split)
+        else:  # the folder's classes must map onto the model's: a 422 now, not a failed evaluation later
+            try:
+                data = labelled_set_for(adapter, folder=dataset.root)
+            except DataError as e:  # the folder, named as the API names it
+                raise InputError(str(e).replace(str(dataset.root), dataset.root.name)) from None
+        self.settle_stale()
+        with state.db.session(write=True) as session:
+            running = session.scalar(select(Evaluation.id).where(Evaluation.status == "running"))
+            if running is not None:
+                raise Conflict(f"evaluation {running} is still running: one at a time")
+            row = Evaluation(model=model, version_id=ref.id, dataset=dataset_name, status="running", done=0,
+                             total=len(data), owner=process_identity())
+            session.add(row)
+            session.flush()
+            evaluation_id = row.id
+        threading.Thread(target=self._run, args=(evaluation_id, adapter, data, dataset, misclassified),
+                         name=f"convscope-evaluation-{evaluation_id}", daemon=True).start()
+        return evaluation_id
+
+    def _run(self, evaluation_id: int, adapter, data: MnistSet | FileSet, dataset: Dataset, misclassified: int):
+        last_write = 0.0
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            def on_model_thread():
+                with torch.inference_mode():
+                    return adapter.logits(x)
+            return self.state.infer_blocking(on_model_thread)
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last_write
+            if time.monotonic() - last_write >= PROGRESS_EVERY_S:
+                last_write = time.monotonic()
+                self._update(evaluation_id, done=done)
+
+        try:
+            report = evaluate_model(adapter, data, progress=progress, misclassified_limit=misclassified,
+                                    forward=forward).as_dict()
+            self._update(evaluation_id, status="completed", done=report["metrics"]["count"], finished_at=utcnow(),
+                         accuracy=report["metrics"]["accuracy"], report=_relative(report, dataset.root))
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, the record says so and the server goes on
+            log.exception("evaluation %s failed", evaluation_id)
+            message = str(e) if isinstance(e, ConvscopeError) else f"{type(e).__name__}: {e}"
+            if dataset.root is not None:
+                message = message.replace(str(dataset.root), dataset.root.name)
+            self._update(evaluation_id, status="failed", error=message, finished_at=utcnow())
+
+    def _update(self, evaluation_id: int, **values) -> None:
+        with self.state.db.session(write=True) as session:
+            session.execute(update(Evaluation).where(Evaluation.id == evaluation_id).values(**values))
+
+
+def dataset_file(dataset: Dataset, relative: str) -> Path:
+    """A file of a folder dataset by its path inside the folder: only one of the images the dataset lists."""
+    files: LabelledFiles = image_folder(dataset.root, min_classes=1)
+    wanted = (dataset.root / relative).resolve()
+    if dataset.root.resolve() not in wanted.parents or wanted not in {f.resolve() for f in files.files}:
+        raise NotFound(f"no image {relative!r} in {dataset.name}")
+    return wanted

@@ -1,0 +1,71 @@
+"""Evaluating a model version on a named dataset, in the background, and the report it leaves; the datasets."""
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select
+
+from ..db.tables import Evaluation
+from ..errors import NotFound
+from ..evaluations import dataset_file, evaluation_body, find_dataset, list_datasets
+from ..schemas import INT4_MAX, EvaluationRequest, RecordId, errors
+from ..state import AppState, app_state
+from ._documented import DocumentedRoute
+
+router = APIRouter(tags=["evaluation"], route_class=DocumentedRoute)
+
+
+@router.get("/datasets", summary="The labelled sets models can be evaluated on: MNIST's splits and the server's "
+                                 "image folders (datasets_dir), with their classes")
+def datasets(state: AppState = Depends(app_state)) -> dict:
+    return {"items": list_datasets(state.settings)}
+
+
+@router.get("/datasets/{name}/image", summary="One image of a folder dataset, by its path inside the folder",
+            response_class=FileResponse,
+            responses={200: {"content": {"image/*": {}}}, **errors(e404="no such dataset or image")})
+def dataset_image(name: str, file: str = Query(max_length=1000, description="e.g. cat/1.jpg, as a report names it"),
+                  state: AppState = Depends(app_state)) -> FileResponse:
+    dataset = find_dataset(name, state.settings.datasets_dir)
+    if dataset.root is None:
+        raise NotFound(f"{name} has no image files: GET /api/samples?index=N&split=... gives MNIST's")
+    return FileResponse(dataset_file(dataset, file), headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/evaluations", status_code=202, summary="Evaluate a model version on a dataset, in the background "
+                                                       "(one at a time)",
+             responses=errors(e404="unknown model, version or dataset", e409="an evaluation is already running",
+                              e422="a dataset the model cannot read: MNIST for a photo model, or folder names "
+                                   "that are not its classes"))
+def start(request: EvaluationRequest, state: AppState = Depends(app_state)) -> dict:
+    """Follow it with GET /api/evaluations/{id}: ``done`` of ``total`` while it runs, then the report."""
+    evaluation_id = state.evaluations.start(request.model, request.version, request.dataset, request.misclassified)
+    return _one(state, evaluation_id, with_report=False)
+
+
+@router.get("/evaluations", summary="Evaluations, newest first, without their reports")
+def list_evaluations(state: AppState = Depends(app_state), model: str | None = Query(None, max_length=64),
+                     limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=INT4_MAX)) -> dict:
+    state.evaluations.settle_stale()
+    query = select(Evaluation).order_by(Evaluation.id.desc())
+    counted = select(func.count()).select_from(Evaluation)
+    if model is not None:
+        query, counted = query.where(Evaluation.model == model), counted.where(Evaluation.model == model)
+    with state.db.session() as session:
+        items = [evaluation_body(row) for row in session.scalars(query.limit(limit).offset(offset))]
+        total = session.scalar(counted)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/evaluations/{evaluation_id}", summary="An evaluation: its progress, then its report (metrics, "
+                                                    "reliability bins, confusion, the most confident mistakes)")
+def get_evaluation(evaluation_id: RecordId, state: AppState = Depends(app_state)) -> dict:
+    state.evaluations.settle_stale()
+    return _one(state, evaluation_id, with_report=True)
+
+
+def _one(state: AppState, evaluation_id: int, with_report: bool) -> dict:
+    with state.db.session() as session:
+        row = session.get(Evaluation, evaluation_id)
+        if row is None:
+            raise NotFound(f"no evaluation {evaluation_id}")
+        return evaluation_body(row, with_report)
