@@ -7,6 +7,7 @@ import { createArchitectureView } from "./views/architecture.js";
 import { createCompareView } from "./views/compare.js";
 import { createDashboardView } from "./views/dashboard.js";
 import { createDrawView } from "./views/draw.js";
+import { createEvaluateView } from "./views/evaluate.js";
 import { createPhotoView } from "./views/photo.js";
 import { createTrainView } from "./views/train.js";
 import { modelLabel } from "./weightsstate.js";
@@ -23,7 +24,7 @@ async function createNetworkView(root, store) {
 
 const VIEWS = { draw: createDrawView, photo: createPhotoView, compare: createCompareView,
   architecture: createArchitectureView, dashboard: createDashboardView, train: createTrainView,
-  network: createNetworkView };
+  evaluate: createEvaluateView, network: createNetworkView };
 
 const store = createStore();
 const select = document.getElementById("model-select");
