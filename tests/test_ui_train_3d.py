@@ -79,11 +79,11 @@ def test_a_run_can_be_cancelled(page, server):
     message.wait_for(timeout=30_000)
     assert "was cancelled; the active model is unchanged" in message.inner_text()
     # the runs table is reloaded after the message
-    wait_until(page, "document.querySelector('.runs tbody tr td:nth-child(2)')?.textContent === 'cancelled'")
+    wait_until(page, "document.querySelector('.runs tbody tr td[data-label=status]')?.textContent === 'cancelled'")
 
 
 def status_cell(page, run_id: int) -> str:
-    return page.locator(f".runs tr[data-run='{run_id}'] td:nth-child(2)").inner_text()
+    return page.locator(f".runs tr[data-run='{run_id}'] td[data-label=status]").inner_text()
 
 
 def run_job(server, **config) -> dict:
@@ -100,7 +100,7 @@ def run_job(server, **config) -> dict:
 def test_a_running_run_shows_its_status_and_a_reload_shows_it_live_then_the_last_run(page, server):
     run_id = start_run(page, server, "80", "8")
     assert page.locator(".runs tr.shown").get_attribute("data-run") == str(run_id)
-    wait_until(page, f"document.querySelector(\".runs tr[data-run='{run_id}'] td:nth-child(2)\")"
+    wait_until(page, f"document.querySelector(\".runs tr[data-run='{run_id}'] td[data-label=status]\")"
                      f"?.textContent.startsWith('running, ')", 20)  # not "queued": the real status, with progress
     assert re.fullmatch(r"running, \d+%", status_cell(page, run_id))
 
@@ -141,6 +141,28 @@ def test_each_past_run_opens_to_show_its_curves(page, server):
     assert page.locator("canvas.live-filters").evaluate("c => c.width") > 0
 
 
+def test_chosen_runs_are_compared_curves_overlaid_and_hyperparameters_against_metrics(page, server):
+    slow = run_job(server, epochs=2, lr=1e-4, seed=4)
+    fast = run_job(server, epochs=2, lr=5e-3, seed=4)
+    assert slow["status"] == fast["status"] == "completed"
+    page.goto(server.url + "/#/train")
+    comparison = page.get_by_label("Compare runs")
+    page.get_by_label(f"Compare run {slow['id']}").check()
+    page.get_by_label(f"Compare run {fast['id']}").check()
+    wait_until(page, "document.querySelector('[data-testid=compare-accuracy]').data?.length === 2")
+    curves = page.evaluate("document.querySelector('[data-testid=compare-accuracy]').data.map(t => t.y)")
+    assert curves == [[e["val_accuracy"] for e in run["history"]] for run in (slow, fast)]
+    rows = comparison.locator("[data-testid=hparams] tbody tr")
+    assert rows.count() == 2 and "\t0.0001\t" in rows.nth(0).inner_text() and "\t0.005\t" in rows.nth(1).inner_text()
+    best = fast if fast["history"][-1]["val_accuracy"] > slow["history"][-1]["val_accuracy"] else slow
+    marked = comparison.locator("[data-testid=hparams] td.best", has_text="%").first
+    assert marked.evaluate("td => td.parentElement.dataset.run") == str(best["id"])
+    page.get_by_label(f"Compare run {slow['id']}").uncheck()
+    wait_until(page, "document.querySelector('[data-testid=compare-accuracy]').data?.length === 1")
+    page.get_by_label(f"Compare run {fast['id']}").uncheck()
+    comparison.wait_for(state="hidden")
+
+
 def test_a_diverged_run_says_so_and_offers_no_activation(page, server):
     job = run_job(server, epochs=3, lr=10, optimizer="sgd", schedule="constant", seed=0)  # NaN loss at once
     assert job["status"] == "diverged"
@@ -150,7 +172,7 @@ def test_a_diverged_run_says_so_and_offers_no_activation(page, server):
     row = page.locator(f".runs tr[data-run='{job['id']}']")
     assert status_cell(page, job["id"]) == "diverged"
     assert row.get_by_role("button", name="Activate").count() == 0
-    assert row.locator("td:nth-child(7)").inner_text() == "–"  # no version
+    assert row.locator("td[data-label=version]").inner_text() == "–"  # no version
 
 
 def canvas_png(page) -> np.ndarray:

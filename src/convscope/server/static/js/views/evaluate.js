@@ -30,7 +30,8 @@ function figuresTable(report) {
   const m = report.metrics;
   return h("table", { class: "stats", "data-testid": "evaluation-figures" }, h("tbody", {},
     h("tr", {}, h("th", { scope: "row", text: "images" }), h("td", { text: m.count.toLocaleString() })),
-    ...FIGURES.map(([name, value]) => h("tr", {}, h("th", { scope: "row", text: name }), h("td", { text: value(m) })))));
+    ...FIGURES.map(([name, value]) => h("tr", {}, h("th", { scope: "row", text: name }),
+      h("td", { text: value(m) })))));
 }
 
 function perClassTable(report) {
@@ -182,7 +183,8 @@ export function createEvaluateView(root, store) {
   async function loadHistory() {
     const { items } = await api("/api/evaluations?limit=20");
     history.replaceChildren(...items.map((e) => h("tr", {},
-      h("td", {}, h("button", { type: "button", text: "open", onclick: () => { location.hash = `#/evaluate/${e.id}`; } })),
+      h("td", {}, h("button", { type: "button", text: "open",
+        onclick: () => { location.hash = `#/evaluate/${e.id}`; } })),
       h("td", { text: `${e.model} v${e.version}` }), h("td", { text: e.dataset }), h("td", { text: e.status }),
       h("td", { text: e.accuracy == null ? "" : percent(e.accuracy, 2) }), h("td", { text: when(e.created_at) }))));
   }

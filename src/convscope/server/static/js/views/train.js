@@ -5,6 +5,7 @@ import { api, applySchema, query, requestSchema } from "../api.js";
 import { h, messageBox, percent } from "../dom.js";
 import { DIVERGING, legend, paint } from "../colors.js";
 import { loadPlotly } from "../plotly.js";
+import { runComparison } from "../runcompare.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 
@@ -59,6 +60,9 @@ export function createTrainView(root, store) {
   const filtersNote = h("p", { class: "muted filters-note", hidden: true });
   const probes = h("div", { class: "probes", "aria-label": "Ten test digits and their current predictions" });
   const runs = h("tbody");
+  const comparison = runComparison();
+  const compared = new Set(); // ids of the runs chosen for comparison; kept while the list reloads
+  let listed = [];
   const form = h("form", { class: "train-form", onsubmit: start },
     ...Object.entries({ Model: "model", Epochs: "epochs", "Batch size": "batch_size", "Learning rate": "lr",
       "Validation split": "validation_split", Optimizer: "optimizer", Seed: "seed" })
@@ -73,7 +77,8 @@ export function createTrainView(root, store) {
       h("h3", { text: "Ten test digits" }), probes),
     h("section", { class: "runs", "aria-label": "Past runs" }, h("h3", { text: "Runs" }),
       h("table", { class: "saved" }, h("thead", {}, h("tr", {}, ...["#", "status", "model", "configuration",
-        "val. accuracy", "test accuracy", "version", ""].map((t) => h("th", { scope: "col", text: t })))), runs))));
+        "val. accuracy", "test accuracy", "version", ""].map((t) => h("th", { scope: "col", text: t })))), runs)),
+    comparison.element));
 
   let Plotly = null;
   let plotted = null; // the charts being (re)made: one at a time
@@ -307,6 +312,7 @@ export function createTrainView(root, store) {
       if (!alive) return;
       const active = new Map(store.models.map((m) => [m.name, m.active_version]));
       statusCells.clear();
+      listed = list.items;
       runs.replaceChildren(...list.items.map((r) => {
         const isActive = r.version !== null && active.get(r.model) === r.version;
         const last = r.history[r.history.length - 1];
@@ -321,9 +327,15 @@ export function createTrainView(root, store) {
         }
         // each cell carries its column's name: a phone shows a run as a block of "name: value" lines (style.css)
         const cell = (label, text) => h("td", { "data-label": label, text });
+        const choose = h("input", { type: "checkbox", checked: compared.has(r.id), "aria-label": `Compare run ${r.id}`,
+          onchange: () => {
+            if (choose.checked) compared.add(r.id);
+            else compared.delete(r.id);
+            compare();
+          } });
         return h("tr", { "data-run": r.id, class: r.id === job?.id ? "shown" : null },
-          h("td", {}, h("button", { type: "button", class: "link", text: `#${r.id}`, title: "Show this run's curves",
-            "aria-label": `Show run ${r.id}`, onclick: () => show(r) })), status,
+          h("td", { class: "run-id" }, choose, h("button", { type: "button", class: "link", text: `#${r.id}`,
+            title: "Show this run's curves", "aria-label": `Show run ${r.id}`, onclick: () => show(r) })), status,
           cell("model", r.model),
           cell("configuration", `${r.config.epochs} epochs, batch ${r.config.batch_size}, ${r.config.optimizer} ` +
             `lr ${r.config.lr}, val ${r.config.validation_split}, seed ${r.config.seed}`),
@@ -331,6 +343,7 @@ export function createTrainView(root, store) {
           cell("test accuracy", r.test_metrics?.accuracy != null ? percent(r.test_metrics.accuracy, 2) : "–"),
           cell("version", r.version ? `v${r.version}` : "–"), h("td", {}, action));
       }));
+      compare();
       // Opening the view: the running run (its events so far, then live), else the newest one as it ended.
       const running = list.items.find((r) => ACTIVE.has(r.status));
       if (running && running.id !== job?.id) show(running);
@@ -338,6 +351,11 @@ export function createTrainView(root, store) {
     } catch (error) {
       if (alive) message.error(error.message);
     }
+  }
+
+  function compare() {
+    comparison.show(listed.filter((r) => compared.has(r.id)).sort((a, b) => a.id - b.id))
+      .catch((error) => message.error(error.message));
   }
 
   // A model without a conv layer (the MLP) has no filters to watch: say so instead of an empty panel.
@@ -368,6 +386,7 @@ export function createTrainView(root, store) {
       alive = false;
       source?.close();
       if (Plotly) for (const chart of [lossChart, accuracyChart]) Plotly.purge(chart);
+      comparison.dispose();
     },
   };
 }
