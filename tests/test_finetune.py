@@ -124,3 +124,19 @@ def test_cli_finetune_skips_unreadable_images_and_says_where_the_model_is(tmp_pa
     assert len(summary["history"]) == summary["epochs"] == 2
     assert main(["predict", str(root / "square" / "0.png"), "--checkpoint", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "set"
+
+
+def test_a_fine_tuning_run_writes_a_tensorboard_log(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    root = write_shapes(tmp_path / "set", per_class=4, size=28)
+    result = finetune(root, FineTuneConfig(base="mnist_cnn", name="logged", epochs=3, patience=10,
+                                           tensorboard_dir=str(tmp_path / "log")))
+    events = EventAccumulator(str(tmp_path / "log"), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    events.Reload()
+    validation = [s.value for s in events.Scalars("loss/validation")]
+    assert validation == pytest.approx([e["val_loss"] for e in result.history])
+    assert "gradients/fc2.weight" in events.Tags()["histograms"]  # the new head learns
+    # the frozen backbone does not change: no histograms of it, and its feature maps once
+    assert not any("conv1" in tag for tag in events.Tags()["histograms"])
+    maps = [tag for tag in events.Tags()["images"] if tag.startswith("feature_maps/")]
+    assert maps and all(len(events.Images(tag)) == 1 for tag in maps)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from .tensorboard import add_train_tensorboard_args, train_log_dir
+
 
 def add_finetune_parser(commands) -> None:
     from ..training.finetune import FineTuneConfig
@@ -34,6 +36,7 @@ def add_finetune_parser(commands) -> None:
                    help="frozen backbone: augmented copies of each training image to compute features of")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    add_train_tensorboard_args(p)
     p.add_argument("--out", type=Path, help="checkpoint path (default: <data dir>/models/<name>-<time>.safetensors)")
     p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -68,7 +71,8 @@ def cmd_finetune(args) -> None:
     config = FineTuneConfig(
         base=args.model, name=name, weights=args.weights, train_blocks=args.train_blocks, epochs=args.epochs,
         patience=args.patience, batch_size=args.batch_size, lr=args.lr, validation_split=args.validation_split,
-        augment=not args.no_augment, augment_views=args.augment_views, seed=args.seed, threads=args.threads)
+        augment=not args.no_augment, augment_views=args.augment_views, seed=args.seed, threads=args.threads,
+        tensorboard_dir=train_log_dir(args, name=name))
     out = args.out or Settings.from_env().models_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
     result = finetune(args.folder, config, out=out, on_event=_Progress(not args.quiet),
                       command="convscope " + shlex.join(args.argv))

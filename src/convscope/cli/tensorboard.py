@@ -23,7 +23,7 @@ def add_train_tensorboard_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard log")
 
 
-def train_log_dir(args, settings: Settings | None = None) -> str | None:
+def train_log_dir(args, settings: Settings | None = None, name: str | None = None) -> str | None:
     """The folder for a training run's TensorBoard log, or None for no log.
 
     --tensorboard DIR is used as it is (without the tensorboard package the trainer then fails, naming the extra).
@@ -38,7 +38,7 @@ def train_log_dir(args, settings: Settings | None = None) -> str | None:
         print(f"convscope: warning: no TensorBoard log for this run: {INSTALL_HINT} (--no-tensorboard hides this)",
               file=sys.stderr)
         return None
-    return str(new_run_dir((settings or Settings.from_env()).runs_dir, args.model))
+    return str(new_run_dir((settings or Settings.from_env()).runs_dir, name or args.model))
 
 
 def new_run_dir(runs: Path, name: str) -> Path:

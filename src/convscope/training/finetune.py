@@ -52,6 +52,7 @@ class FineTuneConfig:
     augment_views: int = 2  # frozen backbone: augmented copies of each training image whose features are cached
     seed: int = 0
     threads: int | None = None
+    tensorboard_dir: str | None = None  # where to write the run's TensorBoard log; None: no log
 
     def __post_init__(self) -> None:
         problems = []
@@ -125,6 +126,17 @@ def _read_images(data: LabelledFiles, prepare, emit, started: float):
 
 def _as_input(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255).contiguous(memory_format=torch.channels_last)
+
+
+class _Normalizing(nn.Module):
+    """The model as TensorBoard's logger runs it (feature maps, graph): pixels in [0, 1] in, normalised first."""
+
+    def __init__(self, network: nn.Module, preprocessing):
+        super().__init__()
+        self.network, self.preprocessing = network, preprocessing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self.preprocessing.normalize(x))
 
 
 class _HeadInput:
@@ -209,6 +221,25 @@ class _FineTuning:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
         self.emit(TrainingStarted({**config.as_dict(), "model": config.name}, config.epochs * steps_per_epoch,
                                   steps_per_epoch, len(self.train_y), len(self.val_y), "cpu", "fp32"))
+        logger = self._logger()
+        try:
+            result = self._train_epochs(optimizer, scheduler, frozen, logger)
+        except BaseException:
+            if logger:
+                logger.finish("failed")
+            raise
+        return self._finish(out, command, skipped, logger, *result)
+
+    def _logger(self):
+        if not self.config.tensorboard_dir:
+            return None
+        from .tensorboard import TensorBoardLogger
+        inputs = _as_input(self.val_x[:4])  # fixed validation images: their feature maps each epoch
+        return TensorBoardLogger(self.config.tensorboard_dir, _Normalizing(self.model, self.preprocessing), inputs,
+                                 self.config)
+
+    def _train_epochs(self, optimizer, scheduler, frozen: bool, logger):
+        config = self.config
         epochs_started = time.perf_counter()
         best = (math.inf, -1.0, 0)  # (validation loss, accuracy, epoch)
         best_state, history, status, step = None, [], "completed", 0
@@ -228,23 +259,31 @@ class _FineTuning:
             history.append({k: v for k, v in event.as_dict().items()
                             if k not in ("type", "first_conv_weight", "probes")})
             self.emit(event)
+            if logger:
+                logger.log_epoch(event, self.model, scheduler.get_last_lr()[0], trainable_only=True)
             if (val_loss, -val_accuracy) < (best[0], -best[1]):
                 best = (val_loss, val_accuracy, epoch)
                 best_state = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
             elif epoch - best[2] >= config.patience:
                 status = "stopped_early"
                 break
-        epochs_run = len(history)
         self.timings["epochs"] = time.perf_counter() - epochs_started
-        self.timings["per_epoch"] = self.timings["epochs"] / max(epochs_run, 1)
+        self.timings["per_epoch"] = self.timings["epochs"] / max(len(history), 1)
         if best_state is None:
             raise ConvscopeError("fine-tuning was cancelled before its first epoch ended: nothing to keep")
+        return best, best_state, history, status, step
+
+    def _finish(self, out, command, skipped, logger, best, best_state, history, status, step) -> FineTuneResult:
+        """The best epoch's weights back in the model, its validation metrics, the checkpoint, the last events."""
+        config, frozen = self.config, self.config.train_blocks == 0
         with torch.no_grad():
             for name, p in self.model.named_parameters():
                 if name in best_state:
                     p.copy_(best_state[name])
         self.model.eval().requires_grad_(True)
         metrics = metrics_from_logits(self._validation_logits(frozen), self.val_y)
+        if logger:
+            logger.finish(status if status != "stopped_early" else "completed")
         wall_s = time.perf_counter() - self.started
         path = None
         if out is not None and status != "cancelled":

@@ -118,8 +118,12 @@ class TensorBoardLogger:
         self.writer.add_scalar("batch/accuracy", event.accuracy, event.step)
         self.writer.add_scalar("batch/lr", event.lr, event.step)
 
-    def log_epoch(self, event: EpochEnd, model: nn.Module, lr: float) -> None:
-        """Everything logged per epoch, at step ``event.epoch``; ``lr``: the learning rate at the epoch's end."""
+    def log_epoch(self, event: EpochEnd, model: nn.Module, lr: float, trainable_only: bool = False) -> None:
+        """Everything logged per epoch, at step ``event.epoch``; ``lr``: the learning rate at the epoch's end.
+
+        ``trainable_only`` (fine-tuning, most of the network frozen): histograms of the parameters that learn only,
+        and the filters and feature maps once, at the first epoch, unless the conv layers learn too. A frozen
+        EfficientNet's 4.6M weights cost about 0.6 s an epoch to histogram, against 2 ms for the epoch itself."""
         w, step = self.writer, event.epoch
         self.epoch = step
         w.add_scalar("loss/train", event.train_loss, step)
@@ -129,9 +133,15 @@ class TensorBoardLogger:
             w.add_scalar("accuracy/validation", event.val_accuracy, step)
         w.add_scalar("lr", lr, step)
         for name, param in model.named_parameters():
+            if trainable_only and not param.requires_grad:
+                continue
             self._histogram(f"weights/{name}", param, step)
             if param.grad is not None:
                 self._histogram(f"gradients/{name}", param.grad, step)
+        convs_learn = any(m.weight.requires_grad for _, m in self.feature_layers)
+        if trainable_only and step > 1 and not convs_learn:
+            w.flush()
+            return
         if self.feature_layers:
             name, first = self.feature_layers[0]
             w.add_image(f"filters/{name}", image_grid(filter_tiles(first.weight)), step)
