@@ -15,7 +15,7 @@ from convscope.evaluation import FileSet, evaluate_model
 from convscope.inspect import Inspector
 from convscope.models import get_spec, load_checkpoint, load_model, read_metadata
 from convscope.models.finetuned import blocks, classifier_head
-from convscope.training.finetune import FineTuneConfig, finetune, stratified_split
+from convscope.training.finetuning import FineTuneConfig, finetune, stratified_split
 
 
 pytestmark = pytest.mark.usefixtures("restore_registry")  # tests here register models by name

@@ -12,7 +12,7 @@ from .tensorboard import add_train_tensorboard_args, train_log_dir
 
 
 def add_finetune_parser(commands) -> None:
-    from ..training.finetune import FineTuneConfig
+    from ..training.finetuning import FineTuneConfig
     defaults = FineTuneConfig()
     p = commands.add_parser("finetune", help="fine-tune a model on a folder of your images (one sub-folder per "
                                              "class): a new head, the backbone frozen with its features cached")
@@ -66,7 +66,7 @@ class _Progress:
 
 def cmd_finetune(args) -> None:
     from ..settings import Settings
-    from ..training.finetune import FineTuneConfig, finetune
+    from ..training.finetuning import FineTuneConfig, finetune
     name = args.name or args.folder.resolve().name
     config = FineTuneConfig(
         base=args.model, name=name, weights=args.weights, train_blocks=args.train_blocks, epochs=args.epochs,

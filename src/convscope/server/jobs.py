@@ -29,8 +29,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import InputError
 from ..models.registry import MODELS
+from ..models.user import MODEL_NAME
 from ..settings import Settings as EngineSettings
-from ..training import TrainConfig
+from ..training import FineTuneConfig, TrainConfig
 from .db.database import Database
 from .db.tables import JobEvent, ModelVersion, TrainingJob, iso, utcnow
 from .errors import Conflict, NotFound
@@ -47,6 +48,7 @@ STALE_AFTER_S = 15.0  # a queued or running job without a heartbeat for this lon
 FLUSH_S = 0.1
 SHUTDOWN_WAIT_S = 10.0
 WATCHED = ("progress", "epoch", "finished")  # the events whose numbers tell whether training diverged
+SUCCESSFUL = ("completed", "target_reached", "stopped_early")  # runs whose model is kept
 
 
 def finite(value):
@@ -174,16 +176,35 @@ class JobManager:
         return str(self.engine_settings.runs_dir / f"{model}-job{job_id}") if tensorboard_available() else None
 
     def start(self, config: TrainConfig) -> int:
+        """Train ``config.model`` from scratch in its own process."""
         if config.model not in MODELS:
             raise NotFound(f"unknown model {config.model!r}; known models: {', '.join(MODELS)}")
         if not MODELS[config.model].trainable:
-            raise InputError(f"{config.model} is not an MNIST model: convscope trains the MNIST models for now")
+            raise InputError(f"{config.model} is not an MNIST model: train it from scratch? fine-tune it on a folder "
+                             "of images instead (POST /api/jobs/finetune)")
+        return self._start(config.model, config)
+
+    def start_finetune(self, config: FineTuneConfig, dataset: str, folder: Path) -> int:
+        """Fine-tune ``config.base`` on an image ``folder`` (the dataset so named) into the new model
+        ``config.name``."""
+        if config.base not in MODELS or not MODELS[config.base].loadable:
+            raise NotFound(f"unknown or not loadable model {config.base!r}: GET /api/models lists them")
+        if not MODEL_NAME.fullmatch(config.name):
+            raise InputError(f"model name {config.name!r}: use 1-64 letters, digits, '_', '.' or '-'")
+        with self.db.session() as session:
+            taken = session.scalar(select(ModelVersion.id).where(ModelVersion.model == config.name).limit(1))
+        if config.name in MODELS or taken is not None:
+            raise Conflict(f"there is already a model called {config.name!r}: give the fine-tuned one a new name")
+        return self._start(config.name, config, {"kind": "finetune", "dataset": dataset}, str(folder))
+
+    def _start(self, model: str, config, extra: dict | None = None, folder: str | None = None) -> int:
         config.threads = config.threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core to the server
+        stored = {**(extra or {}), **config.as_dict()}
         self.fail_stale_jobs()
         try:
             with self.db.session(write=True) as session:
-                job = TrainingJob(model=config.model, status="queued", slot=1, config=config.as_dict(),
-                                  history=[], owner=process_identity())
+                job = TrainingJob(model=model, status="queued", slot=1, config=stored, history=[],
+                                  owner=process_identity())
                 session.add(job)
                 session.flush()
                 job_id = job.id
@@ -192,14 +213,14 @@ class JobManager:
                 running = session.scalar(select(TrainingJob.id).where(TrainingJob.slot == 1))
             raise Conflict(f"training job {running} is still running: one job at a time; cancel it or wait") from None
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        live = _LiveJob(job_id, config.model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
-                        self.models_dir / f"{config.model}-job{job_id}.safetensors")
+        live = _LiveJob(job_id, model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
+                        self.models_dir / f"{model}-job{job_id}.safetensors")
         # Each job logs to TensorBoard as a CLI run does (when the tensorboard package is installed); the folder
-        # stays out of the job's stored config, which the API shows: no server paths in answers.
-        logged = {**config.as_dict(), "tensorboard_dir": self._log_dir(config.model, job_id)}
+        # (like the dataset's) stays out of the job's stored config, which the API shows: no server paths.
+        logged = {**stored, "tensorboard_dir": self._log_dir(model, job_id)}
         live.process = self._context.Process(
             target=run_job, name=f"convscope-job-{job_id}", daemon=True,
-            args=(logged, self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid()))
+            args=(logged, self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid(), folder))
         self._live[job_id] = live
         try:
             live.process.start()
@@ -353,7 +374,7 @@ class JobManager:
             error = f"the training process stopped unexpectedly (exit code {live.process.exitcode})"
         if error is None and live.diverged:
             status = "diverged"
-        if status in ("completed", "target_reached") and error is None:
+        if status in SUCCESSFUL and error is None:
             try:
                 self.store.register(live.model, live.checkpoint.read_bytes(), job_id=live.id)
             except Exception as e:  # noqa: BLE001 - a job that cannot be registered failed, whatever the reason

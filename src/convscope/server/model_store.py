@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import InputError, ModelError
 from ..inspect import Inspector
 from ..models.checkpoint import Checkpoint, checkpoint_from_bytes, load_model, read_metadata
+from ..models.finetuned import FineTuned, register_finetuned
 from ..models.registry import MODELS
 from .db.database import Database
 from .db.tables import ActiveModel, ModelVersion
@@ -49,7 +50,7 @@ def _details(metadata: dict) -> dict:
     """What a version listing shows; the architecture is served from the loaded model instead. Where the run's
     TensorBoard log went is a path on the server: left out."""
     details = {k: metadata.get(k) for k in ("created", "convscope_version", "parameters", "training", "history",
-                                            "test_metrics", "data", "source")}
+                                            "test_metrics", "validation_metrics", "finetuned", "data", "source")}
     config = (details.get("training") or {}).get("config")
     if isinstance(config, dict) and "tensorboard_dir" in config:
         details["training"] = {**details["training"], "config": {k: v for k, v in config.items()
@@ -81,10 +82,24 @@ class ModelStore:
 
     def seed(self) -> None:
         """Record every model's packaged weights (or a user's model as the server was started with it) as
-        version 1 and make it active where nothing is (idempotent, and safe when several workers start at once)."""
+        version 1 and make it active where nothing is (idempotent, and safe when several workers start at once);
+        register the fine-tuned models the database holds."""
         for spec in MODELS.values():
             if spec.loadable:
                 self.seed_model(spec)
+        self.sync_finetuned()
+
+    def sync_finetuned(self) -> list[str]:
+        """Register the fine-tuned models that are in the database but not yet in this worker's registry (made by
+        a job another worker ran); their architecture comes from their checkpoint's metadata. Returns them."""
+        with self.db.session() as session:
+            names = set(session.scalars(select(ModelVersion.model).where(ModelVersion.source == "finetuned")
+                                        .distinct())) - set(MODELS)
+            for name in sorted(names):
+                row = session.scalars(select(ModelVersion).where(ModelVersion.model == name)
+                                      .order_by(ModelVersion.version.desc())).first()
+                register_finetuned(FineTuned.from_metadata(name, row.details["finetuned"]))
+        return sorted(names)
 
     def seed_model(self, spec) -> None:
         """One model's version 1 (see :meth:`seed`); also run when pretrained weights arrive while serving."""
@@ -115,7 +130,7 @@ class ModelStore:
 
     def resolve(self, model: str, version: int | None = None) -> VersionRef:
         """The named version, or the active one."""
-        if model not in MODELS:
+        if model not in MODELS and model not in self.sync_finetuned():
             raise NotFound(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
         if version is None:
             return self.active(model)
@@ -192,8 +207,11 @@ class ModelStore:
             raise ModelError(f"the checkpoint holds a {metadata.get('model')} model, not {model}")
         with self.db.session(write=True) as session:
             latest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model == model))
-            row = ModelVersion(model=model, version=(latest or 0) + 1, source="trained", checkpoint=checkpoint,
+            source = "finetuned" if "finetuned" in metadata else "trained"
+            row = ModelVersion(model=model, version=(latest or 0) + 1, source=source, checkpoint=checkpoint,
                                test_accuracy=_test_accuracy(metadata), details=_details(metadata), job_id=job_id)
             session.add(row)
             session.flush()
+            if session.get(ActiveModel, model) is None:  # a new model's first version: it answers at once
+                session.add(ActiveModel(model=model, version_id=row.id))
             return VersionRef(row.id, model, row.version)

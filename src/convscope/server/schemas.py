@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..training.config import TrainConfig
+from ..training.config import FineTuneConfig, TrainConfig
 from .inference import EXPLAIN_METHODS, Options
 
 ExplainMethod = Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
@@ -167,6 +167,26 @@ class JobRequest(Strict):
     augment: bool = TRAIN_DEFAULTS.augment
     target_accuracy: float | None = Field(TRAIN_DEFAULTS.target_accuracy, gt=0, le=1)
     seed: int = Field(TRAIN_DEFAULTS.seed, ge=0, le=INT4_MAX)
+
+
+FINETUNE_DEFAULTS = FineTuneConfig()
+
+
+class FineTuneRequest(Strict):
+    base: str = Field(FINETUNE_DEFAULTS.base, max_length=64, description="the model whose features to start from")
+    dataset: str = Field(max_length=200, description="a folder dataset from GET /api/datasets: folder:<name>")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="the new model's name")
+    train_blocks: int = Field(FINETUNE_DEFAULTS.train_blocks, ge=0, le=100,
+                              description="0: the base frozen, its features computed once; N: its last N blocks "
+                                          "learn too")
+    epochs: int = Field(FINETUNE_DEFAULTS.epochs, ge=1, le=500, description="at most (early stopping)")
+    patience: int = Field(FINETUNE_DEFAULTS.patience, ge=1, le=500)
+    batch_size: int = Field(FINETUNE_DEFAULTS.batch_size, ge=1, le=1024)
+    lr: float = Field(FINETUNE_DEFAULTS.lr, gt=0, le=10)
+    validation_split: float = Field(FINETUNE_DEFAULTS.validation_split, gt=0, lt=1)
+    augment: bool = FINETUNE_DEFAULTS.augment
+    augment_views: int = Field(FINETUNE_DEFAULTS.augment_views, ge=0, le=16)
+    seed: int = Field(FINETUNE_DEFAULTS.seed, ge=0, le=INT4_MAX)
 
 
 class ReportRequest(Strict):

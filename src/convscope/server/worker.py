@@ -20,22 +20,27 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(1)
 
 
-def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int) -> None:
-    """Target of the spawned process. ``events``: a multiprocessing queue of event dicts; ``cancel``: an Event."""
+def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int, folder: str | None = None) -> None:
+    """Target of the spawned process. ``events``: a multiprocessing queue of event dicts; ``cancel``: an Event.
+    A config of ``kind`` "finetune" fine-tunes on the image ``folder``; any other trains from scratch."""
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     try:
         os.nice(10)
     except OSError:  # not allowed here: train at normal priority
         pass
-    from ..training import TrainConfig, train
+    from ..training import FineTuneConfig, TrainConfig, finetune, train
 
     def send(event) -> None:
         # emitted_at (Unix time): lets a client measure how long an event took to reach it
         events.put({**event.as_dict(), "emitted_at": time.time()})
 
     try:
-        train(TrainConfig.from_dict(config), on_event=send, cancel=cancel,
-              out=Path(out), settings=settings, command=f"POST /api/jobs {config}")
-    except BaseException:  # train() already sent a "failed" event; the traceback helps whoever reads the log
+        if config.get("kind") == "finetune":
+            finetune(folder, FineTuneConfig.from_dict(config), out=Path(out), on_event=send, cancel=cancel,
+                     command=f"POST /api/jobs/finetune {config}")
+        else:
+            train(TrainConfig.from_dict(config), on_event=send, cancel=cancel,
+                  out=Path(out), settings=settings, command=f"POST /api/jobs {config}")
+    except BaseException:  # both send a "failed" event first; the traceback helps whoever reads the log
         traceback.print_exc()
         raise SystemExit(1) from None

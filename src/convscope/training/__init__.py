@@ -1,19 +1,19 @@
 """Training: ``train`` (MNIST from scratch), ``finetune`` (any model on a folder of images), their configs and
-events. Only ``TrainConfig`` is imported eagerly: the server's request schemas take their defaults from it in a
+events. Only the configs are imported eagerly: the server's request schemas take their defaults from it in a
 process that has not imported torch yet (the rest is loaded on first use, PEP 562)."""
 
 from importlib import import_module
 
-from .config import TrainConfig
+from .config import FineTuneConfig, TrainConfig
 
 _LAZY = {
     **dict.fromkeys(("BatchProgress", "EpochEnd", "EventCallback", "Preparing", "TrainEvent", "TrainingFailed",
                      "TrainingFinished", "TrainingStarted"), ".events"),
     **dict.fromkeys(("CancelFlag", "TrainingDiverged", "TrainResult", "train"), ".trainer"),
-    **dict.fromkeys(("FineTuneConfig", "FineTuneResult", "finetune"), ".finetune"),
+    **dict.fromkeys(("FineTuneResult", "finetune"), ".finetuning"),
 }
 
-__all__ = ["TrainConfig", *_LAZY]
+__all__ = ["FineTuneConfig", "TrainConfig", *_LAZY]
 
 
 def __getattr__(name: str):

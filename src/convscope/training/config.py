@@ -70,3 +70,46 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class FineTuneConfig:
+    base: str = "efficientnet_lite0"  # any registered model: an ImageNet one, an MNIST one, a model of your own
+    name: str = "finetuned"  # what the new model is called
+    weights: str | None = None  # the base's pretrained weights (a record name or file); None: its default
+    train_blocks: int = 0  # 0: the backbone frozen, its features cached; N: the last N blocks learn too
+    epochs: int = 50  # at most: early stopping usually ends sooner
+    patience: int = 8  # epochs without a lower validation loss before stopping
+    batch_size: int = 32
+    lr: float = 1e-3  # the head's (AdamW, cosine schedule)
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    validation_split: float = 0.2  # per class (stratified); every class keeps at least one training image
+    augment: bool = True  # random crops, mirroring, brightness and contrast
+    augment_views: int = 2  # frozen backbone: augmented copies of each training image whose features are cached
+    seed: int = 0
+    threads: int | None = None
+    tensorboard_dir: str | None = None  # where to write the run's TensorBoard log; None: no log
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.train_blocks < 0:
+            problems.append("train_blocks must be >= 0")
+        if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
+            problems.append("epochs, patience and batch size must be >= 1")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            problems.append("the learning rate must be > 0, weight decay >= 0 and label smoothing in [0, 1)")
+        if not 0 < self.validation_split < 1:
+            problems.append("validation split must be in (0, 1)")
+        if not 0 <= self.augment_views <= 16:
+            problems.append("augment_views must be 0-16")
+        if problems:
+            raise ConvscopeError("invalid fine-tuning config: " + "; ".join(problems))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FineTuneConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

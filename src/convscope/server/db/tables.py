@@ -38,7 +38,7 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model: Mapped[str] = mapped_column(String(64), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(String(16))  # "packaged", "pretrained", "user" or "trained"
+    source: Mapped[str] = mapped_column(String(16))  # "packaged", "pretrained", "user", "trained" or "finetuned"
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     test_accuracy: Mapped[float | None] = mapped_column(Float)
     # The checkpoint's own metadata: training config and command, history, test metrics, data hashes.

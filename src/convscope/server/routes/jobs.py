@@ -4,11 +4,15 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import func, select
 
-from ...training import TrainConfig
+from ...data.labelled import image_folder
+from ...errors import DataError, InputError
+from ...models.registry import MODELS
+from ...training import FineTuneConfig, TrainConfig
 from ..db.tables import JobEvent, TrainingJob
 from ..errors import NotFound
 from ..jobs import job_body, job_version
-from ..schemas import INT4_MAX, JobRequest, RecordId, errors
+from ..evaluations import find_dataset
+from ..schemas import INT4_MAX, FineTuneRequest, JobRequest, RecordId, errors
 from ..security import require_admin
 from ..state import AppState, app_state
 from ._documented import DocumentedRoute
@@ -32,6 +36,27 @@ def _job(state: AppState, job_id: int) -> dict:
 def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
     job_id = state.jobs.start(TrainConfig(**request.model_dump(), probes=10))  # events carry 10 probe digits
     return _job(state, job_id)
+
+
+@router.post("/finetune", status_code=202, dependencies=[Depends(require_admin)],
+             summary="Fine-tune a model on a folder dataset into a new model, in a separate process (admin; one "
+                     "job at a time)",
+             responses=errors(e404="unknown base model or dataset", e409="a job is already running, or the name "
+                              "is taken", e422="not a folder dataset, or a folder that cannot be learned from"))
+def start_finetune(request: FineTuneRequest, state: AppState = Depends(app_state)) -> dict:
+    """The job follows as a training job does (events, cancel); once it ends well its model is registered under
+    ``name``, version 1, active, and answers like any other."""
+    dataset = find_dataset(request.dataset, state.settings.datasets_dir)
+    if dataset.root is None:
+        raise InputError(f"{request.dataset} is not an image folder: fine-tuning takes folder:<name>")
+    if request.base not in MODELS or MODELS[request.base].dataset not in ("mnist", "imagenet"):
+        raise NotFound(f"{request.base!r} cannot be fine-tuned here: choose a built-in model")
+    try:
+        image_folder(dataset.root, min_classes=2)  # a folder it cannot learn from is a 422 now, not a failed job
+    except DataError as e:
+        raise InputError(str(e).replace(str(dataset.root), dataset.root.name)) from None
+    config = FineTuneConfig(**request.model_dump(exclude={"dataset"}))
+    return _job(state, state.jobs.start_finetune(config, request.dataset, dataset.root))
 
 
 @router.get("", summary="Training jobs, newest first")

@@ -60,32 +60,35 @@ def _how_to_get(record) -> str:
             f"or the cache that `convscope weights list` shows); it is picked up without a restart")
 
 
-def _known(name: str) -> str:
-    if name not in MODELS:
+def _known(name: str, state: AppState) -> str:
+    if name not in MODELS and name not in state.models.sync_finetuned():
         raise NotFound(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     return name
 
 
 @router.get("", summary="Every model with its versions, test metrics and active version")
 def list_models(state: AppState = Depends(app_state)) -> list[dict]:
+    state.models.sync_finetuned()  # models fine-tuned by a job another worker ran
     return [_model_body(state, name) for name in MODELS]
 
 
 @router.get("/{name}", summary="One model, with every version's training details and history")
 def get_model(name: str, state: AppState = Depends(app_state)) -> dict:
-    return _model_body(state, _known(name), details=True)
+    return _model_body(state, _known(name, state), details=True)
 
 
 @router.put("/{name}/active", summary="Make a version the one that answers by default (admin)",
             dependencies=[Depends(require_admin)], responses=errors(e409="a version whose weights are not finite"))
 def activate(name: str, request: ActivateRequest, state: AppState = Depends(app_state)) -> dict:
-    state.models.activate(_known(name), request.version)
+    state.models.activate(_known(name, state), request.version)
     return _model_body(state, name)
 
 
 def _weights_record(name: str):
     """The model's default pretrained weights: the ones its version 1 loads."""
-    spec = MODELS[_known(name)]
+    if name not in MODELS:
+        raise NotFound(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    spec = MODELS[name]
     if not spec.weights:
         raise NotFound(f"{name} has no pretrained weights to download")
     return spec.weights[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from ..metrics import Metrics, metrics_from_logits
 from ..models.checkpoint import Checkpoint, load_model, save_checkpoint
 from ..models.finetuned import FineTuned, blocks, classifier_head, register_finetuned, replace_module
 from .augment import augment_photos
+from .config import FineTuneConfig
 from .events import EpochEnd, EventCallback, Preparing, TrainingFailed, TrainingFinished, TrainingStarted
 from .trainer import CancelFlag, TrainingDiverged
 
@@ -36,49 +37,11 @@ BLOCK_LR_FACTOR = 0.1  # trainable blocks learn at a tenth of the new head's rat
 
 
 @dataclass
-class FineTuneConfig:
-    base: str = "efficientnet_lite0"  # any registered model: an ImageNet one, an MNIST one, a model of your own
-    name: str = "finetuned"  # what the new model is called
-    weights: str | None = None  # the base's pretrained weights (a record name or file); None: its default
-    train_blocks: int = 0  # 0: the backbone frozen, its features cached; N: the last N blocks learn too
-    epochs: int = 50  # at most: early stopping usually ends sooner
-    patience: int = 8  # epochs without a lower validation loss before stopping
-    batch_size: int = 32
-    lr: float = 1e-3  # the head's (AdamW, cosine schedule)
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    validation_split: float = 0.2  # per class (stratified); every class keeps at least one training image
-    augment: bool = True  # random crops, mirroring, brightness and contrast
-    augment_views: int = 2  # frozen backbone: augmented copies of each training image whose features are cached
-    seed: int = 0
-    threads: int | None = None
-    tensorboard_dir: str | None = None  # where to write the run's TensorBoard log; None: no log
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.train_blocks < 0:
-            problems.append("train_blocks must be >= 0")
-        if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
-            problems.append("epochs, patience and batch size must be >= 1")
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            problems.append("the learning rate must be > 0, weight decay >= 0 and label smoothing in [0, 1)")
-        if not 0 < self.validation_split < 1:
-            problems.append("validation split must be in (0, 1)")
-        if not 0 <= self.augment_views <= 16:
-            problems.append("augment_views must be 0-16")
-        if problems:
-            raise ConvscopeError("invalid fine-tuning config: " + "; ".join(problems))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
 class FineTuneResult:
-    checkpoint: Checkpoint  # the fine-tuned model, loaded (its adapter inspects, explains, evaluates)
+    checkpoint: Checkpoint | None  # the fine-tuned model, loaded (its adapter inspects, explains, evaluates)
     status: str  # "completed", "stopped_early" or "cancelled"
     best_epoch: int
-    validation_metrics: Metrics
+    validation_metrics: Metrics | None  # None when cancelled before any epoch
     history: list[dict]
     skipped: list[dict]  # {"file", "reason"}: images that could not be read
     timings: dict = field(default_factory=dict)  # seconds: "images", "features", "epochs" (all), "per_epoch"
@@ -126,6 +89,10 @@ def _read_images(data: LabelledFiles, prepare, emit, started: float):
 
 def _as_input(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255).contiguous(memory_format=torch.channels_last)
+
+
+class _Cancelled(Exception):
+    """Raised inside the feature extraction when the run is cancelled."""
 
 
 class _Normalizing(nn.Module):
@@ -212,8 +179,11 @@ class _FineTuning:
         self.val_x, self.val_y = images[val_idx], labels[val_idx]
         trainable = self._trainable_blocks()
         frozen = config.train_blocks == 0
-        if frozen:
-            self._cache_features()
+        try:
+            if frozen:
+                self._cache_features()
+        except _Cancelled:
+            return self._cancelled_result(skipped)
         steps_per_epoch = math.ceil(len(self.train_y) / config.batch_size)
         optimizer = torch.optim.AdamW(
             [{"params": list(self.head.parameters()), "lr": config.lr},
@@ -228,7 +198,18 @@ class _FineTuning:
             if logger:
                 logger.finish("failed")
             raise
+        if result[1] is None:  # cancelled before the first epoch ended: nothing to keep
+            if logger:
+                logger.finish("cancelled")
+            return self._cancelled_result(skipped)
         return self._finish(out, command, skipped, logger, *result)
+
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def _cancelled_result(self, skipped: list[dict]) -> FineTuneResult:
+        self.emit(TrainingFinished("cancelled", 0, time.perf_counter() - self.started, None, None))
+        return FineTuneResult(None, "cancelled", 0, None, [], skipped, dict(self.timings))
 
     def _logger(self):
         if not self.config.tensorboard_dir:
@@ -244,7 +225,7 @@ class _FineTuning:
         best = (math.inf, -1.0, 0)  # (validation loss, accuracy, epoch)
         best_state, history, status, step = None, [], "completed", 0
         for epoch in range(1, config.epochs + 1):
-            if self.cancel is not None and self.cancel.is_set():
+            if self._cancelled():
                 status = "cancelled"
                 break
             train_loss, train_accuracy, step = self._epoch(optimizer, scheduler, step, frozen)
@@ -269,8 +250,6 @@ class _FineTuning:
                 break
         self.timings["epochs"] = time.perf_counter() - epochs_started
         self.timings["per_epoch"] = self.timings["epochs"] / max(len(history), 1)
-        if best_state is None:
-            raise ConvscopeError("fine-tuning was cancelled before its first epoch ended: nothing to keep")
         return best, best_state, history, status, step
 
     def _finish(self, out, command, skipped, logger, best, best_state, history, status, step) -> FineTuneResult:
@@ -328,6 +307,8 @@ class _FineTuning:
             nonlocal done
             parts = []
             for start in range(0, len(images), batch):
+                if self._cancelled():
+                    raise _Cancelled
                 parts.append(self._forward_features(images[start:start + batch], augment))
                 done += len(parts[-1])
                 self.emit(Preparing("features", done, total, time.perf_counter() - self.started))
