@@ -1,5 +1,6 @@
 """The evaluate view in headless Chromium against a real `convscope serve`: a model scored on MNIST and on a folder of
-photos, the report's figures, charts and mistakes, a mistake's explanation, deep links, and a refused dataset."""
+photos, the report's figures, charts and mistakes, a mistake's explanation, deep links, and a refused dataset; and
+a model fine-tuned from the train view on a folder, then evaluated."""
 
 from __future__ import annotations
 
@@ -13,20 +14,23 @@ from pathlib import Path
 import pytest
 
 from browser import checked_page, module_fixtures, wait_until
+from conftest import SHAPES, write_shapes
 from convscope.data.photos import get_photo
 
 
-def _photos_datasets() -> Path:
-    """Two sample photos filed under ImageNet classes (one by WordNet id: n02123045 is tabby)."""
+def _datasets() -> Path:
+    """photos: two sample photos filed under ImageNet classes (one by WordNet id: n02123045 is tabby); shapes:
+    generated circles, squares and triangles."""
     root = Path(tempfile.mkdtemp(prefix="convscope-ui-datasets-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
+    write_shapes(root / "shapes", per_class=6, size=28)
     for folder, photo in (("espresso", "coffee"), ("n02123045", "chelsea")):
         (root / "photos" / folder).mkdir(parents=True)
         (root / "photos" / folder / f"{photo}.png").write_bytes(get_photo(photo).path.read_bytes())
     return root
 
 
-server, context = module_fixtures("ui-evaluate", env={"CONVSCOPE_DATASETS_DIR": str(_photos_datasets())})
+server, context = module_fixtures("ui-evaluate", env={"CONVSCOPE_DATASETS_DIR": str(_datasets())})
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
@@ -123,3 +127,32 @@ def test_a_report_fits_a_phone_and_a_tablet(page, server, width, height):
     page.get_by_test_id("evaluation-figures").wait_for()
     page.locator("[data-testid=confusion] .main-svg").first.wait_for()
     assert page.evaluate(OVERFLOW) <= 0 and page.evaluate(OFF_SCREEN) == []
+
+
+def test_a_model_fine_tuned_from_the_train_view_is_then_evaluated(page, server):
+    page.goto(server.url + "/#/train")
+    page.get_by_text("… or fine-tune one on a folder of images").click()
+    form = page.get_by_role("form", name="Fine-tune a model")
+    wait_until(page, "[...document.querySelectorAll('option')].some(o => o.value === 'folder:shapes')")
+    form.get_by_label("Start from").select_option("mnist_cnn")
+    form.get_by_label("Image folder").select_option("folder:shapes")
+    assert form.get_by_label("Name of the result").input_value() == "shapes-mnist_cnn"  # suggested
+    form.get_by_label("Name of the result").fill("shapes-ui")
+    form.get_by_label("Epoch limit").fill("5")
+    form.get_by_role("button", name="Fine-tune").click()
+    done = page.locator(".train-view .message.info", has_text="saved as shapes-ui v1")
+    done.wait_for(timeout=90_000)
+    assert "validation accuracy" in done.inner_text()
+    assert page.evaluate("document.querySelectorAll('.chart')[1].data[1].x.length") >= 1  # validation curve
+    row = page.locator(".runs tbody tr").first
+    assert "fine-tuned from mnist_cnn on folder:shapes" in row.inner_text()
+    wait_until(page, "[...document.querySelectorAll('#model-select option')].some(o => o.value === 'shapes-ui@')")
+
+    page.goto(server.url + "/#/evaluate")
+    wait_until(page, "[...document.querySelectorAll('option')].some(o => o.value === 'shapes-ui@1')")
+    page.get_by_label("Model to evaluate").select_option("shapes-ui@1")
+    page.get_by_label("Dataset").select_option("folder:shapes")
+    page.get_by_role("button", name="Evaluate").click()
+    page.get_by_test_id("evaluation-figures").wait_for(timeout=60_000)
+    names = page.locator("[data-testid=per-class] tbody tr td:first-child").all_inner_texts()
+    assert names == list(SHAPES)

@@ -5,6 +5,7 @@ import { api, applySchema, query, requestSchema } from "../api.js";
 import { h, messageBox, percent } from "../dom.js";
 import { DIVERGING, legend, paint } from "../colors.js";
 import { loadPlotly } from "../plotly.js";
+import { finetuneForm } from "../finetuneform.js";
 import { runComparison } from "../runcompare.js";
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -68,9 +69,12 @@ export function createTrainView(root, store) {
       "Validation split": "validation_split", Optimizer: "optimizer", Seed: "seed" })
       .map(([label, key]) => field(label, inputs[key])),
     h("div", { class: "toolbar" }, startButton, cancelButton));
+  const tuning = finetuneForm(store.models, startFinetune);
+  tuning.ready.catch((error) => message.error(error.message));
   root.append(h("div", { class: "train-view" },
-    h("section", { "aria-label": "New run" }, h("h3", { text: "Train a model" }), form, message.element,
-      progress, progressText),
+    h("section", { "aria-label": "New run" }, h("h3", { text: "Train a model" }), form,
+      h("details", { class: "finetune" }, h("summary", { text: "… or fine-tune one on a folder of images" }),
+        tuning.element), message.element, progress, progressText),
     h("section", { class: "train-charts", "aria-label": "Curves" }, lossChart, accuracyChart),
     h("section", { "aria-label": "Learning" }, h("h3", { text: "conv1 filters" }), filtersNote, filters,
       filtersLegend,
@@ -182,6 +186,18 @@ export function createTrainView(root, store) {
       }
       if (data.first_conv_weight) next.filters = [data.first_conv_weight, `epoch ${data.epoch}`];
       if (data.probes) next.probes = data.probes;
+      if (job.config?.kind === "finetune") { // no batch progress: its training curve is per epoch
+        next.train[0].push(data.epoch); next.train[1].push(data.train_loss);
+        next.train[2].push(data.epoch); next.train[3].push(data.train_accuracy);
+        progress.value = data.epoch / job.config.epochs;
+        progressText.textContent = `Run #${job.id}: epoch ${data.epoch} (at most ${job.config.epochs}), `
+          + `validation accuracy ${percent(data.val_accuracy, 1)}`;
+      }
+    } else if (type === "preparing") {
+      progress.value = data.done / data.total;
+      progressText.textContent = `Run #${job.id}: ${data.stage === "images" ? "reading images" : "computing the "
+        + "base's features"} ${data.done.toLocaleString()}/${data.total.toLocaleString()}`;
+      setStatus(job, `preparing, ${percent(progress.value, 0)}`);
     } else if (type === "failed") {
       message.error(`The run failed: ${data.error}`);
     }
@@ -203,6 +219,13 @@ export function createTrainView(root, store) {
       message.error(`Run #${record.id} diverged: ${record.error}.`);
     } else if (record.status === "cancelled") {
       message.info(`Run #${record.id} was cancelled; the active model is unchanged.`);
+    } else if (record.config?.kind === "finetune") {
+      progress.value = 1;
+      const best = record.history.reduce((a, b) => (b.val_loss < a.val_loss ? b : a), record.history[0]);
+      message.info(`Run #${record.id} finished (${record.status.replace("_", " ")}): validation accuracy `
+        + `${percent(best.val_accuracy, 2)} at its best epoch (${best.epoch}), saved as ${record.model} `
+        + `v${record.version}. Choose it in the header to use it on the other views.`);
+      store.reloadModels().catch((error) => message.error(error.message));
     } else {
       progress.value = 1;
       const active = store.models.find((m) => m.name === record.model)?.active_version === record.version;
@@ -222,7 +245,7 @@ export function createTrainView(root, store) {
     lastSeq = 0;
     source?.close();
     source = new EventSource(`/api/jobs/${record.id}/events`);
-    for (const type of ["started", "progress", "epoch", "finished", "failed"]) {
+    for (const type of ["preparing", "started", "progress", "epoch", "finished", "failed"]) {
       source.addEventListener(type, (event) => {
         lastSeq = Number(event.lastEventId) || lastSeq;
         if (alive && job.id === record.id) onEvent(type, JSON.parse(event.data));
@@ -274,6 +297,17 @@ export function createTrainView(root, store) {
     }
   }
 
+  async function startFinetune(body) {
+    message.clear();
+    try {
+      const record = await api("/api/jobs/finetune", { method: "POST", body });
+      await show(record);
+      loadRuns();
+    } catch (error) {
+      message.error(error.message);
+    }
+  }
+
   async function cancel() {
     try {
       await api(`/api/jobs/${job.id}/cancel`, { method: "POST" });
@@ -297,7 +331,7 @@ export function createTrainView(root, store) {
 
   // Only a run that finished with finite numbers made a usable model (an older server kept a diverged one).
   function usable(record) {
-    return record.version !== null && ["completed", "target_reached"].includes(record.status) &&
+    return record.version !== null && ["completed", "target_reached", "stopped_early"].includes(record.status) &&
       record.history.every((e) => e.train_loss !== null) && record.test_metrics?.loss !== null;
   }
 
@@ -337,8 +371,10 @@ export function createTrainView(root, store) {
           h("td", { class: "run-id" }, choose, h("button", { type: "button", class: "link", text: `#${r.id}`,
             title: "Show this run's curves", "aria-label": `Show run ${r.id}`, onclick: () => show(r) })), status,
           cell("model", r.model),
-          cell("configuration", `${r.config.epochs} epochs, batch ${r.config.batch_size}, ${r.config.optimizer} ` +
-            `lr ${r.config.lr}, val ${r.config.validation_split}, seed ${r.config.seed}`),
+          cell("configuration", r.config.kind === "finetune" ? `fine-tuned from ${r.config.base} on `
+            + `${r.config.dataset}, ${r.config.train_blocks} blocks learning, lr ${r.config.lr}, seed ${r.config.seed}`
+            : `${r.config.epochs} epochs, batch ${r.config.batch_size}, ${r.config.optimizer} `
+            + `lr ${r.config.lr}, val ${r.config.validation_split}, seed ${r.config.seed}`),
           cell("val. accuracy", last?.val_accuracy != null ? percent(last.val_accuracy, 2) : "–"),
           cell("test accuracy", r.test_metrics?.accuracy != null ? percent(r.test_metrics.accuracy, 2) : "–"),
           cell("version", r.version ? `v${r.version}` : "–"), h("td", {}, action));
