@@ -28,6 +28,9 @@ def datasets_dir(tmp_path):
     (root / "photos" / "n02123045" / "broken.jpg").write_bytes(b"not a jpeg")
     write_shapes(root / "shapes", per_class=2, size=32)
     (root / "empty").mkdir()
+    (tmp_path / "outside.png").write_bytes(get_photo("coffee").path.read_bytes())
+    (root / "labelled.csv").write_text("file,label\nphotos/espresso/coffee.png,espresso\n"
+                                       "photos/n02123045/chelsea.png,tabby\n../outside.png,espresso\nmissing.png,tabby\n")
     return root
 
 
@@ -51,7 +54,9 @@ def finished(client, evaluation_id: int, timeout_s: float = 60) -> dict:
 
 def test_datasets_are_listed_with_their_classes_or_what_is_wrong(client):
     items = {item["name"]: item for item in client.get("/api/datasets").json()["items"]}
-    assert list(items) == ["mnist:test", "mnist:train", "folder:empty", "folder:photos", "folder:shapes"]
+    assert list(items) == ["mnist:test", "mnist:train", "folder:empty", "csv:labelled", "folder:photos",
+                           "folder:shapes"]
+    assert items["csv:labelled"]["classes"] == {"espresso": 1, "tabby": 1}  # the file outside is not counted
     assert (items["mnist:test"]["count"], items["mnist:train"]["count"]) == (200, 600)  # the synthetic set's
     assert items["folder:photos"]["classes"] == {"espresso": 1, "n02123045": 2}  # files, readable or not
     assert items["folder:shapes"]["count"] == 6
@@ -99,6 +104,20 @@ def test_a_folder_evaluation_names_files_inside_the_folder_and_serves_them(clien
     assert image.content == (datasets_dir / "photos" / "n02123045" / "chelsea.png").read_bytes()
     for file in ("../shapes/circle/0.png", "n02123045/broken.jpg.txt", "/etc/passwd", "espresso"):
         assert client.get("/api/datasets/folder:photos/image", params={"file": file}).status_code == 404, file
+
+
+def test_a_csv_dataset_names_files_inside_the_datasets_folder_only(client, datasets_dir):
+    started = client.post("/api/evaluations", json={"model": "efficientnet_lite0", "dataset": "csv:labelled"})
+    assert started.status_code == 202, started.text
+    report = finished(client, started.json()["id"])["report"]
+    assert report["metrics"]["count"] == 2 and report["metrics"]["accuracy"] == 0.5
+    assert report["dataset"]["source"] == "labelled.csv"
+    assert report["misclassified"][0]["source"] == "photos/n02123045/chelsea.png"
+    assert sorted((s["file"], s["reason"]) for s in report["skipped"]) == [
+        ("missing.png", "no such file"), ("outside.png", "outside the datasets folder")]
+    image = client.get("/api/datasets/csv:labelled/image", params={"file": "photos/espresso/coffee.png"})
+    assert image.status_code == 200
+    assert client.get("/api/datasets/csv:labelled/image", params={"file": "../outside.png"}).status_code == 404
 
 
 @pytest.mark.parametrize("request_body, status, message", [

@@ -93,7 +93,11 @@ def labelled_set_for(adapter: ModelAdapter, folder: str | Path | None = None, cs
     takes WordNet ids and synonyms as class names)."""
     if (folder is None) == (csv is None):
         raise DataError("give a folder or a CSV file")
-    files = image_folder(folder, min_classes=1) if folder is not None else labelled_csv(csv, root)
+    return files_for(adapter, image_folder(folder, min_classes=1) if folder is not None else labelled_csv(csv, root))
+
+
+def files_for(adapter: ModelAdapter, files: LabelledFiles) -> FileSet:
+    """``files`` with their labels mapped onto ``adapter``'s classes."""
     aliases = None
     if adapter.metadata.get("dataset") == "imagenet":
         from .models.imagenet import imagenet_aliases

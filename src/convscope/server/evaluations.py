@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from sqlalchemy import select, update
 
-from ..data.labelled import LabelledFiles, image_folder
+from ..data.labelled import LabelledFiles, image_folder, labelled_csv
 from ..data.mnist import load_mnist
 from ..errors import ConvscopeError, DataError, InputError
-from ..evaluation import FileSet, MnistSet, evaluate_model, labelled_set_for
+from ..evaluation import FileSet, MnistSet, evaluate_model, files_for
 from .db.tables import Evaluation, iso, utcnow
 from .errors import Conflict, NotFound
 from .jobs import owner_gone, process_identity
@@ -33,24 +33,53 @@ PROGRESS_EVERY_S = 0.5  # how often a running evaluation writes its progress
 
 @dataclass(frozen=True)
 class Dataset:
-    name: str  # "mnist:test" or "folder:<name>"
-    kind: str  # "mnist" or "folder"
-    root: Path | None = None  # the folder, for "folder:" datasets
+    name: str  # "mnist:test", "folder:<name>" or "csv:<name>"
+    kind: str  # "mnist", "folder" or "csv"
+    root: Path | None = None  # the folder its files are named inside: the dataset's own, or datasets_dir for a CSV
+    csv: Path | None = None  # for "csv:" datasets
+
+    @property
+    def label(self) -> str:
+        """How answers name where it is: the folder's or the CSV file's name, never a server path."""
+        return self.csv.name if self.csv is not None else self.root.name
+
+    def files(self) -> LabelledFiles:
+        """Its images with their labels; a CSV row naming a file outside ``root`` is skipped, not read."""
+        if self.csv is None:
+            return image_folder(self.root, min_classes=1)
+        data = labelled_csv(self.csv)
+        inside = self.root.resolve()
+        keep = [inside in f.resolve().parents for f in data.files]
+        return LabelledFiles([f for f, k in zip(data.files, keep, strict=True) if k],
+                             [y for y, k in zip(data.labels, keep, strict=True) if k], data.class_names, data.source,
+                             "csv", data.skipped + [{"file": f.name, "reason": "outside the datasets folder"}
+                                                    for f, k in zip(data.files, keep, strict=True) if not k])
 
 
-def _folders(datasets_dir: Path | None) -> dict[str, Path]:
+def _entries(datasets_dir: Path | None) -> dict[str, Dataset]:
+    """The folders (``folder:<name>``) and CSV files (``csv:<name>``, file names relative to ``datasets_dir``) in
+    ``datasets_dir``."""
     if datasets_dir is None or not datasets_dir.is_dir():
         return {}
-    return {p.name: p for p in sorted(datasets_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    found = {}
+    for p in sorted(datasets_dir.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            found[f"folder:{p.name}"] = Dataset(f"folder:{p.name}", "folder", p)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            found[f"csv:{p.stem}"] = Dataset(f"csv:{p.stem}", "csv", datasets_dir, p)
+    return found
 
 
 def find_dataset(name: str, datasets_dir: Path | None) -> Dataset:
     kind, _, rest = name.partition(":")
     if kind == "mnist" and rest in MNIST_SPLITS:
         return Dataset(name, "mnist")
-    if kind == "folder" and rest in _folders(datasets_dir):
-        return Dataset(name, "folder", _folders(datasets_dir)[rest])
-    raise NotFound(f"no dataset {name!r}: GET /api/datasets lists them")
+    found = _entries(datasets_dir).get(name)
+    if found is None:
+        raise NotFound(f"no dataset {name!r}: GET /api/datasets lists them")
+    return found
 
 
 def list_datasets(settings) -> list[dict]:
@@ -63,15 +92,24 @@ def list_datasets(settings) -> list[dict]:
         except ConvscopeError as e:
             item.update(count=0, problem=str(e).splitlines()[0])
         items.append(item)
-    for name, root in _folders(settings.datasets_dir).items():
-        item = {"name": f"folder:{name}", "kind": "folder", "for": "a model whose classes the sub-folders name"}
+    for name, dataset in _entries(settings.datasets_dir).items():
+        item = {"name": name, "kind": dataset.kind,
+                "for": "a model whose classes the sub-folders name" if dataset.kind == "folder"
+                else "a model whose classes the labels name"}
         try:
-            files = image_folder(root, min_classes=1)
+            files = dataset.files()
             item.update(count=len(files), classes=files.counts())
         except ConvscopeError as e:
-            item.update(count=0, problem=str(e).replace(str(root), name))
+            item.update(count=0, problem=_named(str(e), dataset))
         items.append(item)
     return items
+
+
+def _named(message: str, dataset: Dataset) -> str:
+    """A message with the dataset's path on the server replaced by its name."""
+    if dataset.csv is not None:
+        message = message.replace(str(dataset.csv), dataset.csv.name)
+    return message.replace(str(dataset.root), dataset.label) if dataset.root is not None else message
 
 
 def evaluation_body(row: Evaluation, with_report: bool = False) -> dict:
@@ -83,17 +121,18 @@ def evaluation_body(row: Evaluation, with_report: bool = False) -> dict:
     return body
 
 
-def _relative(report: dict, root: Path | None) -> dict:
+def _relative(report: dict, dataset: Dataset) -> dict:
     """The report with file paths inside the dataset's folder (no server paths in answers)."""
-    if root is None:
+    if dataset.root is None:
         return report
 
     def inside(path: str) -> str:
-        return Path(path).relative_to(root).as_posix()
+        path = Path(path)
+        return path.relative_to(dataset.root).as_posix() if path.is_relative_to(dataset.root) else path.name
 
     report["misclassified"] = [{**e, "source": inside(e["source"])} for e in report["misclassified"]]
     report["skipped"] = [{**s, "file": inside(s["file"])} for s in report["skipped"]]
-    report["dataset"]["source"] = root.name
+    report["dataset"]["source"] = dataset.label
     return report
 
 
@@ -120,11 +159,11 @@ class Evaluations:
                 raise InputError(f"{model} does not read MNIST digits: evaluate it on a folder dataset")
             split = dataset_name.partition(":")[2]
             data = MnistSet(load_mnist(split, state.settings.engine_settings()), split)
-        else:  # the folder's classes must map onto the model's: a 422 now, not a failed evaluation later
+        else:  # the dataset's classes must map onto the model's: a 422 now, not a failed evaluation later
             try:
-                data = labelled_set_for(adapter, folder=dataset.root)
-            except DataError as e:  # the folder, named as the API names it
-                raise InputError(str(e).replace(str(dataset.root), dataset.root.name)) from None
+                data = files_for(adapter, dataset.files())
+            except DataError as e:  # the dataset, named as the API names it
+                raise InputError(_named(str(e), dataset)) from None
         self.settle_stale()
         with state.db.session(write=True) as session:
             running = session.scalar(select(Evaluation.id).where(Evaluation.status == "running"))
@@ -158,13 +197,11 @@ class Evaluations:
             report = evaluate_model(adapter, data, progress=progress, misclassified_limit=misclassified,
                                     forward=forward).as_dict()
             self._update(evaluation_id, status="completed", done=report["metrics"]["count"], finished_at=utcnow(),
-                         accuracy=report["metrics"]["accuracy"], report=_relative(report, dataset.root))
+                         accuracy=report["metrics"]["accuracy"], report=_relative(report, dataset))
         except Exception as e:  # noqa: BLE001 - whatever went wrong, the record says so and the server goes on
             log.exception("evaluation %s failed", evaluation_id)
             message = str(e) if isinstance(e, ConvscopeError) else f"{type(e).__name__}: {e}"
-            if dataset.root is not None:
-                message = message.replace(str(dataset.root), dataset.root.name)
-            self._update(evaluation_id, status="failed", error=message, finished_at=utcnow())
+            self._update(evaluation_id, status="failed", error=_named(message, dataset), finished_at=utcnow())
 
     def _update(self, evaluation_id: int, **values) -> None:
         with self.state.db.session(write=True) as session:
@@ -172,8 +209,8 @@ class Evaluations:
 
 
 def dataset_file(dataset: Dataset, relative: str) -> Path:
-    """A file of a folder dataset by its path inside the folder: only one of the images the dataset lists."""
-    files: LabelledFiles = image_folder(dataset.root, min_classes=1)
+    """A file of a folder or CSV dataset by its path inside its folder: only one of the images the dataset lists."""
+    files = dataset.files()
     wanted = (dataset.root / relative).resolve()
     if dataset.root.resolve() not in wanted.parents or wanted not in {f.resolve() for f in files.files}:
         raise NotFound(f"no image {relative!r} in {dataset.name}")

@@ -47,7 +47,7 @@ def start_finetune(request: FineTuneRequest, state: AppState = Depends(app_state
     """The job follows as a training job does (events, cancel); once it ends well its model is registered under
     ``name``, version 1, active, and answers like any other."""
     dataset = find_dataset(request.dataset, state.settings.datasets_dir)
-    if dataset.root is None:
+    if dataset.kind != "folder":
         raise InputError(f"{request.dataset} is not an image folder: fine-tuning takes folder:<name>")
     if request.base not in MODELS or MODELS[request.base].dataset not in ("mnist", "imagenet"):
         raise NotFound(f"{request.base!r} cannot be fine-tuned here: choose a built-in model")
