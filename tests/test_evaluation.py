@@ -100,6 +100,7 @@ def test_a_csv_gives_the_same_figures_as_the_folder(folder, tmp_path):
 
 
 def test_class_names_map_onto_the_model_by_name_case_or_wordnet_id(tmp_path):
+    assert imagenet_aliases()["man eater"] == imagenet_aliases()["n01484850"] == 2  # "man-eater": a great white
     for name in ("tabby", "n02124075", "Tiger_Cat", "tabby cat"):  # tabby, Egyptian cat (by id), tiger cat, tabby
         write_image(tmp_path / name / "x.png", 128)
     categories = imagenet_categories()

@@ -52,6 +52,11 @@ def test_top5_and_calibration_by_hand():
     assert m.confusion[5] == [1, 0, 0, 0, 0, 0, 0]
 
 
+def test_r2_is_undefined_when_every_example_has_one_class():
+    m = metrics_from_logits(torch.tensor([[2.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 0]))
+    assert m.accuracy == 1.0 and m.r2 is None  # no variance in the targets to explain
+
+
 def test_many_classes_keep_only_the_ones_that_occur():
     logits = torch.zeros(3, 1000)
     logits[0, 7] = logits[1, 7] = logits[2, 999] = 5.0

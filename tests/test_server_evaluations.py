@@ -120,6 +120,33 @@ def test_a_csv_dataset_names_files_inside_the_datasets_folder_only(client, datas
     assert client.get("/api/datasets/csv:labelled/image", params={"file": "../outside.png"}).status_code == 404
 
 
+def test_an_evaluation_can_be_cancelled_and_a_lost_one_frees_the_slot(client, monkeypatch):
+    from datetime import timedelta
+
+    from convscope.server import evaluations
+    from convscope.server.db.tables import Evaluation, utcnow
+    # one image a batch and a check after each: 600 synthetic digits take far longer than the cancel takes to arrive
+    monkeypatch.setattr(evaluations, "SERVER_BATCH", 1)
+    monkeypatch.setattr(evaluations, "PROGRESS_EVERY_S", 0.0)
+    started = client.post("/api/evaluations", json={"model": "mnist_cnn", "dataset": "mnist:train"}).json()
+    assert client.post(f"/api/evaluations/{started['id']}/cancel").status_code == 202
+    final = finished(client, started["id"])
+    assert final["status"] == "cancelled" and final["report"] is None and final["done"] < 600
+    assert client.post(f"/api/evaluations/{started['id']}/cancel").status_code == 409
+    # a row whose worker stopped writing long ago (another host, say): settled, and the slot is free again
+    db = client.app.state.convscope.db
+    with db.session(write=True) as session:
+        row = Evaluation(model="mnist_cnn", version_id=1, dataset="mnist:test", status="running", done=0, total=1,
+                         owner="elsewhere:1:1", slot=1, heartbeat_at=utcnow() - timedelta(minutes=10))
+        session.add(row)
+        session.flush()
+        lost = row.id
+    assert client.get(f"/api/evaluations/{lost}").json()["status"] == "failed"
+    again = client.post("/api/evaluations", json={"model": "mnist_cnn", "dataset": "mnist:test"})
+    assert again.status_code == 202, again.text
+    finished(client, again.json()["id"])
+
+
 @pytest.mark.parametrize("request_body, status, message", [
     ({"model": "efficientnet_lite0", "dataset": "folder:shapes"},
      422, "3 class(es) of shapes are not classes of the model: circle, square, triangle"),

@@ -76,6 +76,7 @@ def test_a_finetune_job_makes_a_new_model_that_answers_like_any_other(client):
     ({"dataset": "folder:nope", "name": "x", "base": "mnist_cnn"}, 404, "no dataset 'folder:nope'"),
     ({"dataset": "folder:shapes", "name": "x", "base": "nope"}, 404, "'nope' cannot be fine-tuned here"),
     ({"dataset": "folder:shapes", "name": "a b", "base": "mnist_cnn"}, 422, "body.name"),
+    ({"dataset": "folder:shapes", "name": "..", "base": "mnist_cnn"}, 422, "body.name"),
 ])
 def test_finetune_mistakes_get_clear_answers(client, body, status, message):
     answer = client.post("/api/jobs/finetune", json=body)

@@ -214,9 +214,9 @@ def test_migrations_create_the_schema_once(database_url, tmp_path):
     db.migrate()
     db.migrate()  # already at head: nothing to do
     with db.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         assert {"predictions", "reports", "reruns", "model_versions", "active_models", "training_jobs",
-                "job_events"} <= set(inspect(connection).get_table_names())
+                "job_events", "evaluations"} <= set(inspect(connection).get_table_names())
     db.dispose()
 
 

@@ -4,7 +4,8 @@ bins), and two regression-style scores of the probabilities against one-hot targ
 
 MSE is the mean over examples and classes of (onehot - p)²: the Brier score divided by the number of classes; 0 is
 perfect. R² is 1 - sum (onehot - p)² / sum (onehot - class frequency)²: 1 is perfect, 0 is no better than always
-answering each class's frequency, below 0 is worse than that. An earlier project printed both, hard-coded.
+answering each class's frequency, below 0 is worse than that; undefined (None) when all examples share one class.
+An earlier project printed both, hard-coded.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Metrics:
     support: list[int]  # examples of c
     confusion: list[list[int]]  # confusion[i][j]: examples of classes[i] predicted as classes[j]
     mse: float
-    r2: float
+    r2: float | None  # None when every example has the same class: no variance to explain
     ece: float  # expected calibration error: sum over bins of (bin count / N) * |accuracy - mean confidence|
     # The reliability diagram: per confidence bin, {"low", "high", "count", "confidence", "accuracy"} (the last two
     # None for an empty bin).
@@ -103,7 +104,7 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, bins: int = 
         support=support[shown].long().tolist(),
         confusion=full[shown][:, shown].tolist(),
         mse=float(residual / max(n * k, 1)),
-        r2=float(1 - residual / total) if total > 0 else 0.0,
+        r2=float(1 - residual / total) if total > 0 else None,
         ece=ece,
         reliability=reliability,
     )

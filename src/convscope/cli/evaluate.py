@@ -68,12 +68,13 @@ def _progress(done: int, total: int) -> None:
 
 def text_report(report: dict) -> list[str]:
     m, names = report["metrics"], report["class_names"]
+    r2 = "undefined (one class)" if m["r2"] is None else f"{m['r2']:.4f}"
     data = report["dataset"]
     lines = [f"{report['model']} on {data['source']}: {m['count']:,} images"
              + (f" ({len(report['skipped'])} unreadable, skipped)" if report["skipped"] else ""),
              f"  top-1 accuracy {m['accuracy']:.4f}   top-5 {m['top5_accuracy']:.4f}   cross-entropy {m['loss']:.4f}",
              f"  macro F1 {m['macro_f1']:.4f}   calibration error (ECE, 15 bins) {m['ece']:.4f}",
-             f"  MSE {m['mse']:.5f} and R² {m['r2']:.4f} of the probabilities against one-hot labels",
+             f"  MSE {m['mse']:.5f} and R² {r2} of the probabilities against one-hot labels",
              "  (MSE 0 and R² 1 are perfect; R² 0 is no better than always answering each class's frequency)", ""]
     rows = [row for row in zip(m["classes"], m["precision"], m["recall"], m["f1"], m["support"], strict=True)
             if row[4]]

@@ -50,7 +50,8 @@ def main() -> None:
     if library is not None:
         preload = " ".join(filter(None, (library, os.environ.get("LD_PRELOAD"))))
         env = {**os.environ, "LD_PRELOAD": preload}
-        os.execve(sys.executable, [sys.executable, "-m", "convscope.cli.main", *sys.argv[1:]], env)
+        # -P: no current directory on sys.path (the console script has none): a csv.py there must not shadow csv
+        os.execve(sys.executable, [sys.executable, "-P", "-m", "convscope.cli.main", *sys.argv[1:]], env)
     from .main import main as run
     sys.exit(run())
 

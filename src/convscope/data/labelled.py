@@ -103,19 +103,20 @@ def labelled_csv(path: str | Path, root: str | Path | None = None) -> LabelledFi
     return LabelledFiles(files, labels, list(names), str(path), "csv", skipped)
 
 
-def _plain(name: str) -> str:
+def plain_name(name: str) -> str:
+    """A class name compared loosely: lower case, with runs of spaces, ``_`` and ``-`` as one space."""
     return re.sub(r"[\s_\-]+", " ", name).strip().lower()
 
 
 def map_onto(data: LabelledFiles, class_names: Sequence[str], aliases: dict[str, int] | None = None) -> LabelledFiles:
-    """The same files labelled with ``class_names``' indices. ``aliases`` maps more names (already plain: lower
-    case, single spaces) onto indices, e.g. WordNet ids and synonyms for the ImageNet classes. A name that matches
+    """The same files labelled with ``class_names``' indices. ``aliases`` maps more names (already
+    ``plain_name``s) onto indices, e.g. WordNet ids and synonyms for the ImageNet classes. A name that matches
     nothing is an error that lists it."""
     exact = {name: i for i, name in enumerate(class_names)}
-    plain = {**(aliases or {}), **{_plain(name): i for i, name in enumerate(class_names)}}
+    plain = {**(aliases or {}), **{plain_name(name): i for i, name in enumerate(class_names)}}
     index, unknown = [], []
     for name in data.class_names:
-        found = exact.get(name, plain.get(_plain(name)))
+        found = exact.get(name, plain.get(plain_name(name)))
         index.append(found)
         if found is None:
             unknown.append(name)

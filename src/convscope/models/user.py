@@ -29,7 +29,8 @@ from .adapter import ModelAdapter
 
 SHOWN_KEYS = 5  # how many missing / unexpected keys an error names
 MAX_CLASS_NAME = 200  # characters: what the database stores
-MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a model name goes into URLs and a 64-character column
+# A model name goes into URLs and a 64-character column; "." and ".." would be read as path steps.
+MODEL_NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import torch
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
-from ..data.labelled import LabelledFiles, image_folder, labelled_csv
+from ..data.labelled import IMAGE_SUFFIXES, LabelledFiles, image_folder, labelled_csv
 from ..data.mnist import load_mnist
 from ..errors import ConvscopeError, DataError, InputError
 from ..evaluation import FileSet, MnistSet, evaluate_model, files_for
@@ -28,7 +30,11 @@ from .jobs import owner_gone, process_identity
 
 log = logging.getLogger("convscope.server")
 MNIST_SPLITS = ("test", "train")
-PROGRESS_EVERY_S = 0.5  # how often a running evaluation writes its progress
+PROGRESS_EVERY_S = 0.5  # how often a running evaluation writes its progress (its heartbeat)
+STALE_AFTER_S = 120.0  # a running evaluation that has not written for this long lost its worker
+# Images per batch on the server: each batch holds the worker's model thread, so predictions wait at most one
+# batch (VGG16: 16 images, about 1.5 s here).
+SERVER_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -131,9 +137,13 @@ def _relative(report: dict, dataset: Dataset) -> dict:
         return path.relative_to(dataset.root).as_posix() if path.is_relative_to(dataset.root) else path.name
 
     report["misclassified"] = [{**e, "source": inside(e["source"])} for e in report["misclassified"]]
-    report["skipped"] = [{**s, "file": inside(s["file"])} for s in report["skipped"]]
+    report["skipped"] = [{"file": inside(s["file"]), "reason": _named(s["reason"], dataset)} for s in report["skipped"]]
     report["dataset"]["source"] = dataset.label
     return report
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback when the evaluation was cancelled."""
 
 
 class Evaluations:
@@ -141,12 +151,19 @@ class Evaluations:
         self.state = state
 
     def settle_stale(self) -> None:
-        """An evaluation whose worker is gone reads as failed, not as running forever."""
-        with self.state.db.session(write=True) as session:
-            for row in session.scalars(select(Evaluation).where(Evaluation.status == "running")):
-                if row.owner and owner_gone(row.owner):
-                    row.status, row.finished_at = "failed", utcnow()
-                    row.error = "interrupted: the server stopped while this evaluation was running"
+        """An evaluation whose worker is gone (on this host), or that has not written for STALE_AFTER_S (on any
+        host), reads as failed and frees the slot, instead of blocking every later one. Reads first: this runs on
+        every poll, and only a stale row needs a write."""
+        cutoff = utcnow() - timedelta(seconds=STALE_AFTER_S)
+        with self.state.db.session() as session:
+            running = session.execute(select(Evaluation.id, Evaluation.owner, Evaluation.heartbeat_at)
+                                      .where(Evaluation.status == "running")).all()
+        stale = [row.id for row in running if (row.owner and owner_gone(row.owner))
+                 or _aware(row.heartbeat_at) < cutoff]
+        if stale:
+            self._update_where(Evaluation.id.in_(stale), Evaluation.status == "running", status="failed", slot=None,
+                               finished_at=utcnow(),
+                               error="interrupted: the server stopped while this evaluation was running")
 
     def start(self, model: str, version: int | None, dataset_name: str, misclassified: int) -> int:
         state = self.state
@@ -164,19 +181,33 @@ class Evaluations:
                 data = files_for(adapter, dataset.files())
             except DataError as e:  # the dataset, named as the API names it
                 raise InputError(_named(str(e), dataset)) from None
+            if not len(data):
+                raise InputError(f"{dataset.label} names no image that can be used: "
+                                 + "; ".join(f"{s['file']}: {s['reason']}" for s in data.skipped[:3]))
         self.settle_stale()
-        with state.db.session(write=True) as session:
-            running = session.scalar(select(Evaluation.id).where(Evaluation.status == "running"))
-            if running is not None:
-                raise Conflict(f"evaluation {running} is still running: one at a time")
-            row = Evaluation(model=model, version_id=ref.id, dataset=dataset_name, status="running", done=0,
-                             total=len(data), owner=process_identity())
-            session.add(row)
-            session.flush()
-            evaluation_id = row.id
+        try:
+            with state.db.session(write=True) as session:
+                row = Evaluation(model=model, version_id=ref.id, dataset=dataset_name, status="running", done=0,
+                                 total=len(data), owner=process_identity(), slot=1)
+                session.add(row)
+                session.flush()
+                evaluation_id = row.id
+        except IntegrityError:
+            with state.db.session() as session:
+                running = session.scalar(select(Evaluation.id).where(Evaluation.slot == 1))
+            raise Conflict(f"evaluation {running} is still running: one at a time") from None
         threading.Thread(target=self._run, args=(evaluation_id, adapter, data, dataset, misclassified),
                          name=f"convscope-evaluation-{evaluation_id}", daemon=True).start()
         return evaluation_id
+
+    def cancel(self, evaluation_id: int) -> None:
+        with self.state.db.session(write=True) as session:
+            row = session.get(Evaluation, evaluation_id)
+            if row is None:
+                raise NotFound(f"no evaluation {evaluation_id}")
+            if row.status != "running":
+                raise Conflict(f"evaluation {evaluation_id} already ended ({row.status})")
+            row.cancel_requested = True  # seen by the worker that runs it at its next progress write
 
     def _run(self, evaluation_id: int, adapter, data: MnistSet | FileSet, dataset: Dataset, misclassified: int):
         last_write = 0.0
@@ -188,30 +219,52 @@ class Evaluations:
             return self.state.infer_blocking(on_model_thread)
 
         def progress(done: int, total: int) -> None:
+            """Writes the progress (the heartbeat too) twice a second, and stops a cancelled evaluation."""
             nonlocal last_write
             if time.monotonic() - last_write >= PROGRESS_EVERY_S:
                 last_write = time.monotonic()
-                self._update(evaluation_id, done=done)
+                self._update_where(Evaluation.id == evaluation_id, done=done, heartbeat_at=utcnow())
+                with self.state.db.session() as session:
+                    if session.scalar(select(Evaluation.cancel_requested).where(Evaluation.id == evaluation_id)):
+                        raise _Cancelled
 
         try:
-            report = evaluate_model(adapter, data, progress=progress, misclassified_limit=misclassified,
-                                    forward=forward).as_dict()
-            self._update(evaluation_id, status="completed", done=report["metrics"]["count"], finished_at=utcnow(),
-                         accuracy=report["metrics"]["accuracy"], report=_relative(report, dataset))
+            report = evaluate_model(adapter, data, batch_size=SERVER_BATCH, progress=progress,
+                                    misclassified_limit=misclassified, forward=forward).as_dict()
+            self._end(evaluation_id, status="completed", done=report["metrics"]["count"],
+                      accuracy=report["metrics"]["accuracy"], report=_relative(report, dataset))
+        except _Cancelled:
+            self._end(evaluation_id, status="cancelled")
         except Exception as e:  # noqa: BLE001 - whatever went wrong, the record says so and the server goes on
             log.exception("evaluation %s failed", evaluation_id)
             message = str(e) if isinstance(e, ConvscopeError) else f"{type(e).__name__}: {e}"
-            self._update(evaluation_id, status="failed", error=_named(message, dataset), finished_at=utcnow())
+            self._end(evaluation_id, status="failed", error=_named(message, dataset))
 
-    def _update(self, evaluation_id: int, **values) -> None:
+    def _end(self, evaluation_id: int, **values) -> None:
+        self._update_where(Evaluation.id == evaluation_id, slot=None, finished_at=utcnow(), **values)
+
+    def _update_where(self, *where, **values) -> None:
         with self.state.db.session(write=True) as session:
-            session.execute(update(Evaluation).where(Evaluation.id == evaluation_id).values(**values))
+            session.execute(update(Evaluation).where(*where).values(**values))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def dataset_file(dataset: Dataset, relative: str) -> Path:
-    """A file of a folder or CSV dataset by its path inside its folder: only one of the images the dataset lists."""
-    files = dataset.files()
+    """A file of a folder or CSV dataset by its path inside its folder: only an image the dataset lists. A folder's
+    rule is checked on the one path (no listing of thousands of files per thumbnail): inside the folder once
+    resolved, within a class sub-folder, an image suffix, no hidden part."""
+    root = dataset.root.resolve()
     wanted = (dataset.root / relative).resolve()
-    if dataset.root.resolve() not in wanted.parents or wanted not in {f.resolve() for f in files.files}:
+    parts = Path(relative).parts
+    if dataset.csv is not None:
+        listed = wanted in {f.resolve() for f in dataset.files().files}
+    else:
+        listed = (len(parts) >= 2 and not any(part.startswith(".") for part in parts)
+                  and wanted.suffix.lower() in IMAGE_SUFFIXES and wanted.is_file())
+    if root not in wanted.parents or not listed:
         raise NotFound(f"no image {relative!r} in {dataset.name}")
     return wanted

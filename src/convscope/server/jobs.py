@@ -182,7 +182,7 @@ class JobManager:
         if not MODELS[config.model].trainable:
             raise InputError(f"{config.model} is not an MNIST model: train it from scratch? fine-tune it on a folder "
                              "of images instead (POST /api/jobs/finetune)")
-        return self._start(config.model, config)
+        return self._start(config.model, config, command="POST /api/jobs")
 
     def start_finetune(self, config: FineTuneConfig, dataset: str, folder: Path) -> int:
         """Fine-tune ``config.base`` on an image ``folder`` (the dataset so named) into the new model
@@ -195,9 +195,11 @@ class JobManager:
             taken = session.scalar(select(ModelVersion.id).where(ModelVersion.model == config.name).limit(1))
         if config.name in MODELS or taken is not None:
             raise Conflict(f"there is already a model called {config.name!r}: give the fine-tuned one a new name")
-        return self._start(config.name, config, {"kind": "finetune", "dataset": dataset}, str(folder))
+        return self._start(config.name, config, {"kind": "finetune", "dataset": dataset}, str(folder),
+                           "POST /api/jobs/finetune")
 
-    def _start(self, model: str, config, extra: dict | None = None, folder: str | None = None) -> int:
+    def _start(self, model: str, config, extra: dict | None = None, folder: str | None = None,
+               command: str = "POST /api/jobs") -> int:
         config.threads = config.threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core to the server
         stored = {**(extra or {}), **config.as_dict()}
         self.fail_stale_jobs()
@@ -220,7 +222,8 @@ class JobManager:
         logged = {**stored, "tensorboard_dir": self._log_dir(model, job_id)}
         live.process = self._context.Process(
             target=run_job, name=f"convscope-job-{job_id}", daemon=True,
-            args=(logged, self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid(), folder))
+            args=(logged, self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid(),
+                  f"{command} {stored}", folder))
         self._live[job_id] = live
         try:
             live.process.start()
@@ -352,7 +355,7 @@ class JobManager:
             job = session.get(TrainingJob, job_id)
             for event in events:
                 session.add(JobEvent(job_id=job_id, seq=event.seq, type=event.type, data=event.data))
-                if event.type == "started":
+                if event.type in ("preparing", "started"):
                     job.status = "running"
                 elif event.type == "progress":
                     job.progress = {k: v for k, v in event.data.items() if k != "first_conv_weight"}

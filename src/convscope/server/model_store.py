@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from sqlalchemy import func, select
@@ -51,6 +52,9 @@ def _details(metadata: dict) -> dict:
     TensorBoard log went is a path on the server: left out."""
     details = {k: metadata.get(k) for k in ("created", "convscope_version", "parameters", "training", "history",
                                             "test_metrics", "validation_metrics", "finetuned", "data", "source")}
+    data = details.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), str):  # a fine-tuning folder: its name only
+        details["data"] = {**data, "source": Path(data["source"]).name}
     config = (details.get("training") or {}).get("config")
     if isinstance(config, dict) and "tensorboard_dir" in config:
         details["training"] = {**details["training"], "config": {k: v for k, v in config.items()
@@ -201,7 +205,8 @@ class ModelStore:
         return checkpoint_from_bytes(data)
 
     def register(self, model: str, checkpoint: bytes, job_id: int | None = None) -> VersionRef:
-        """Store a trained checkpoint as the model's next version (not activated)."""
+        """Store a trained checkpoint as the model's next version: activated only when it is the model's first
+        (a fine-tuned model), so that a new model answers at once and a retrained one waits for activation."""
         metadata = checkpoint_from_bytes(checkpoint).metadata  # refuse a checkpoint that does not load
         if metadata.get("model") != model:
             raise ModelError(f"the checkpoint holds a {metadata.get('model')} model, not {model}")

@@ -175,7 +175,8 @@ FINETUNE_DEFAULTS = FineTuneConfig()
 class FineTuneRequest(Strict):
     base: str = Field(FINETUNE_DEFAULTS.base, max_length=64, description="the model whose features to start from")
     dataset: str = Field(max_length=200, description="a folder dataset from GET /api/datasets: folder:<name>")
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="the new model's name")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+                      description="the new model's name")
     train_blocks: int = Field(FINETUNE_DEFAULTS.train_blocks, ge=0, le=100,
                               description="0: the base frozen, its features computed once; N: its last N blocks "
                                           "learn too")

@@ -20,9 +20,11 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(1)
 
 
-def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int, folder: str | None = None) -> None:
-    """Target of the spawned process. ``events``: a multiprocessing queue of event dicts; ``cancel``: an Event.
-    A config of ``kind`` "finetune" fine-tunes on the image ``folder``; any other trains from scratch."""
+def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int, command: str,
+            folder: str | None = None) -> None:
+    """Target of the spawned process. ``events``: a multiprocessing queue of event dicts; ``cancel``: an Event;
+    ``command``: how the run was asked for, kept with its model. A config of ``kind`` "finetune" fine-tunes on the
+    image ``folder``; any other trains from scratch."""
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     try:
         os.nice(10)
@@ -37,10 +39,10 @@ def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int, f
     try:
         if config.get("kind") == "finetune":
             finetune(folder, FineTuneConfig.from_dict(config), out=Path(out), on_event=send, cancel=cancel,
-                     command=f"POST /api/jobs/finetune {config}")
+                     command=command)
         else:
             train(TrainConfig.from_dict(config), on_event=send, cancel=cancel,
-                  out=Path(out), settings=settings, command=f"POST /api/jobs {config}")
+                  out=Path(out), settings=settings, command=command)
     except BaseException:  # both send a "failed" event first; the traceback helps whoever reads the log
         traceback.print_exc()
         raise SystemExit(1) from None

@@ -12,8 +12,25 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+class _Record:
+    """What both configs are: plain data, stored with a run and read back."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def shown(self) -> dict:
+        """What events show of the config: how the run trains, not where its log goes."""
+        return {k: v for k, v in self.as_dict().items() if k != "tensorboard_dir"}
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """The config from stored values; keys it does not know (from another version) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(_Record):
     model: str = "mnist_cnn"
     # One and a half passes at batch 64 reach >= 99.0% test accuracy on 10 of 10 seeds; batch 128 runs more images
     # per second but 1.5 epochs of it fell short on 3 of 10 seeds (docs/benchmarks.md). Epochs may be fractional.
@@ -63,17 +80,10 @@ class TrainConfig:
         if problems:
             raise ConvscopeError("invalid training config: " + "; ".join(problems))
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass
-class FineTuneConfig:
+class FineTuneConfig(_Record):
     base: str = "efficientnet_lite0"  # any registered model: an ImageNet one, an MNIST one, a model of your own
     name: str = "finetuned"  # what the new model is called
     weights: str | None = None  # the base's pretrained weights (a record name or file); None: its default
@@ -105,11 +115,3 @@ class FineTuneConfig:
             problems.append("augment_views must be 0-16")
         if problems:
             raise ConvscopeError("invalid fine-tuning config: " + "; ".join(problems))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> FineTuneConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})

@@ -63,7 +63,7 @@ def stratified_split(labels: list[int], fraction: float, generator: torch.Genera
     return sorted(train), sorted(validation)
 
 
-def _read_images(data: LabelledFiles, prepare, emit, started: float):
+def _read_images(data: LabelledFiles, prepare, emit, started: float, cancelled=lambda: False):
     """Every readable image as the model's input, kept as uint8 (a quarter of float32's memory), its label, and
     the files that could not be read."""
     def read(index: int):
@@ -80,6 +80,8 @@ def _read_images(data: LabelledFiles, prepare, emit, started: float):
                 labels.append(data.labels[index])
             if count % 50 == 0 or count == len(data.files):
                 emit(Preparing("images", count, len(data.files), time.perf_counter() - started))
+                if cancelled():
+                    raise _Cancelled
     missing = sorted(set(range(len(data.class_names))) - set(labels))
     if missing:
         raise DataError(f"no readable image in the class folder(s) {', '.join(data.class_names[i] for i in missing)}"
@@ -170,7 +172,11 @@ class _FineTuning:
     def run(self, out, command) -> FineTuneResult:
         config = self.config
         reading = time.perf_counter()
-        images, labels, skipped = _read_images(self.data, self.preprocessing.prepare, self.emit, self.started)
+        try:
+            images, labels, skipped = _read_images(self.data, self.preprocessing.prepare, self.emit, self.started,
+                                                   self._cancelled)
+        except _Cancelled:
+            return self._cancelled_result(list(self.data.skipped))
         self.timings["images"] = time.perf_counter() - reading
         train_idx, val_idx = stratified_split(labels.tolist(), config.validation_split, self.generator)
         if not val_idx:
@@ -189,7 +195,7 @@ class _FineTuning:
             [{"params": list(self.head.parameters()), "lr": config.lr},
              {"params": trainable, "lr": config.lr * BLOCK_LR_FACTOR}], weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
-        self.emit(TrainingStarted({**config.as_dict(), "model": config.name}, config.epochs * steps_per_epoch,
+        self.emit(TrainingStarted({**config.shown(), "model": config.name}, config.epochs * steps_per_epoch,
                                   steps_per_epoch, len(self.train_y), len(self.val_y), "cpu", "fp32"))
         logger = self._logger()
         try:
@@ -216,8 +222,8 @@ class _FineTuning:
             return None
         from .tensorboard import TensorBoardLogger
         inputs = _as_input(self.val_x[:4])  # fixed validation images: their feature maps each epoch
-        return TensorBoardLogger(self.config.tensorboard_dir, _Normalizing(self.model, self.preprocessing), inputs,
-                                 self.config)
+        self.logged = _Normalizing(self.model, self.preprocessing)  # what the logger runs: pixels in, normalised
+        return TensorBoardLogger(self.config.tensorboard_dir, self.logged, inputs, self.config)
 
     def _train_epochs(self, optimizer, scheduler, frozen: bool, logger):
         config = self.config
@@ -241,7 +247,7 @@ class _FineTuning:
                             if k not in ("type", "first_conv_weight", "probes")})
             self.emit(event)
             if logger:
-                logger.log_epoch(event, self.model, scheduler.get_last_lr()[0], trainable_only=True)
+                logger.log_epoch(event, self.logged, scheduler.get_last_lr()[0], trainable_only=True)
             if (val_loss, -val_accuracy) < (best[0], -best[1]):
                 best = (val_loss, val_accuracy, epoch)
                 best_state = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
@@ -322,8 +328,10 @@ class _FineTuning:
         config = self.config
         self.head.train()
         order = torch.randperm(len(self.train_y), generator=self.generator)
-        total_loss, correct = 0.0, 0
+        total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(order), config.batch_size):
+            if not frozen and self._cancelled():  # a whole-network epoch takes long: stop within it
+                break
             idx = order[start:start + config.batch_size]
             y = self.train_y[idx]
             if frozen:  # one cached view of each image, drawn at random
@@ -342,8 +350,9 @@ class _FineTuning:
             step += 1
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)  # fewer than all when cancelled within the epoch
         self.head.eval()
-        return total_loss / len(order), correct / len(order), step
+        return total_loss / max(seen, 1), correct / max(seen, 1), step
 
     @torch.inference_mode()
     def _validation_logits(self, frozen: bool) -> torch.Tensor:

@@ -174,7 +174,7 @@ class _Run:
         return self.probes.predict(self.model) if self.probes else None
 
     def started_event(self) -> TrainingStarted:
-        return TrainingStarted(self.config.as_dict(), self.total_steps, self.steps_per_epoch, len(self.train_y),
+        return TrainingStarted(self.config.shown(), self.total_steps, self.steps_per_epoch, len(self.train_y),
                                len(self.val_y), str(self.device), "bf16" if self.bf16 else "fp32")
 
     def train_epoch(self) -> bool:

@@ -29,15 +29,16 @@ def imagenet_categories() -> tuple[str, ...]:
 
 
 def imagenet_aliases() -> dict[str, int]:
-    """More names for the 1,000 classes, lower case: each WordNet id (``n02123045``) and each WordNet synonym
-    (``tabby cat``), a synonym shared by two classes left out (``crane``: the bird and the machine)."""
+    """More names for the 1,000 classes, as ``plain_name``s: each WordNet id (``n02123045``) and each WordNet
+    synonym (``tabby cat``, ``man eater``), a synonym shared by two classes left out."""
+    from ...data.labelled import plain_name
     text = (resources.files("convscope.models.imagenet") / "imagenet_wnids.txt").read_text(encoding="utf-8")
     aliases: dict[str, int] = {}
     shared: set[str] = set()
     for index, line in enumerate(text.splitlines()):
         wnid, synonyms = line.split("\t")
         aliases[wnid] = index
-        for name in {" ".join(s.replace("_", " ").split()).lower() for s in synonyms.split(",")}:
+        for name in {plain_name(s) for s in synonyms.split(",")}:
             if aliases.setdefault(name, index) != index:
                 shared.add(name)
     return {name: index for name, index in aliases.items() if name not in shared}

@@ -172,4 +172,8 @@ class Evaluation(Base):
     report: Mapped[dict | None] = deferred(mapped_column(JSON))
     error: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(200))  # "host:pid:start" of the worker running it
+    # 1 while running, NULL after: unique, so a second start fails on the database's constraint on any worker
+    slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[ModelVersion] = relationship(lazy="joined")

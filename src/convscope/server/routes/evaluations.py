@@ -8,6 +8,7 @@ from ..db.tables import Evaluation
 from ..errors import NotFound
 from ..evaluations import dataset_file, evaluation_body, find_dataset, list_datasets
 from ..schemas import INT4_MAX, EvaluationRequest, RecordId, errors
+from ..security import require_admin
 from ..state import AppState, app_state
 from ._documented import DocumentedRoute
 
@@ -32,13 +33,21 @@ def dataset_image(name: str, file: str = Query(max_length=1000, description="e.g
 
 
 @router.post("/evaluations", status_code=202, summary="Evaluate a model version on a dataset, in the background "
-                                                       "(one at a time)",
+                                                       "(admin; one at a time)", dependencies=[Depends(require_admin)],
              responses=errors(e404="unknown model, version or dataset", e409="an evaluation is already running",
                               e422="a dataset the model cannot read: MNIST for a photo model, or folder names "
                                    "that are not its classes"))
 def start(request: EvaluationRequest, state: AppState = Depends(app_state)) -> dict:
     """Follow it with GET /api/evaluations/{id}: ``done`` of ``total`` while it runs, then the report."""
     evaluation_id = state.evaluations.start(request.model, request.version, request.dataset, request.misclassified)
+    return _one(state, evaluation_id, with_report=False)
+
+
+@router.post("/evaluations/{evaluation_id}/cancel", status_code=202, dependencies=[Depends(require_admin)],
+             summary="Cancel a running evaluation (admin)", responses=errors(e409="the evaluation already ended"))
+def cancel(evaluation_id: RecordId, state: AppState = Depends(app_state)) -> dict:
+    """It stops at its next progress write (within about a second) and reads as cancelled."""
+    state.evaluations.cancel(evaluation_id)
     return _one(state, evaluation_id, with_report=False)
 
 

@@ -69,7 +69,7 @@ def _known(name: str, state: AppState) -> str:
 @router.get("", summary="Every model with its versions, test metrics and active version")
 def list_models(state: AppState = Depends(app_state)) -> list[dict]:
     state.models.sync_finetuned()  # models fine-tuned by a job another worker ran
-    return [_model_body(state, name) for name in MODELS]
+    return [_model_body(state, name) for name in list(MODELS)]  # a snapshot: another thread may register one
 
 
 @router.get("/{name}", summary="One model, with every version's training details and history")

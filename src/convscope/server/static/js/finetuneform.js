@@ -23,10 +23,15 @@ export function finetuneForm(models, start) {
   const button = h("button", { type: "submit", text: "Fine-tune" });
   const note = h("p", { class: "muted" });
   const form = h("form", { class: "finetune-form", "aria-label": "Fine-tune a model",
-    onsubmit: (event) => {
+    onsubmit: async (event) => {
       event.preventDefault();
-      start({ base: inputs.base.value, dataset: inputs.dataset.value, name: inputs.name.value,
-        train_blocks: Number(inputs.train_blocks.value), epochs: Number(inputs.epochs.value) });
+      button.disabled = true; // one request at a time: a second click would only meet a 409
+      try {
+        await start({ base: inputs.base.value, dataset: inputs.dataset.value, name: inputs.name.value,
+          train_blocks: Number(inputs.train_blocks.value), epochs: Number(inputs.epochs.value) });
+      } finally {
+        button.disabled = false;
+      }
     } },
   // labels that share no words with the train form's, so that each names one control
   field("Start from", inputs.base), field("Image folder", inputs.dataset), field("Name of the result", inputs.name),

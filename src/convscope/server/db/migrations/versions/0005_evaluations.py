@@ -32,6 +32,10 @@ def upgrade() -> None:
         sa.Column("report", sa.JSON(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("owner", sa.String(length=200), nullable=True),
+        sa.Column("slot", sa.Integer(), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+        sa.UniqueConstraint("slot"),
     )
     op.create_index("ix_evaluations_created_at", "evaluations", ["created_at"])
     op.create_index("ix_evaluations_model", "evaluations", ["model"])

@@ -23,7 +23,7 @@ const FIGURES = [
   ["macro F1", (m) => m.macro_f1.toFixed(4)],
   ["calibration error (ECE)", (m) => m.ece.toFixed(4)],
   ["MSE vs one-hot", (m) => m.mse.toFixed(5)],
-  ["R² vs one-hot", (m) => m.r2.toFixed(4)],
+  ["R² vs one-hot", (m) => (m.r2 == null ? "undefined (one class)" : m.r2.toFixed(4))],
 ];
 
 function figuresTable(report) {
@@ -110,9 +110,12 @@ function camFigure(answer, caption) {
   return { element: h("figure", {}, canvas, h("figcaption", { class: "muted", text: caption })), ready };
 }
 
-// A mistake's explanation: what made the model say what it said, and where it looked for the true class.
+// A mistake's explanation: what made the model say what it said, and where it looked for the true class. Only the
+// last one clicked is shown, however the answers arrive.
+let explaining = 0;
 async function explainMistake(panel, mistake, evaluation) {
   const report = evaluation.report;
+  const turn = ++explaining;
   panel.replaceChildren(h("p", { class: "muted", text: `Explaining ${mistake.source}…` }));
   const input = await predictInput(mistake.source, evaluation.dataset);
   const ask = (target) => api("/api/predict", { method: "POST", body: {
@@ -122,6 +125,7 @@ async function explainMistake(panel, mistake, evaluation) {
   const figures = [camFigure(said, `why “${said.predicted_class}” (${percent(said.confidence)})`),
     camFigure(wanted, `where it saw “${mistake.label}” (${percent(wanted.probabilities[truth])})`)];
   await Promise.all(figures.map((f) => f.ready));
+  if (turn !== explaining) return;
   panel.replaceChildren(h("h4", { text: `${mistake.source}: ${mistake.label}, taken for ${mistake.predicted}` }),
     h("div", { class: "mistake-explained", "data-testid": "mistake-explained" }, ...figures.map((f) => f.element),
       topClasses(mostLikely(said.probabilities, report.class_names), truth)));
@@ -151,6 +155,10 @@ export function createEvaluateView(root, store) {
   const modelSelect = h("select", { "aria-label": "Model to evaluate" });
   const datasetSelect = h("select", { "aria-label": "Dataset" });
   const button = h("button", { type: "submit", text: "Evaluate" });
+  let runningId = null;
+  const cancelButton = h("button", { type: "button", text: "Cancel", hidden: true, onclick: () => {
+    api(`/api/evaluations/${runningId}/cancel`, { method: "POST" }).catch((error) => message.error(error.message));
+  } });
   const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Evaluation progress" });
   const progressText = h("span", { class: "muted", "data-testid": "evaluation-progress" });
   const history = h("tbody");
@@ -168,7 +176,8 @@ export function createEvaluateView(root, store) {
   if (current && currentVersion) modelSelect.value = `${current.name}@${currentVersion}`;
 
   const form = h("form", { class: "evaluate-form", onsubmit: (event) => { event.preventDefault(); start(); } },
-    h("label", {}, "Model ", modelSelect), h("label", {}, "Dataset ", datasetSelect), button, progress, progressText);
+    h("label", {}, "Model ", modelSelect), h("label", {}, "Dataset ", datasetSelect), button, cancelButton, progress,
+    progressText);
   root.append(h("div", { class: "evaluate-view" }, h("h2", { text: "Evaluate a model" }), form, message.element,
     h("details", { class: "evaluation-history" }, h("summary", { text: "Earlier evaluations" }),
       h("table", { class: "stats" }, h("thead", {}, h("tr", {}, ...["", "model", "dataset", "status", "top-1", "when"]
@@ -191,6 +200,8 @@ export function createEvaluateView(root, store) {
 
   async function follow(id) {
     progress.hidden = false;
+    runningId = id;
+    cancelButton.hidden = false;
     for (;;) {
       const evaluation = await api(`/api/evaluations/${id}`);
       if (!alive) return;
@@ -199,9 +210,10 @@ export function createEvaluateView(root, store) {
       progressText.textContent = `${evaluation.done.toLocaleString()} of ${evaluation.total.toLocaleString()} images`;
       if (evaluation.status !== "running") {
         progress.hidden = true;
-        progressText.textContent = "";
+        cancelButton.hidden = true;
+        progressText.textContent = evaluation.status === "cancelled" ? `Evaluation ${id} was cancelled.` : "";
         if (evaluation.status === "failed") message.error(`Evaluation ${id} failed: ${evaluation.error}`);
-        else await showReport(evaluation);
+        else if (evaluation.report) await showReport(evaluation);
         loadHistory().catch(() => {});
         return;
       }
@@ -216,7 +228,6 @@ export function createEvaluateView(root, store) {
     try {
       const started = await api("/api/evaluations", { method: "POST",
         body: { model, version: Number(version), dataset: datasetSelect.value } });
-      history.replaceChildren();
       await follow(started.id);
     } catch (error) {
       message.error(error.message);

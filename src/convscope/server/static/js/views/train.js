@@ -277,6 +277,16 @@ export function createTrainView(root, store) {
     progress.value = record.progress ? record.progress.step / record.progress.total_steps : 0;
     progressText.textContent = record.status === "queued" ? `Run #${record.id} is queued: its training process ` +
       "is starting…" : `Run #${record.id} (${record.model}): ${record.status}.`;
+    if (record.config?.kind === "finetune") { // its own panel text: nothing here moves for a fine-tuning run
+      filters.hidden = true;
+      filtersLegend.hidden = true;
+      filtersNote.hidden = false;
+      filtersNote.textContent = `Run #${record.id} fine-tunes ${record.config.base} on ${record.config.dataset}: `
+        + `${record.config.train_blocks ? `its last ${record.config.train_blocks} block(s) and ` : ""}a new head `
+        + "learn, with no fixed MNIST digits to watch. Its curves are per epoch.";
+    } else {
+      filtersFit();
+    }
     follow(record);
   }
 
