@@ -58,6 +58,9 @@ def test_a_finetune_job_makes_a_new_model_that_answers_like_any_other(client):
     assert model["class_names"] == list(SHAPES) and model["dataset"] == "finetuned"
     assert model["active_version"] == 1 and model["versions"][0]["source"] == "finetuned"
     assert model["versions"][0]["details"]["finetuned"]["base"] == "mnist_cnn"
+    settings = client.app.state.convscope.settings
+    for path in (settings.data_dir, settings.datasets_dir):  # no server paths, in the model or the job's events
+        assert str(path) not in json.dumps(model) and str(path) not in json.dumps(events)
     folder = client.app.state.convscope.settings.datasets_dir / "shapes"
     answer = client.post("/api/predict", json={"image": data_url(folder / "square" / "0.png"), "model": "shapes"})
     assert answer.status_code == 200, answer.text

@@ -77,6 +77,8 @@ def test_a_job_streams_its_events_and_registers_a_version_that_can_be_activated(
     assert read_metadata(kept)["training"]["config"]["tensorboard_dir"] == str(log)
     assert any(p.name.startswith("events.out.tfevents") for p in log.iterdir())
     assert "tensorboard_dir" not in versions[1]["details"]["training"]["config"] and "runs" not in json.dumps(done)
+    data_dir = str(client.app.state.convscope.settings.data_dir)
+    assert data_dir not in json.dumps(versions) and data_dir not in json.dumps(events)  # the command, the events
 
     pixels = client.get("/api/samples", params={"digit": 5, "seed": 0}).json()["pixels"]
     assert client.post("/api/predict", json={"pixels": pixels}).json()["version"] == 1

@@ -303,6 +303,8 @@ class JobManager:
                             break
                 if data is not None:
                     data = self._check_finite(live, data)
+                    if isinstance(data.get("checkpoint"), str):  # the file the run wrote: its name, not its path
+                        data["checkpoint"] = Path(data["checkpoint"]).name
                     seq += 1
                     event = FeedEvent(seq, data.get("type", "event"), data)
                     live.feed.publish(event)
