@@ -3,9 +3,11 @@ matches the engine's, its images, and the errors a user meets (SQLite and Postgr
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
+from PIL import Image
 
 from conftest import write_shapes
 from convscope.data.mnist import load_mnist
@@ -162,3 +164,40 @@ def test_mistakes_get_clear_answers(client, request_body, status, message):
     assert answer.status_code == status and message in answer.json()["error"]["message"], answer.text
     assert client.get("/api/evaluations").json()["total"] == 0
     assert client.get("/api/evaluations/7").status_code == 404
+
+
+def png_bytes(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (value, value, value)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_folder_uploaded_in_several_requests_becomes_a_dataset_and_can_be_deleted(client, datasets_dir):
+    first = client.post("/api/datasets/folder:uploaded/images", files=[
+        ("files", ("dark/1.png", png_bytes(10), "image/png")), ("files", ("light/1.png", png_bytes(240), "image/png")),
+        ("files", ("light/notes.png", b"not an image", "image/png")),
+        ("files", ("../escape.png", png_bytes(10), "image/png")), ("files", ("flat.png", png_bytes(10), "image/png"))])
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert body["dataset"] == "folder:uploaded" and body["added"] == 2
+    assert body["classes"] == {"dark": 1, "light": 1}
+    assert [r["file"] for r in body["refused"]] == ["light/notes.png", "../escape.png", "flat.png"]
+    assert "not an image" in body["refused"][0]["reason"]
+    second = client.post("/api/datasets/folder:uploaded/images",
+                         files=[("files", ("dark/2.png", png_bytes(20), "image/png"))]).json()
+    assert second["classes"] == {"dark": 2, "light": 1}
+    listed = {d["name"]: d for d in client.get("/api/datasets").json()["items"]}
+    assert listed["folder:uploaded"]["classes"] == {"dark": 2, "light": 1}
+    assert not (datasets_dir.parent / "escape.png").exists() and not (datasets_dir / "escape.png").exists()
+
+    # a folder placed by hand takes no uploads and is not deleted through the API
+    hand = client.post("/api/datasets/folder:photos/images", files=[("files", ("x/1.png", png_bytes(1), "image/png"))])
+    assert hand.status_code == 409 and "placed on the server by hand" in hand.json()["error"]["message"]
+    assert client.delete("/api/datasets/folder:photos").status_code == 409
+    assert client.post("/api/datasets/mnist:test/images",
+                       files=[("files", ("x/1.png", png_bytes(1), "image/png"))]).status_code == 404
+    assert client.post("/api/datasets/folder:bad name/images",
+                       files=[("files", ("x/1.png", png_bytes(1), "image/png"))]).status_code == 422
+    assert client.delete("/api/datasets/folder:uploaded").status_code == 204
+    assert not (datasets_dir / "uploaded").exists()
+    assert client.delete("/api/datasets/folder:uploaded").status_code == 404

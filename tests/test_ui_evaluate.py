@@ -156,3 +156,19 @@ def test_a_model_fine_tuned_from_the_train_view_is_then_evaluated(page, server):
     page.get_by_test_id("evaluation-figures").wait_for(timeout=60_000)
     names = page.locator("[data-testid=per-class] tbody tr td:first-child").all_inner_texts()
     assert names == list(SHAPES)
+
+
+def test_a_folder_uploaded_from_this_computer_becomes_a_dataset(page, server, tmp_path):
+    folder = write_shapes(tmp_path / "my shapes", per_class=3, size=24)
+    (folder / "circle" / "readme.png").write_bytes(b"not an image")
+    page.goto(server.url + "/#/evaluate")
+    wait_until(page, "[...document.querySelectorAll('option')].some(o => o.value === 'mnist:test')")
+    page.locator(".evaluate-form").get_by_label("Folder of images to upload").set_input_files(folder)
+    status = page.locator(".evaluate-form [data-testid=upload-status]")
+    wait_until(page, "document.querySelector('.evaluate-form [data-testid=upload-status]')"
+                     ".textContent.startsWith('Uploaded')", timeout_s=30)
+    assert status.inner_text().startswith("Uploaded 9 images to folder:my-shapes; 1 refused (circle/readme.png")
+    assert page.get_by_label("Dataset").input_value() == "folder:my-shapes"
+    listed = {d["name"]: d for d in api(server, "/api/datasets")["items"]}
+    assert listed["folder:my-shapes"]["classes"] == {"circle": 3, "square": 3, "triangle": 3}
+    assert server.request("DELETE", "/api/datasets/folder:my-shapes")[0] == 204  # leave the module's server as it was

@@ -98,7 +98,7 @@ def list_datasets(settings) -> list[dict]:
         except ConvscopeError as e:
             item.update(count=0, problem=str(e).splitlines()[0])
         items.append(item)
-    for name, dataset in _entries(settings.datasets_dir).items():
+    for name, dataset in _entries(settings.datasets_folder).items():
         item = {"name": name, "kind": dataset.kind,
                 "for": "a model whose classes the sub-folders name" if dataset.kind == "folder"
                 else "a model whose classes the labels name"}
@@ -167,7 +167,7 @@ class Evaluations:
 
     def start(self, model: str, version: int | None, dataset_name: str, misclassified: int) -> int:
         state = self.state
-        dataset = find_dataset(dataset_name, state.settings.datasets_dir)
+        dataset = find_dataset(dataset_name, state.settings.datasets_folder)
         ref = state.models.resolve(model, version)
         loaded = state.infer_blocking(lambda: state.models.load(ref))
         adapter = loaded.checkpoint.adapter

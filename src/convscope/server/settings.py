@@ -49,8 +49,9 @@ class ServerSettings(BaseSettings):
     model_dir: Path | None = None
     mnist_dir: Path | None = None
     mnist_mirrors: Annotated[tuple[str, ...], NoDecode] = ()
-    # Labelled image folders to evaluate models on (each sub-folder a dataset, its sub-folders the classes), placed
-    # there by whoever runs the server: the API names them, never reads a path from a request.
+    # Labelled image sets to evaluate and fine-tune models on (each sub-folder a dataset, its sub-folders the
+    # classes; each .csv a dataset too), placed there by whoever runs the server or uploaded through the API. The
+    # API names them, never reads a path from a request. None: <data dir>/datasets.
     datasets_dir: Path | None = None
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(MAX_PIXELS, gt=0)
@@ -83,6 +84,10 @@ class ServerSettings(BaseSettings):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def datasets_folder(self) -> Path:
+        return self.datasets_dir or self.data_dir / "datasets"
 
     @property
     def database(self) -> str:

@@ -1,6 +1,6 @@
 """Evaluating a model version on a named dataset, in the background, and the report it leaves; the datasets."""
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
@@ -9,14 +9,15 @@ from ..errors import NotFound
 from ..evaluations import dataset_file, evaluation_body, find_dataset, list_datasets
 from ..schemas import INT4_MAX, EvaluationRequest, RecordId, errors
 from ..security import require_admin
+from ..uploads import add_images, delete_dataset
 from ..state import AppState, app_state
 from ._documented import DocumentedRoute
 
 router = APIRouter(tags=["evaluation"], route_class=DocumentedRoute)
 
 
-@router.get("/datasets", summary="The labelled sets models can be evaluated on: MNIST's splits and the server's "
-                                 "image folders (datasets_dir), with their classes")
+@router.get("/datasets", summary="The labelled sets models can be evaluated and fine-tuned on: MNIST's splits and "
+                                 "the server's image folders and CSV files, with their classes")
 def datasets(state: AppState = Depends(app_state)) -> dict:
     return {"items": list_datasets(state.settings)}
 
@@ -26,10 +27,39 @@ def datasets(state: AppState = Depends(app_state)) -> dict:
             responses={200: {"content": {"image/*": {}}}, **errors(e404="no such dataset or image")})
 def dataset_image(name: str, file: str = Query(max_length=1000, description="e.g. cat/1.jpg, as a report names it"),
                   state: AppState = Depends(app_state)) -> FileResponse:
-    dataset = find_dataset(name, state.settings.datasets_dir)
+    dataset = find_dataset(name, state.settings.datasets_folder)
     if dataset.root is None:
         raise NotFound(f"{name} has no image files: GET /api/samples?index=N&split=... gives MNIST's")
     return FileResponse(dataset_file(dataset, file), headers={"Cache-Control": "no-cache"})
+
+
+def _upload_name(name: str) -> str:
+    kind, _, rest = name.partition(":")
+    if kind != "folder" or not rest:
+        raise NotFound(f"{name!r}: images are uploaded to a folder dataset, folder:<name>")
+    return rest
+
+
+@router.post("/datasets/{name}/images", status_code=201, dependencies=[Depends(require_admin)],
+             summary="Upload images to a folder dataset (admin): each file named class/file.jpg; a new name makes "
+                     "a new dataset",
+             responses=errors(e404="not a folder:<name>", e409="a folder placed by hand, or over the size limit",
+                              e413="a request over the body limit: send the images in several requests",
+                              e415="not a multipart request",
+                              e422="a bad dataset name"))
+def upload_images(name: str, files: list[UploadFile] = File(description="images, each named class/file"),
+                  state: AppState = Depends(app_state)) -> dict:
+    """Every file is decoded before it is kept; those that are not images come back in ``refused`` with why."""
+    images = [(upload.filename or "", upload.file.read()) for upload in files]
+    return add_images(state.settings.datasets_folder, _upload_name(name), images, state.settings.max_image_pixels)
+
+
+@router.delete("/datasets/{name}", status_code=204, dependencies=[Depends(require_admin)],
+               summary="Delete an uploaded folder dataset (admin); a folder placed by hand stays",
+               responses=errors(e404="no such folder dataset", e409="a folder placed on the server by hand"))
+def delete(name: str, state: AppState = Depends(app_state)) -> Response:
+    delete_dataset(state.settings.datasets_folder, _upload_name(name))
+    return Response(status_code=204)
 
 
 @router.post("/evaluations", status_code=202, summary="Evaluate a model version on a dataset, in the background "

@@ -46,7 +46,7 @@ def start(request: JobRequest, state: AppState = Depends(app_state)) -> dict:
 def start_finetune(request: FineTuneRequest, state: AppState = Depends(app_state)) -> dict:
     """The job follows as a training job does (events, cancel); once it ends well its model is registered under
     ``name``, version 1, active, and answers like any other."""
-    dataset = find_dataset(request.dataset, state.settings.datasets_dir)
+    dataset = find_dataset(request.dataset, state.settings.datasets_folder)
     if dataset.kind != "folder":
         raise InputError(f"{request.dataset} is not an image folder: fine-tuning takes folder:<name>")
     if request.base not in MODELS or MODELS[request.base].dataset not in ("mnist", "imagenet"):

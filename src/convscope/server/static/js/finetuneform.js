@@ -4,14 +4,15 @@
 
 import { api, applySchema, requestSchema } from "./api.js";
 import { h } from "./dom.js";
+import { folderUpload } from "./folderupload.js";
 import { isReady } from "./weightsstate.js";
 
 function field(label, input) {
   return h("label", { class: "field" }, h("span", { text: label }), input);
 }
 
-// {element, ready}: `start(body)` is called with the request body when the form is sent.
-export function finetuneForm(models, start) {
+// {element, ready}: `start(body)` is called with the request body when the form is sent; `message` shows errors.
+export function finetuneForm(models, start, message) {
   const inputs = {
     base: h("select", {}, ...models.filter((m) => ["mnist", "imagenet"].includes(m.dataset) && isReady(m))
       .map((m) => h("option", { value: m.name, text: m.name }))),
@@ -34,7 +35,9 @@ export function finetuneForm(models, start) {
       }
     } },
   // labels that share no words with the train form's, so that each names one control
-  field("Start from", inputs.base), field("Image folder", inputs.dataset), field("Name of the result", inputs.name),
+  field("Start from", inputs.base), field("Image folder", inputs.dataset),
+  h("div", { class: "toolbar" }, folderUpload((name) => loadFolders(name), message).element),
+  field("Name of the result", inputs.name),
   field("Blocks that learn", inputs.train_blocks), field("Epoch limit", inputs.epochs),
   h("div", { class: "toolbar" }, button), note);
 
@@ -46,18 +49,24 @@ export function finetuneForm(models, start) {
   inputs.base.addEventListener("change", suggestName);
   inputs.dataset.addEventListener("change", suggestName);
 
-  const ready = Promise.all([requestSchema("FineTuneRequest"), api("/api/datasets")]).then(([schema, datasets]) => {
-    applySchema(schema, inputs);
-    inputs.base.value = schema.properties.base.default;
+  async function loadFolders(chosen = null) {
+    const datasets = await api("/api/datasets");
     const folders = datasets.items.filter((d) => d.kind === "folder" && !d.problem);
     inputs.dataset.replaceChildren(...folders.map((d) => h("option", { value: d.name,
       text: `${d.name} (${Object.keys(d.classes).length} classes, ${d.count} images)` })));
     button.disabled = folders.length === 0;
     note.textContent = folders.length ? "0 blocks: the base is frozen and its features are computed once, so each "
       + "epoch takes milliseconds; the new model is registered and active when the run ends."
-      : "No image folder on this server yet: start it with --datasets-dir DIR, a folder whose sub-folders are "
-        + "datasets, each with one sub-folder of images per class.";
+      : "No image folder on this server yet: upload one (one sub-folder of images per class), or start the "
+        + "server with --datasets-dir DIR.";
+    if (chosen) inputs.dataset.value = chosen;
     suggestName();
+  }
+
+  const ready = requestSchema("FineTuneRequest").then(async (schema) => {
+    applySchema(schema, inputs);
+    inputs.base.value = schema.properties.base.default;
+    await loadFolders();
   });
   return { element: form, ready, button };
 }

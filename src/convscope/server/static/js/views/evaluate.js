@@ -10,6 +10,7 @@ import { paintCamOver } from "../pictures.js";
 import { loadPlotly } from "../plotly.js";
 import { decodeTensor } from "../tensors.js";
 import { topClasses, mostLikely } from "../topclasses.js";
+import { folderUpload } from "../folderupload.js";
 import { isReady } from "../weightsstate.js";
 
 const POLL_MS = 300;
@@ -177,7 +178,10 @@ export function createEvaluateView(root, store) {
 
   const form = h("form", { class: "evaluate-form", onsubmit: (event) => { event.preventDefault(); start(); } },
     h("label", {}, "Model ", modelSelect), h("label", {}, "Dataset ", datasetSelect), button, cancelButton, progress,
-    progressText);
+    progressText, folderUpload(async (name) => {
+      await loadDatasets();
+      datasetSelect.value = name;
+    }, message).element);
   root.append(h("div", { class: "evaluate-view" }, h("h2", { text: "Evaluate a model" }), form, message.element,
     h("details", { class: "evaluation-history" }, h("summary", { text: "Earlier evaluations" }),
       h("table", { class: "stats" }, h("thead", {}, h("tr", {}, ...["", "model", "dataset", "status", "top-1", "when"]

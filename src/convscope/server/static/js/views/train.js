@@ -69,7 +69,7 @@ export function createTrainView(root, store) {
       "Validation split": "validation_split", Optimizer: "optimizer", Seed: "seed" })
       .map(([label, key]) => field(label, inputs[key])),
     h("div", { class: "toolbar" }, startButton, cancelButton));
-  const tuning = finetuneForm(store.models, startFinetune);
+  const tuning = finetuneForm(store.models, startFinetune, message);
   tuning.ready.catch((error) => message.error(error.message));
   root.append(h("div", { class: "train-view" },
     h("section", { "aria-label": "New run" }, h("h3", { text: "Train a model" }), form,
