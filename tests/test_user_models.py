@@ -98,7 +98,7 @@ def test_cli_predicts_and_explains_with_the_users_model(user_files, capsys, tmp_
     ({"weights": "{dir}/pickled.pth"}, "holds more than tensors, and convscope never unpickles arbitrary objects"),
     ({"weights": "{dir}/classes.txt"}, "classes.txt is not a readable PyTorch weights file"),
     ({"weights": "{dir}/really_safetensors.pth"}, "--sample and --index take MNIST digits"),  # loads: by content
-    ({"extra": ["--checkpoint", "{dir}/net.safetensors"]}, "--checkpoint is for the built-in models"),
+    ({"extra": ["--checkpoint", "{dir}/net.safetensors"]}, "--weights, and --checkpoint a model fine-tuned from it"),
     ({"classes": "{dir}/two.txt"}, "the model gives 3 scores but 2 class names were given"),
     ({"preprocessing": '{"name": "resize", "size": 3, "channels": 1}'}, "does not run on input of shape (1, 3, 3)"),
     ({"preprocessing": "jpeg"}, "unknown preprocessing 'jpeg'; choose from mnist_digit, imagenet, resize"),
@@ -221,3 +221,23 @@ def test_weights_or_classes_for_a_model_without_them_are_an_error(user_files, ca
     assert code == 2 and "mnist_cnn has no pretrained weights to choose from" in err
     code, _, err = run_cli(capsys, ["predict", str(user_files["photo"]), "--classes", user_files["classes"]])
     assert code == 2 and "--classes goes with --model-file" in err
+
+
+def test_cli_fine_tunes_the_users_model_and_predicts_with_the_result(user_files, capsys, tmp_path):
+    from conftest import SHAPES, write_shapes
+    folder = write_shapes(tmp_path / "shapes", per_class=4, size=16)
+    model = ["--model-file", user_files["net"], "--weights", user_files["weights"], "--preprocessing", PREPROCESSING]
+    out = tmp_path / "tuned.safetensors"
+    code, stdout, err = run_cli(capsys, ["finetune", str(folder), *model, "--epochs", "2", "--out", str(out),
+                                         "--json", "--quiet", "--no-tensorboard"])
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["base"] == "tiny" and summary["classes"] == list(SHAPES)
+    code, stdout, err = run_cli(capsys, ["predict", str(folder / "circle" / "0.png"), *model, "--checkpoint", str(out),
+                                         "--json"])
+    assert code == 0, err
+    assert json.loads(stdout)["model"] == "shapes" and json.loads(stdout)["predicted"] in SHAPES
+    from convscope.models import MODELS
+    del MODELS["tiny"]  # as in a new process: without the user's code, its architecture cannot be built
+    code, _, err = run_cli(capsys, ["predict", str(folder / "circle" / "0.png"), "--checkpoint", str(out)])
+    assert code == 2 and "shapes was fine-tuned from tiny, which is not registered here" in err, err

@@ -17,9 +17,8 @@ def add_finetune_parser(commands) -> None:
     p = commands.add_parser("finetune", help="fine-tune a model on a folder of your images (one sub-folder per "
                                              "class): a new head, the backbone frozen with its features cached")
     p.add_argument("folder", type=Path, help="a folder with one sub-folder of JPEG/PNG images per class")
-    p.add_argument("--model", default=defaults.base, help=f"the base model (default {defaults.base}; any of "
-                                                          "`convscope models`)")
-    p.add_argument("--weights", help="the base's pretrained weights: a record name (IMAGENET1K_V1) or a local file")
+    p.add_argument("--model", help=f"the base model (default {defaults.base}; any of `convscope models`), or the "
+                                   "name to give --model-file's model")
     p.add_argument("--name", help="the new model's name (default: the folder's name)")
     p.add_argument("--train-blocks", type=int, default=defaults.train_blocks, metavar="N",
                    help="also train the base's last N blocks (default 0: frozen, features computed once; N > 0 runs "
@@ -37,6 +36,8 @@ def add_finetune_parser(commands) -> None:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     add_train_tensorboard_args(p)
+    from .main import add_user_model_args
+    add_user_model_args(p)  # a model of your own as the base; --weights also picks an ImageNet model's weights
     p.add_argument("--out", type=Path, help="checkpoint path (default: <data dir>/models/<name>-<time>.safetensors)")
     p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -65,19 +66,23 @@ class _Progress:
 
 
 def cmd_finetune(args) -> None:
+    from ..models.registry import register_user_model
     from ..settings import Settings
     from ..training.finetuning import FineTuneConfig, finetune
+    from .main import user_model_from_args
     name = args.name or args.folder.resolve().name
+    user = user_model_from_args(args)
+    base = register_user_model(user).name if user else args.model or FineTuneConfig().base
     config = FineTuneConfig(
-        base=args.model, name=name, weights=args.weights, train_blocks=args.train_blocks, epochs=args.epochs,
-        patience=args.patience, batch_size=args.batch_size, lr=args.lr, validation_split=args.validation_split,
-        augment=not args.no_augment, augment_views=args.augment_views, seed=args.seed, threads=args.threads,
-        tensorboard_dir=train_log_dir(args, name=name))
+        base=base, name=name, weights=None if user else args.weights, train_blocks=args.train_blocks,
+        epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+        validation_split=args.validation_split, augment=not args.no_augment, augment_views=args.augment_views,
+        seed=args.seed, threads=args.threads, tensorboard_dir=train_log_dir(args, name=name))
     out = args.out or Settings.from_env().models_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
     result = finetune(args.folder, config, out=out, on_event=_Progress(not args.quiet),
                       command="convscope " + shlex.join(args.argv))
     m = result.validation_metrics
-    summary = {"model": name, "base": args.model, "status": result.status, "best_epoch": result.best_epoch,
+    summary = {"model": name, "base": base, "status": result.status, "best_epoch": result.best_epoch,
                "epochs": len(result.history), "classes": list(result.checkpoint.adapter.class_names),
                "validation_accuracy": m.accuracy, "validation_loss": m.loss,
                "timings": {k: round(v, 3) for k, v in result.timings.items()}, "skipped": result.skipped,
@@ -90,4 +95,5 @@ def cmd_finetune(args) -> None:
               f"{result.skipped[0]['reason']}", file=sys.stderr)
     print(f"{result.status} after {len(result.history)} epochs: best epoch {result.best_epoch}, validation accuracy "
           f"{m.accuracy:.4f} ({m.count} images); saved {result.path}\n"
-          f"use it: convscope predict IMAGE --checkpoint {result.path}")
+          f"use it: convscope predict IMAGE --checkpoint {result.path}"
+          + (f" --model-file {args.model_file}" if user else ""))

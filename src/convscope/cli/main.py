@@ -253,9 +253,19 @@ def _load_fp32(args):
             return load_model(spec.name, args.checkpoint, weights=args.weights)
         with DownloadBar(spec.name) as progress:  # drawn only when the weights are downloaded
             return load_model(spec.name, args.checkpoint, weights=args.weights, progress=progress)
-    if args.checkpoint is not None:
-        raise ConvscopeError("--checkpoint is for the built-in models; a model of your own takes --weights")
-    return load_model(register_user_model(user).name)
+    registered = register_user_model(user)
+    if args.checkpoint is not None:  # a model fine-tuned from this one: its code builds the architecture
+        from ..models import read_metadata
+        hint = ("a model of your own takes its state_dict with --weights, and --checkpoint a model fine-tuned from "
+                "it (convscope finetune --model-file ...)")
+        try:
+            base = (read_metadata(args.checkpoint).get("finetuned") or {}).get("base")
+        except ConvscopeError:
+            raise ConvscopeError(f"{args.checkpoint} is not a convscope checkpoint: {hint}") from None
+        if base != registered.name:
+            raise ConvscopeError(f"{args.checkpoint} was not fine-tuned from {registered.name}: {hint}")
+        return load_checkpoint(args.checkpoint)
+    return load_model(registered.name)
 
 
 def _image_input(args, checkpoint):

@@ -104,6 +104,9 @@ def register_finetuned(finetuned: FineTuned) -> ModelSpec:
     existing = MODELS.get(finetuned.name)
     if existing is not None and existing.dataset != "finetuned":
         raise ModelError(f"{finetuned.name!r} is already a model's name: give the fine-tuned one another")
+    if finetuned.base not in MODELS:
+        raise ModelError(f"{finetuned.name} was fine-tuned from {finetuned.base}, which is not registered here: a "
+                         "model of your own needs its --model-file (and --preprocessing) again")
     base = get_spec(finetuned.base)
     MODELS[finetuned.name] = spec = ModelSpec(
         name=finetuned.name,
