@@ -241,3 +241,23 @@ def test_cli_fine_tunes_the_users_model_and_predicts_with_the_result(user_files,
     del MODELS["tiny"]  # as in a new process: without the user's code, its architecture cannot be built
     code, _, err = run_cli(capsys, ["predict", str(folder / "circle" / "0.png"), "--checkpoint", str(out)])
     assert code == 2 and "shapes was fine-tuned from tiny, which is not registered here" in err, err
+
+
+@pytest.mark.slow
+def test_the_server_fine_tunes_the_users_model_on_a_folder(user_files, tmp_path, synthetic_mnist_dir):
+    from conftest import SHAPES, write_shapes
+    from test_server_jobs import wait_for
+    write_shapes(tmp_path / "datasets" / "shapes", per_class=4, size=16)
+    user = {"model_file": user_files["net"], "weights": user_files["weights"], "classes": user_files["classes"],
+            "preprocessing": json.loads(PREPROCESSING), "name": "tiny"}
+    settings = ServerSettings(data_dir=tmp_path / "data", mnist_dir=synthetic_mnist_dir, workers=1,
+                              user_models=(user,), datasets_dir=tmp_path / "datasets")
+    with make_client(settings) as client:
+        started = client.post("/api/jobs/finetune", json={"base": "tiny", "dataset": "folder:shapes",
+                                                           "name": "tiny-shapes", "epochs": 2})
+        assert started.status_code == 202, started.text
+        final = wait_for(client, started.json()["id"], ("completed", "stopped_early", "failed", "cancelled"))
+        assert final["status"] == "completed", final  # its own process built the user's model from its files
+        assert client.get("/api/models/tiny-shapes").json()["class_names"] == list(SHAPES)
+        answer = client.post("/api/predict", json={"image": png_data_url(user_files["photo"]), "model": "tiny-shapes"})
+        assert answer.status_code == 200 and answer.json()["predicted_class"] in SHAPES

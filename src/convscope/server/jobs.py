@@ -195,11 +195,13 @@ class JobManager:
             taken = session.scalar(select(ModelVersion.id).where(ModelVersion.model == config.name).limit(1))
         if config.name in MODELS or taken is not None:
             raise Conflict(f"there is already a model called {config.name!r}: give the fine-tuned one a new name")
+        # the job's process knows only the built-in models: a model of the user's own goes with it, by its files
+        base_model = MODELS[config.base].user
         return self._start(config.name, config, {"kind": "finetune", "dataset": dataset}, str(folder),
-                           "POST /api/jobs/finetune")
+                           "POST /api/jobs/finetune", base_model)
 
     def _start(self, model: str, config, extra: dict | None = None, folder: str | None = None,
-               command: str = "POST /api/jobs") -> int:
+               command: str = "POST /api/jobs", base_model=None) -> int:
         config.threads = config.threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core to the server
         stored = {**(extra or {}), **config.as_dict()}
         self.fail_stale_jobs()
@@ -223,7 +225,7 @@ class JobManager:
         live.process = self._context.Process(
             target=run_job, name=f"convscope-job-{job_id}", daemon=True,
             args=(logged, self.engine_settings, str(live.checkpoint), live.events, live.cancel, os.getpid(),
-                  f"{command} {stored}", folder))
+                  f"{command} {stored}", folder, base_model))
         self._live[job_id] = live
         try:
             live.process.start()

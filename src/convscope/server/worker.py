@@ -21,10 +21,11 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 
 def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int, command: str,
-            folder: str | None = None) -> None:
+            folder: str | None = None, base_model=None) -> None:
     """Target of the spawned process. ``events``: a multiprocessing queue of event dicts; ``cancel``: an Event;
     ``command``: how the run was asked for, kept with its model. A config of ``kind`` "finetune" fine-tunes on the
-    image ``folder``; any other trains from scratch."""
+    image ``folder`` (from ``base_model``, a ``UserModel``, when the base is a model of the user's own); any other
+    trains from scratch."""
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     try:
         os.nice(10)
@@ -38,6 +39,9 @@ def run_job(config: dict, settings, out: str, events, cancel, parent_pid: int, c
 
     try:
         if config.get("kind") == "finetune":
+            if base_model is not None:
+                from ..models.registry import register_user_model
+                register_user_model(base_model)
             finetune(folder, FineTuneConfig.from_dict(config), out=Path(out), on_event=send, cancel=cancel,
                      command=command)
         else:

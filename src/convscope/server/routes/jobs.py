@@ -49,8 +49,9 @@ def start_finetune(request: FineTuneRequest, state: AppState = Depends(app_state
     dataset = find_dataset(request.dataset, state.settings.datasets_folder)
     if dataset.kind != "folder":
         raise InputError(f"{request.dataset} is not an image folder: fine-tuning takes folder:<name>")
-    if request.base not in MODELS or MODELS[request.base].dataset not in ("mnist", "imagenet"):
-        raise NotFound(f"{request.base!r} cannot be fine-tuned here: choose a built-in model")
+    if request.base not in MODELS or MODELS[request.base].dataset not in ("mnist", "imagenet", "user"):
+        raise NotFound(f"{request.base!r} cannot be fine-tuned here: choose a built-in model or one the server was "
+                       "started with")
     try:
         image_folder(dataset.root, min_classes=2)  # a folder it cannot learn from is a 422 now, not a failed job
     except DataError as e:

@@ -14,7 +14,7 @@ function field(label, input) {
 // {element, ready}: `start(body)` is called with the request body when the form is sent; `message` shows errors.
 export function finetuneForm(models, start, message) {
   const inputs = {
-    base: h("select", {}, ...models.filter((m) => ["mnist", "imagenet"].includes(m.dataset) && isReady(m))
+    base: h("select", {}, ...models.filter((m) => ["mnist", "imagenet", "user"].includes(m.dataset) && isReady(m))
       .map((m) => h("option", { value: m.name, text: m.name }))),
     dataset: h("select", {}),
     name: h("input", { type: "text", required: true, pattern: "[A-Za-z0-9_.\\-]+", maxlength: 64 }),
