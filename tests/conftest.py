@@ -59,6 +59,20 @@ def restore_registry():
     MODELS.update(before)
 
 
+def png_with_chunk(chunk_type: bytes, data: bytes) -> bytes:
+    """A small valid PNG with one more chunk right after its header (e.g. a zTXt that inflates to 50 MB)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4), 255).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    chunk = struct.pack(">I", len(data)) + chunk_type + data + struct.pack(">I", zlib.crc32(chunk_type + data))
+    return png[:33] + chunk + png[33:]  # 8-byte signature + 25-byte IHDR chunk
+
+
 SHAPES = ("circle", "square", "triangle")
 
 

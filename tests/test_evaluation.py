@@ -3,12 +3,14 @@ names mapped onto a model's classes, bad folders, and the CLI."""
 
 import json
 import math
+import zlib
 
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
+from conftest import png_with_chunk
 from convscope.cli.main import main
 from convscope.data.labelled import image_folder, labelled_csv, map_onto
 from convscope.errors import DataError
@@ -50,6 +52,9 @@ def folder(tmp_path):
     write_image(root / "a" / "1.png", 0)
     write_image(root / "a" / "nested" / "2.png", 0)
     (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
+    # a zTXt chunk that inflates to 20 MB: skipped as corrupt, never fatal
+    (root / "b" / "bomb.png").parent.mkdir(parents=True, exist_ok=True)
+    (root / "b" / "bomb.png").write_bytes(png_with_chunk(b"zTXt", b"c\x00\x00" + zlib.compress(b"a" * 20_000_000)))
     write_image(root / "b" / "3.png", 255)
     write_image(root / "c" / "4.png", 255)
     write_image(root / "c" / "5.png", 0)
@@ -83,9 +88,10 @@ def test_metrics_of_a_folder_worked_out_by_hand(folder):
     assert [(e["source"].split("/")[-1], e["label"], e["predicted"]) for e in report.misclassified] == [
         ("3.png", "b", "c"), ("5.png", "c", "a")]  # equally confident: in file order
     assert report.misclassified[0]["label_probability"] == pytest.approx(unsure, abs=1e-6)
-    assert [s["file"].split("/")[-1] for s in report.skipped] == ["broken.jpg"]
-    assert report.dataset == {"kind": "folder", "source": str(folder), "count": 6, "classes": {"a": 3, "b": 1, "c": 2},
-                              "skipped": 1}
+    assert [s["file"].split("/")[-1] for s in report.skipped] == ["broken.jpg", "bomb.png"]
+    assert report.skipped[1]["reason"].startswith("corrupt image")
+    assert report.dataset == {"kind": "folder", "source": str(folder), "count": 7, "classes": {"a": 3, "b": 2, "c": 2},
+                              "skipped": 2}
 
 
 def test_a_csv_gives_the_same_figures_as_the_folder(folder, tmp_path):

@@ -17,6 +17,7 @@ from convscope.models import load_model
 from convscope.preprocessing.mnist_digit import preprocess_drawing
 from convscope.server.encoding import decode_layers, decode_tensor
 from convscope.server.settings import ServerSettings
+from conftest import png_with_chunk
 from server_fixtures import make_client
 
 LEVEL = 1 / 255  # one quantization step, relative to a tensor's range
@@ -288,6 +289,10 @@ def test_images_that_are_not_images_or_not_allowed_are_415_and_corrupt_ones_422(
     assert upload(gif).json()["error"]["message"] == "GIF images are not accepted: send a PNG, JPEG or WebP"
     truncated = png_bytes(drawing_of_seven())[:400]
     assert upload(truncated).status_code == 422
+    # PNG text and colour-profile chunks that inflate to 50 MB (Pillow stops at 1 MB): refused, never a 500
+    for chunk_type, payload in ((b"zTXt", b"comment\x00\x00"), (b"iCCP", b"icc\x00\x00")):
+        answer = upload(png_with_chunk(chunk_type, payload + zlib.compress(b"a" * 50_000_000, 9)))
+        assert answer.status_code == 422 and "corrupt image" in answer.json()["error"]["message"], answer.text
     assert upload(b"").status_code == 422
     not_data_url = client.post("/api/predict", json={"image": "http://example.com/x.png"})
     assert not_data_url.status_code == 415

@@ -30,6 +30,10 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         raise UnreadableImageError(f"{name}: not an image in a format this reads (PNG, JPEG, WebP, GIF, BMP)") from None
     except OSError as e:
         raise UnreadableImageError(f"{name}: not a readable image ({e})") from None
+    except (ValueError, SyntaxError) as e:
+        # ValueError: a PNG text or colour-profile chunk that inflates past Pillow's limit (a zTXt/iCCP bomb);
+        # SyntaxError: Pillow's word for some malformed headers. A corrupt file of a format we read: 422, not 415.
+        raise InputError(f"{name}: corrupt image ({e})") from None
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels:,}")
@@ -37,7 +41,7 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         image.load()
         # A phone photo is stored as the sensor saw it, with an EXIF tag saying how to turn it upright.
         ImageOps.exif_transpose(image, in_place=True)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise InputError(f"{name}: corrupt image ({e})") from None
     return _eight_bit(image)
 
