@@ -71,7 +71,7 @@ def text_report(report: dict) -> list[str]:
     r2 = "undefined (one class)" if m["r2"] is None else f"{m['r2']:.4f}"
     data = report["dataset"]
     lines = [f"{report['model']} on {data['source']}: {m['count']:,} images"
-             + (f" ({len(report['skipped'])} unreadable, skipped)" if report["skipped"] else ""),
+             + (f" ({len(report['skipped'])} skipped: see below)" if report["skipped"] else ""),
              f"  top-1 accuracy {m['accuracy']:.4f}   top-5 {m['top5_accuracy']:.4f}   cross-entropy {m['loss']:.4f}",
              f"  macro F1 {m['macro_f1']:.4f}   calibration error (ECE, 15 bins) {m['ece']:.4f}",
              f"  MSE {m['mse']:.5f} and R² {r2} of the probabilities against one-hot labels",
