@@ -81,7 +81,7 @@ def text_report(report: dict) -> list[str]:
     if len(rows) > PER_CLASS_ROWS:  # the biggest classes
         rows.sort(key=lambda row: (-row[4], row[0]))
     shown = rows[:PER_CLASS_ROWS]
-    width = max([5] + [len(names[row[0]]) for row in shown])
+    width = max([5] + [len(names[c]) for c in [row[0] for row in shown] + m["classes"][:CONFUSION_UP_TO]])
     lines.append(f"{'class':<{width}}  precision  recall      F1  images")
     lines += [f"{names[c]:<{width}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {n:6,}" for c, p, r, f, n in shown]
     if len(rows) > len(shown):
