@@ -32,7 +32,7 @@ def one_conv_net() -> LayeredNet:
 
 def inspect(method: str):
     model = wrap(one_conv_net(), ["a", "b"], {"name": "resize", "size": 3, "channels": 1})
-    return Inspector(model).inspect(X, target=0, method=method, cam_layer="conv")
+    return Inspector(model).inspect_prepared(X, target=0, method=method, cam_layer="conv")
 
 
 def test_activations_and_logits_by_hand():

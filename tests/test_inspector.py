@@ -55,7 +55,7 @@ def test_mlp_answers_without_a_cam():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"method": "lime"}, ModelError, "unknown CAM method 'lime'"),
+    ({"method": "lime"}, ModelError, r"unknown method 'lime'; choose from gradcam, gradcam\+\+, hirescam, saliency"),
     ({"cam_layer": "fc1"}, ModelError, r"a CAM needs a layer with a spatial \(C, H, W\) output; 'fc1' gives \(128,\); "
                                    "layers a CAM can use: conv1, relu1, pool1, conv2, relu2, pool2"),
     ({"layers": ["conv9"]}, ModelError, "unknown layer"),
@@ -68,8 +68,8 @@ def test_bad_options_are_clear_errors(kwargs, error, message):
 
 def test_bad_images_are_clear_errors():
     inspector = Inspector(fresh("mnist_cnn"))
-    with pytest.raises(InputError, match=r"expected one image of shape \(1, 28, 28\)"):
-        inspector.inspect(torch.rand(32, 32))
+    with pytest.raises(InputError, match=r"cannot read an array of shape \(5, 7, 9\) as an image; give a path"):
+        inspector.inspect(torch.rand(5, 7, 9))
     with pytest.raises(InputError, match="NaN"):
         inspector.inspect(torch.full((28, 28), float("nan")))
 
@@ -105,7 +105,7 @@ def test_hooks_of_an_untraceable_model_are_installed_once_and_survive_a_forward_
     assert all_hooks(model.module) == 1  # wrapping again does not hook it twice
     inspector = Inspector(model)
     with pytest.raises(RuntimeError, match="boom"):
-        inspector.inspect(torch.full((1, 2, 2), 1e7))
+        inspector.inspect_prepared(torch.full((1, 2, 2), 1e7))  # prepared input is taken as it is
     assert inspector.inspect(torch.rand(1, 2, 2)).activations["fc"].shape == (2,)
     assert all_hooks(model.module) == 1
     expected = model.module(torch.rand(1, 1, 2, 2))  # outside an inspection the hooks change nothing
@@ -186,9 +186,9 @@ def test_default_maps_on_real_digits_are_never_blank_and_sit_on_the_ink(real_mni
 
 def test_a_nested_list_is_accepted_and_a_wrong_shape_is_named():
     inspector = Inspector(fresh("mnist_cnn"))
-    assert inspector.inspect([[0.0] * 28 for _ in range(28)]).probabilities.shape == (10,)
-    with pytest.raises(InputError, match=r"got \(3, 3\)"):
-        inspector.inspect([[0.0] * 3 for _ in range(3)])
+    assert inspector.inspect([[0.5 * (i == j) for i in range(28)] for j in range(28)]).probabilities.shape == (10,)
+    with pytest.raises(InputError, match=r"cannot read an array of shape \(2, 3, 1, 4, 4\)"):
+        inspector.inspect([[[[[0.0] * 4] * 4]] * 3] * 2)
 
 
 def tiny_cam_net(conv_bias: float, head_weight: float):

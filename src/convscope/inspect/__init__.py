@@ -1,8 +1,10 @@
 from .cams import CAM, CAM_METHODS, GradCAM, GradCAMPlusPlus, HiResCAM
-from .inspector import Inspection, Inspector, default_layers
+from .inputs import InputWarning
+from .inspector import METHODS, SALIENCY, Inspection, Inspector, Method, default_layers
 from .weights import filter_images, histogram, layer_weights, tensor_summary
 
 __all__ = [
-    "CAM", "CAM_METHODS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "Inspection", "Inspector", "default_layers",
-    "filter_images", "histogram", "layer_weights", "tensor_summary",
+    "CAM", "CAM_METHODS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "InputWarning", "Inspection", "Inspector",
+    "METHODS", "Method", "SALIENCY", "default_layers", "filter_images", "histogram", "layer_weights",
+    "tensor_summary",
 ]

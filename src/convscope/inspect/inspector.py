@@ -15,12 +15,19 @@ import queue
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 
 from ..errors import InputError, ModelError
 from ..models.adapter import ModelAdapter
 from .cams import CAM_METHODS, upsample_and_scale
+from .inputs import is_model_input, model_inputs
+
+SALIENCY = "saliency"
+# Every explanation method by the one name the Python API, the CLI and the REST API all use.
+METHODS = (*CAM_METHODS, SALIENCY)
+Method = Literal["gradcam", "gradcam++", "hirescam", "saliency"]
 
 # Below this many activation values in all (16 MB of float32), every layer is captured by default: the MNIST
 # models have 37,306. Above it (VGG16 has 15 million per image) only the layers asked for are.
@@ -36,19 +43,45 @@ class Inspection:
     predicted: int
     target: int  # the class the CAM and saliency explain
     activations: dict[str, torch.Tensor]  # tap name -> its output, e.g. conv1 (32, 26, 26), fc1 (128,)
-    cam: torch.Tensor | None  # (H, W) in [0, 1], upsampled to the input; None when the model has no spatial layer
+    # (H, W) in [0, 1], upsampled to the input; None when the model has no spatial layer. With the method
+    # "saliency" it is the saliency map, and cam_raw and cam_layer are None.
+    cam: torch.Tensor | None
     cam_raw: torch.Tensor | None  # (h, w) at the CAM layer's resolution, before scaling
     cam_layer: str | None
-    cam_method: str
+    cam_method: str  # one of METHODS
     cam_blank: str | None  # why the CAM is all zero: "zero-gradient" (the target's gradient vanishes at the
     # layer) or "no-positive-evidence" (every position's weighted sum is <= 0, which the ReLU cuts); None otherwise
     saliency: torch.Tensor | None  # (H, W) in [0, 1]: |d y^target / d x|, max over channels, over its max; None
     # when not asked for
     input: torch.Tensor  # (C, H, W) the model input in [0, 1]
+    class_names: tuple[str, ...] = ()  # the model's, to name the classes above
 
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.predicted])
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else str(index)
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k most probable classes, most probable first: [(name, probability)]."""
+        values, indices = self.probabilities.topk(min(k, len(self.probabilities)))
+        return [(self.class_name(int(i)), float(p)) for p, i in zip(values, indices, strict=True)]
+
+    def __repr__(self) -> str:
+        explained = "" if self.target == self.predicted else f", explaining {self.class_name(self.target)!r}"
+        where = f" at {self.cam_layer}" if self.cam_layer else ""
+        return (f"Inspection(predicted {self.class_name(self.predicted)!r} at {self.confidence:.1%}{explained}; "
+                f"{self.cam_method}{where}; {len(self.activations)} layers captured; input "
+                f"{tuple(self.input.shape)})")
+
+    def _repr_html_(self) -> str:
+        from ..display import inspection_html
+        return inspection_html(self)
+
+    def _repr_png_(self) -> bytes:
+        from ..display import inspection_png
+        return inspection_png(self)
 
 
 def _blank_reason(cam_raw: torch.Tensor, gradients: torch.Tensor) -> str | None:
@@ -58,18 +91,16 @@ def _blank_reason(cam_raw: torch.Tensor, gradients: torch.Tensor) -> str | None:
     return "zero-gradient" if not bool(gradients.any()) else "no-positive-evidence"
 
 
-def _single_input(image: torch.Tensor, input_shape: Sequence[int]) -> torch.Tensor:
-    """(H, W), (C, H, W) or (1, C, H, W); uint8 0-255 or float in [0, 1] -> float (1, C, H, W)."""
+def _prepared_input(image, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """One model input as the preprocessing makes it, (C, H, W) or (1, C, H, W), (H, W) for one channel; uint8
+    in 0-255 or float -> float (1, C, H, W), its values taken as they are."""
     x = torch.as_tensor(image)
-    given = tuple(x.shape)
+    if not is_model_input(tuple(x.shape), tuple(input_shape)):
+        raise InputError(f"expected one model input of shape {tuple(input_shape)}, got {tuple(x.shape)}")
     x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-    while x.dim() < 4:
-        x = x.unsqueeze(0)
-    if tuple(x.shape[1:]) != tuple(input_shape) or x.shape[0] != 1:
-        raise InputError(f"expected one image of shape {tuple(input_shape)}, got {given}")
     if not torch.isfinite(x).all():
         raise InputError("the image contains NaN or infinite values")
-    return x
+    return x.reshape(1, *input_shape)
 
 
 def default_layers(model: ModelAdapter) -> list[str]:
@@ -117,7 +148,7 @@ class Inspector:
         stopped after the last of them: what a layer view fetches on demand. Float32 on the CPU, no batch
         dimension."""
         names = [self.graph[name].name for name in layers]  # raises ModelError naming the layers there are
-        x = _single_input(image, self.input_shape).to(self.model.device, self.model.dtype)
+        x = _prepared_input(image, self.input_shape).to(self.model.device, self.model.dtype)
         with self._replica() as model:
             acts = model.activations(x, names)
         missing = [name for name in names if name not in acts]
@@ -125,33 +156,63 @@ class Inspector:
             raise ModelError(f"layer(s) {', '.join(missing)} did not run for this input")
         return {name: acts[name][0].float().cpu() for name in names}
 
-    def inspect(
-        self,
-        image: torch.Tensor,
-        target: int | None = None,
-        cam_layer: str | None = None,
-        method: str = "gradcam",
-        layers: Sequence[str] | None = None,
-        saliency: bool = True,
-    ) -> Inspection:
-        """Inspect one image.
+    @overload
+    def inspect(self, image: torch.Tensor, target: int | None = None, cam_layer: str | None = None,
+                method: Method = "gradcam", layers: Sequence[str] | None = None,
+                saliency: bool = True) -> Inspection | list[Inspection]: ...
+
+    @overload
+    def inspect(self, image: list, target: int | None = None, cam_layer: str | None = None,
+                method: Method = "gradcam", layers: Sequence[str] | None = None,
+                saliency: bool = True) -> list[Inspection]: ...
+
+    def inspect(self, image, target=None, cam_layer=None, method="gradcam", layers=None, saliency=True):
+        """Inspect one image, or each image of a batch (then a list of inspections comes back).
 
         Args:
-            image: (H, W), (C, H, W) or (1, C, H, W); uint8 in 0-255 or float in [0, 1], already preprocessed
-                (``model.preprocessing.prepare(picture)`` gives it from a picture).
-            target: class to explain; default the predicted class.
+            image: a path, bytes or PIL image, or an (H, W) / (H, W, C) array of a picture: preprocessed for the
+                model first (``model.preprocessing``); or the model input itself, (C, H, W) or (H, W) for one
+                channel, uint8 in 0-255 or float in [0, 1]; or a batch: (N, C, H, W), a list of any of these.
+                A float image in 0-255, an already normalised one, an inverted MNIST digit or a blank image get
+                an error or a warning (:class:`convscope.inspect.InputWarning`) saying what to do.
+            target: class to explain, by index or name; default the predicted class.
             cam_layer: a tap with a spatial (C, h, w) output; default the graph's
                 (:meth:`convscope.models.Graph.default_cam_layer`: ``relu2`` in ``mnist_cnn``).
-            method: a name from ``CAM_METHODS`` ("gradcam", "gradcam++", "hirescam").
+            method: one of ``METHODS``: "gradcam", "gradcam++", "hirescam", or "saliency" (|d score / d pixel|,
+                then ``cam`` is the saliency map and ``cam_layer`` does not apply).
             layers: which taps' activations to return; default all of them for a small model and none for a
                 big one (see :func:`default_layers`), so a VGG16 inspection does not hold 100+ MB unasked.
             saliency: also the gradient with respect to the input pixels. It costs a backward pass through the
                 whole network, where a CAM's only goes back to its layer (EfficientNet-Lite0: about 3x).
         """
-        if method not in CAM_METHODS:
-            raise ModelError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
+        if method not in METHODS:
+            raise ModelError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        if isinstance(target, str):
+            target = self._class_index(target)
+        x, batched = model_inputs(image, self.model.preprocessing)
+        one = [self.inspect_prepared(x[i:i + 1], target, cam_layer, method, layers, saliency) for i in range(len(x))]
+        return one if batched else one[0]
+
+    def _class_index(self, name: str) -> int:
+        names = list(self.model.class_names)
+        if name not in names:
+            shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+            raise InputError(f"no class is called {name!r}; classes: {shown}")
+        return names.index(name)
+
+    def inspect_prepared(self, x: torch.Tensor, target: int | None = None, cam_layer: str | None = None,
+                         method: str = "gradcam", layers: Sequence[str] | None = None,
+                         saliency: bool = True) -> Inspection:
+        """:meth:`inspect` for input the model's preprocessing made: one image, (C, H, W) or (1, C, H, W) float
+        in [0, 1], taken as it is (what the server and the CLI call)."""
+        if method not in METHODS:
+            raise ModelError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        x = _prepared_input(x, self.input_shape)
         graph = self.graph
-        cam_layer = cam_layer or self._default_cam_layer
+        if method == SALIENCY:
+            cam_layer, saliency = None, True
+        else:
+            cam_layer = cam_layer or self._default_cam_layer
         if cam_layer is not None and not graph[cam_layer].spatial:
             valid = [name for name in graph.names if graph[name].spatial]
             raise ModelError(f"a CAM needs a layer with a spatial (C, H, W) output; {cam_layer!r} gives "
@@ -163,7 +224,7 @@ class Inspector:
             asked = {graph[name].name for name in layers}  # graph[...] raises ModelError naming the layers there are
             wanted = [name for name in graph.names if name in asked]  # in graph order: parents before children
         # In the model's own dtype: a model converted to bf16 once runs in bf16 (explanations are computed in fp32).
-        x = _single_input(image, self.input_shape).to(self.model.device, self.model.dtype).requires_grad_(True)
+        x = x.to(self.model.device, self.model.dtype).requires_grad_(True)
 
         with self._replica() as model:
             scores, acts = model.capture(x, [*wanted, cam_layer] if cam_layer else wanted)
@@ -191,6 +252,8 @@ class Inspector:
             pixels = gradients[0][0].float().abs().amax(dim=0)  # (H, W)
             pixels = (pixels / pixels.max().clamp(min=1e-12)).cpu()
         logits = logits.detach().float().cpu()
+        if method == SALIENCY:
+            cam = pixels
         return Inspection(
             probabilities=torch.softmax(logits, dim=0),
             logits=logits,
@@ -204,4 +267,5 @@ class Inspector:
             cam_blank=cam_blank,
             saliency=pixels,
             input=x[0].detach().float().cpu(),
+            class_names=tuple(self.model.class_names),
         )

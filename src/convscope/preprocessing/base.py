@@ -57,6 +57,11 @@ class Preprocessing:
         off. A confident answer for such an input deserves no trust. By default nothing is known."""
         return None
 
+    def doubt(self, x: torch.Tensor) -> str | None:
+        """Why model input x (C, H, W) in [0, 1], given as it is rather than prepared from a picture, may not be
+        what this preprocessing makes: a sentence saying what to do, or None. By default nothing is known."""
+        return None
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> what the module takes."""
         if self.mean is None and self.std is None:

@@ -278,6 +278,14 @@ class MnistDigit(Preprocessing):
             return f"no class stands out (the most probable has {best:.0%}): this may not be a digit the model knows"
         return None
 
+    def doubt(self, x: torch.Tensor) -> str | None:
+        """MNIST digits are light ink on a dark background: an input mostly light is most likely inverted."""
+        if float(x.mean()) > 0.6:  # MNIST digits average 0.13, inverted ones 0.87
+            return ("this looks inverted: MNIST digits are light on a dark background and this image is mostly "
+                    "light; pass 1 - image, or the picture itself (a path or PIL image), whose ink the mnist_digit "
+                    "preprocessing finds on any background")
+        return None
+
     def resize(self, image) -> tuple[torch.Tensor, Framing]:
         height, width = _size(image)
         return resize_drawing(image)[None], whole_image(height, width)

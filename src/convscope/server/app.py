@@ -43,7 +43,7 @@ def _warm_up(store: ModelStore) -> None:
         if not spec.loadable or spec.weights:
             continue
         loaded = store.load(store.active(name))
-        loaded.inspector.inspect(torch.zeros(spec.input_shape))
+        loaded.inspector.inspect_prepared(torch.zeros(spec.input_shape))
 
 
 def app_from_environment() -> FastAPI:

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ModelError
-from ..inspect import CAM_METHODS, Inspection
+from ..inspect import SALIENCY, Inspection
 from ..models.graph import Graph
 from ..models.kinds import LayerKind
 from ..preprocessing import Framing
@@ -16,16 +15,13 @@ from .encoding import derived, encode_tensor
 from .inputs import UserImage
 from .model_store import LoadedModel, ModelStore
 
-SALIENCY = "saliency"
-EXPLAIN_METHODS = (*CAM_METHODS, SALIENCY)
-
 
 @dataclass
 class Options:
     model: str = "mnist_cnn"
     version: int | None = None  # None: the active version
     target: int | None = None  # the class to explain; None: the predicted one
-    cam_method: str = "gradcam"  # one of EXPLAIN_METHODS
+    cam_method: str = "gradcam"  # one of METHODS
     cam_layer: str | None = None  # None: the model's default (see Graph.default_cam_layer)
     layers: Sequence[str] | None = None  # activations to return; None: every layer of a small model, none of a big
 
@@ -39,16 +35,14 @@ class Result:
 
 
 def run(store: ModelStore, image: UserImage, options: Options) -> Result:
-    if options.cam_method not in EXPLAIN_METHODS:
-        raise ModelError(f"unknown CAM method {options.cam_method!r}; choose from {', '.join(EXPLAIN_METHODS)}")
     loaded = store.load(store.resolve(options.model, options.version))
-    # Grad-CAM comes with saliency at no extra pass. Saliency needs a backward through the whole network: always
-    # for the small models, for big ones only when asked for.
-    method = "gradcam" if options.cam_method == SALIENCY else options.cam_method
+    # Saliency needs a backward through the whole network: always for the small models (whose view shows it
+    # beside the CAM), for big ones only when asked for.
     saliency = options.cam_method == SALIENCY or loaded.inspector.small
     model_input, framing = image.model_input(loaded.checkpoint.adapter.preprocessing)
-    inspection = loaded.inspector.inspect(model_input, target=options.target, cam_layer=options.cam_layer,
-                                          method=method, layers=options.layers, saliency=saliency)
+    inspection = loaded.inspector.inspect_prepared(model_input, target=options.target, cam_layer=options.cam_layer,
+                                                   method=options.cam_method, layers=options.layers,
+                                                   saliency=saliency)
     unusual = loaded.checkpoint.adapter.preprocessing.unusual(inspection.input, inspection.probabilities)
     return Result(loaded, inspection, framing, unusual)
 

@@ -9,9 +9,10 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..training.config import FineTuneConfig, TrainConfig
-from .inference import EXPLAIN_METHODS, Options
+from ..inspect import METHODS
+from .inference import Options
 
-ExplainMethod = Literal[EXPLAIN_METHODS]  # type: ignore[valid-type]
+ExplainMethod = Literal[METHODS]  # type: ignore[valid-type]
 
 
 # The database's integers are 32-bit (PostgreSQL int4): anything that may reach a column stays inside them.
