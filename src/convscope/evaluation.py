@@ -120,6 +120,15 @@ class Evaluation:
     def as_dict(self) -> dict:
         return {**asdict(self), "metrics": self.metrics.as_dict()}
 
+    def __repr__(self) -> str:
+        return (f"Evaluation({self.model!r} on {self.dataset.get('source', self.dataset.get('kind'))}: "
+                f"{self.metrics!r}, {len(self.misclassified)} mistakes listed, {len(self.skipped)} skipped, "
+                f"{self.wall_s:.1f} s)")
+
+    def _repr_html_(self) -> str:
+        from .display import evaluation_html
+        return evaluation_html(self)
+
 
 @torch.inference_mode()
 def evaluate_model(adapter: ModelAdapter, data: LabelledSet, batch_size: int = 64,

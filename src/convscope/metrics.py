@@ -53,6 +53,15 @@ class Metrics:
     def as_dict(self) -> dict:
         return {**asdict(self), "macro_f1": self.macro_f1}
 
+    def __repr__(self) -> str:
+        return (f"Metrics({self.count:,} examples: accuracy {self.accuracy:.4f}, top-5 {self.top5_accuracy:.4f}, "
+                f"loss {self.loss:.4f}, macro F1 {self.macro_f1:.4f}, ECE {self.ece:.4f}; {len(self.classes)} "
+                "classes)")
+
+    def _repr_html_(self) -> str:
+        from .display import metrics_html
+        return metrics_html(self)
+
 
 def _reliability(confidence: torch.Tensor, correct: torch.Tensor, bins: int) -> tuple[float, list[dict]]:
     """(ECE, bins) for (N,) top-1 confidences and (N,) booleans."""

@@ -1,4 +1,5 @@
-"""Turning tensors into pictures (numpy + PIL only; the ML core never imports this module).
+"""Turning tensors into pictures (numpy + PIL only; the ML core never imports this module). The CLI's PNGs, the
+notebook displays (``display.py``) and the figures (``plot.py``) all draw their pixels here.
 
 Colour maps are piecewise-linear through a few anchor colours: viridis for activations, a jet-like map for
 heatmaps laid over input, and blue-white-red for signed weights.
@@ -89,6 +90,24 @@ def filters_grid(filters01: torch.Tensor, tile_px: int = 30) -> np.ndarray:
 
 def grey_image(values: torch.Tensor, factor: int = 10) -> np.ndarray:
     return upscale((values.detach().float().cpu().numpy().clip(0, 1) * 255).round().astype(np.uint8), factor)
+
+
+def enlargement(width: int, target_px: int = 280) -> int:
+    """How many times to enlarge a map ``width`` pixels wide: MNIST's 28 px 10x, a 224 px photo not at all."""
+    return max(1, target_px // width)
+
+
+def input_image(x: torch.Tensor, factor: int = 1) -> np.ndarray:
+    """A (C, H, W) model input in [0, 1] -> the picture the model saw: greyscale for one channel, RGB for three."""
+    if x.shape[0] == 1:
+        return grey_image(x[0], factor)
+    return upscale((x.permute(1, 2, 0).detach().float().cpu().numpy().clip(0, 1) * 255).round().astype(np.uint8),
+                   factor)
+
+
+def cam_image(x: torch.Tensor, heat: torch.Tensor, factor: int = 1, alpha: float = 0.5) -> np.ndarray:
+    """An (H, W) map in [0, 1] laid over the (C, H, W) model input in grey (jet): a CAM or a saliency map."""
+    return overlay(x.mean(dim=0), heat, alpha=alpha, factor=factor)
 
 
 def save_png(array: np.ndarray, path: Path) -> Path:

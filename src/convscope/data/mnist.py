@@ -54,6 +54,9 @@ class MnistSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __repr__(self) -> str:
+        return f"MnistSplit({len(self):,} images (28, 28) uint8, labels {self.labels.unique().tolist()})"
+
     def as_float(self) -> torch.Tensor:
         """Images as (N, 1, 28, 28) float32 in [0, 1], the models' input."""
         return self.images.unsqueeze(1).float().div_(255.0)
@@ -141,6 +144,17 @@ class Sample:
     label: int
     index: int
     split: str
+
+    def __repr__(self) -> str:
+        return f"Sample(label={self.label}, index={self.index}, split={self.split!r}, image uint8 (28, 28))"
+
+    def _repr_html_(self) -> str:
+        from ..display import sample_html
+        return sample_html(self)
+
+    def _repr_png_(self) -> bytes:
+        from ..display import png, sample_picture
+        return png(sample_picture(self))
 
 
 def sample_digit(

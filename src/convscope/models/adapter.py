@@ -124,6 +124,10 @@ class ModelAdapter:
                 f"{self.num_classes} classes, {len(self.graph.taps)} layers, "
                 f"preprocessing {self.preprocessing.name!r})")
 
+    def _repr_html_(self) -> str:
+        from ..display import model_html
+        return model_html(self)
+
 
 def wrap(module: nn.Module, class_names: Sequence[str], preprocessing: str | dict | Preprocessing = "resize",
          **kwargs) -> ModelAdapter:

@@ -46,6 +46,18 @@ class Checkpoint:
     def test_accuracy(self) -> float | None:
         return (self.metadata.get("test_metrics") or {}).get("accuracy")
 
+    def title(self) -> str:
+        source = self.path or self.metadata.get("source", "packaged weights")
+        accuracy = "" if self.test_accuracy is None else f", test accuracy {self.test_accuracy:.2%}"
+        return f"{self.spec.name} from {source}{accuracy}"
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.title()}: {self.adapter!r})"
+
+    def _repr_html_(self) -> str:
+        from ..display import model_html
+        return model_html(self.adapter, self.title())
+
 
 def save_checkpoint(path: Path, model: nn.Module, model_name: str, metadata: dict | None = None) -> Path:
     from .. import __version__

@@ -69,6 +69,10 @@ class Graph:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {tap.name: tap for tap in self.taps})
 
+    def __repr__(self) -> str:
+        approximate = "" if self.traced else ", approximate"
+        return f"Graph({len(self.taps)} taps from input {self.input_shape} to output {self.output_shape}{approximate})"
+
     def __getitem__(self, name: str) -> Tap:
         try:
             return self._index[name]

@@ -47,6 +47,19 @@ class FineTuneResult:
     timings: dict = field(default_factory=dict)  # seconds: "images", "features", "epochs" (all), "per_epoch"
     path: Path | None = None
 
+    def title(self) -> str:
+        accuracy = "" if self.validation_metrics is None else \
+            f", validation accuracy {self.validation_metrics.accuracy:.2%}"
+        where = "" if self.path is None else f"; saved to {self.path}"
+        return f"{self.status} after {len(self.history)} epochs (best: {self.best_epoch}){accuracy}{where}"
+
+    def __repr__(self) -> str:
+        return f"FineTuneResult({self.title()}; {len(self.skipped)} images skipped)"
+
+    def _repr_html_(self) -> str:
+        from ..display import history_html
+        return history_html(self.history, self.title())
+
 
 def stratified_split(labels: list[int], fraction: float, generator: torch.Generator) -> tuple[list[int], list[int]]:
     """(train, validation) positions: ``fraction`` of each class (rounded, at least one when a class has two or

@@ -52,6 +52,14 @@ class TrainResult:
     test_metrics: Metrics | None = None
     checkpoint: Path | None = None
 
+    def __repr__(self) -> str:
+        from ..display import run_title
+        return f"TrainResult({run_title(self)})"
+
+    def _repr_html_(self) -> str:
+        from ..display import history_html, run_title
+        return history_html(self.history, run_title(self))
+
 
 def _make_optimizer(config: TrainConfig, model: LayeredNet, total_steps: int):
     params = model.parameters()
