@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,10 +53,28 @@ def test_models_lists_the_registry(capsys):
 
 def test_predict_reads_a_drawn_one(tmp_path, capsys):
     body = run_json(capsys, ["predict", str(drawn_one(tmp_path / "one.png")), "--top-k", "2", "--json"])
-    assert body["predicted"] == "1" and len(body["top"]) == 2
-    assert body["top"][0]["class"] == "1" and body["top"][0]["probability"] > 0.9
+    assert body["predicted"] == "1" and body["predicted_index"] == 1 and len(body["top"]) == 2
+    assert body["top"][0]["class"] == "1" and body["top"][0]["index"] == 1 and body["top"][0]["probability"] > 0.9
     assert main(["predict", str(tmp_path / "one.png"), "--model", "mnist_mlp"]) == 0
     assert capsys.readouterr().out.startswith("1  ")
+
+
+def test_predict_json_gives_the_class_name_and_index_apart(capsys):
+    """MNIST's class names look like their indices; ImageNet's do not."""
+    body = run_json(capsys, ["predict", "--photo", "coffee", "--model", "efficientnet_lite0", "--top-k", "2",
+                             "--json"])
+    assert (body["predicted"], body["predicted_index"]) == ("espresso", 967)
+    assert body["top"][0] == {"class": "espresso", "index": 967, "probability": body["top"][0]["probability"]}
+    assert all(type(entry["index"]) is int and type(entry["class"]) is str for entry in body["top"])
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be 1 or more, got 0"), ("-1", "must be 1 or more, got -1"),
+                                            ("two", "expected a whole number, got 'two'")])
+def test_top_k_must_be_positive(tmp_path, capsys, value, message):
+    assert main(["predict", str(drawn_one(tmp_path / "one.png")), "--top-k", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"convscope: error: argument --top-k: {message} (see `convscope predict --help`)\n")
 
 
 def test_explain_writes_every_view(tmp_path, capsys):
@@ -95,8 +116,11 @@ def test_evaluate(env, capsys):
 
 def test_train_json_summary_and_checkpoint(env, capsys):
     out = env / "run.safetensors"
-    body = run_json(capsys, ["train", "--epochs", "1", "--batch-size", "32", "--seed", "3", "--out", str(out),
-                             "--json", "--quiet"])
+    assert main(["train", "--epochs", "1", "--batch-size", "32", "--seed", "3", "--out", str(out), "--json",
+                 "--quiet"]) == 0
+    captured = capsys.readouterr()
+    body = json.loads(captured.out)
+    assert captured.err.endswith(f"saved the model to {out}\n")  # stdout stays one JSON document
     assert body["status"] == "completed" and body["steps"] == 6 and body["wall_s"] > 0
     assert 0 <= body["test_accuracy"] <= 1 and body["checkpoint"] == str(out)
     meta = read_metadata(out)
@@ -106,12 +130,139 @@ def test_train_json_summary_and_checkpoint(env, capsys):
     assert body["metrics"]["accuracy"] == meta["test_metrics"]["accuracy"]
 
 
+def test_train_says_where_it_saved_the_model(env, capsys):
+    assert main(["train", "--epochs", "0.2", "--quiet", "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    path = Path(re.search(r"^saved the model to (.+)$", out, re.M)[1])
+    assert path.parent == env / "data" / "models" and path.name.startswith("mnist_cnn-") and path.is_file()
+    assert f"use it: convscope evaluate --checkpoint {path}" in out
+
+
+def test_the_readme_train_and_evaluate_lines_work_as_written(env, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    train, evaluate = (shlex.split(re.search(rf"^convscope {command} --(?:out|checkpoint) run\.safetensors .*$",
+                                             readme, re.M)[0].split("#")[0])[1:]
+                       for command in ("train", "evaluate"))
+    monkeypatch.chdir(env)
+    assert main([*train, "--epochs", "0.2", "--quiet", "--no-tensorboard"]) == 0  # quick, or it would take minutes
+    assert "saved the model to run.safetensors" in capsys.readouterr().out
+    assert main(evaluate) == 0
+    assert capsys.readouterr().out.startswith("mnist_cnn on MNIST test: 100 images")
+
+
+def test_mnist_dir_option_wins_over_the_setting(env, capsys):
+    """env's CONVSCOPE_MNIST_DIR holds 200 training and 100 test images; this folder 50 and 30."""
+    other = write_mnist_dir(env / "other", train_count=50, test_count=30)
+    body = run_json(capsys, ["evaluate", "--mnist-dir", str(other), "--json"])
+    assert body["metrics"]["count"] == 30
+    body = run_json(capsys, ["train", "--mnist-dir", str(other), "--epochs", "1", "--batch-size", "32", "--quiet",
+                             "--no-tensorboard", "--out", str(env / "run.safetensors"), "--json"])
+    assert body["steps"] == 2  # 45 images after the 10% held out
+    assert main(["explain", "--index", "40", "--mnist-dir", str(other), "--out", str(env / "x")]) == 2
+    assert "index 40 is outside the test split (0-29)" in capsys.readouterr().err
+
+
 def test_data_download_from_a_mirror(http_root, tmp_path, monkeypatch, capsys):
     root, url = http_root
     serve_real_mnist(root)
     monkeypatch.setenv("CONVSCOPE_MNIST_MIRRORS", f"http://127.0.0.1:9/,{url}")
     assert main(["data", "download", "--dir", str(tmp_path / "m")]) == 0
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(p.name for p in root.iterdir())
+
+
+@pytest.fixture
+def offline_data(tmp_path, monkeypatch):
+    """No MNIST setting, a data directory in tmp, and a mirror where nothing answers: nothing is downloaded."""
+    monkeypatch.delenv("CONVSCOPE_MNIST_DIR", raising=False)
+    monkeypatch.setenv("CONVSCOPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CONVSCOPE_MNIST_MIRRORS", "http://127.0.0.1:9/")
+    return tmp_path
+
+
+def test_data_download_checks_the_mnist_dir_setting(offline_data, monkeypatch, capsys):
+    folder = offline_data / "mine"
+    folder.mkdir()
+    serve_real_mnist(folder)  # links the real files in
+    monkeypatch.setenv("CONVSCOPE_MNIST_DIR", str(folder))
+    assert main(["data", "download"]) == 0
+    assert capsys.readouterr().out == f"MNIST is in {folder} (all 4 files were there; checked by SHA-256)\n"
+    assert not (offline_data / "data").exists()  # the cache was left alone
+
+    monkeypatch.setenv("CONVSCOPE_MNIST_DIR", str(write_mnist_dir(offline_data / "synthetic")))
+    assert main(["data", "download"]) == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz is not the official MNIST file" in err and err.count("\n") == 1
+    assert main(["data", "download", "--mnist-dir", str(folder)]) == 0  # the option wins over the setting
+    assert capsys.readouterr().out.startswith(f"MNIST is in {folder} ")
+
+
+def test_data_download_fills_the_mnist_dir_setting(offline_data, http_root, monkeypatch, capsys):
+    root, url = http_root
+    serve_real_mnist(root)
+    folder = offline_data / "empty"
+    monkeypatch.setenv("CONVSCOPE_MNIST_DIR", str(folder))
+    monkeypatch.setenv("CONVSCOPE_MNIST_MIRRORS", url)
+    assert main(["data", "download"]) == 0
+    assert capsys.readouterr().out == f"MNIST is in {folder} (downloaded 4 of the 4 files; checked by SHA-256)\n"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in root.iterdir())
+    assert not (offline_data / "data").exists()
+
+
+def command_helps(capsys, argv=()):
+    """{argv: --help text} for `convscope` and every command and sub-command, found as a user would: in the list
+    under COMMAND or SUBCOMMAND of the help above."""
+    assert main([*argv, "--help"]) == 0
+    text = capsys.readouterr().out
+    helps = {tuple(argv): text}
+    for name in re.findall(r"^    (\w+)", text, re.M):  # the commands listed, indented under (SUB)COMMAND
+        helps.update(command_helps(capsys, (*argv, name)))
+    return helps
+
+
+def option_entries(text):
+    """(option line, whether help text follows it) for each option in a --help text."""
+    lines = text.splitlines()
+    return [(line, bool(re.match(r"  \S.*?\s{2,}\S", line)) or lines[i + 1:i + 2] != [] and
+             lines[i + 1].startswith("   "))
+            for i, line in enumerate(lines) if line.startswith("  -")]
+
+
+# Options that commands share, built by one helper each, and the commands that must have them.
+SHARED = {"--mnist-dir DIR": {"train", "evaluate", "explain", "data download"},
+          "--model NAME": {"train", "finetune", "evaluate", "predict", "explain", "layers"},
+          "--checkpoint FILE": {"evaluate", "predict", "explain", "layers"},
+          "--model-file FILE.py:FACTORY": {"finetune", "evaluate", "predict", "explain", "layers", "serve"},
+          "--weights FILE|NAME": {"finetune", "evaluate", "predict", "explain", "layers", "serve"},
+          "--preprocessing NAME|JSON": {"finetune", "evaluate", "predict", "explain", "layers", "serve"}}
+
+
+def test_every_option_has_help_and_says_its_default(capsys):
+    helps = command_helps(capsys)
+    assert {" ".join(argv) for argv in helps} >= {"", "train", "data", "data download", "weights", "weights fetch",
+                                                  "serve", "tensorboard"}
+    for argv, text in helps.items():
+        entries = option_entries(text)
+        assert entries and "(default: None)" not in text and "(default: False)" not in text, argv
+        assert [line for line, has_help in entries if not has_help] == [], argv
+    for option, commands in SHARED.items():
+        having = {" ".join(argv) for argv, text in helps.items() if re.search(rf"^  {re.escape(option)}", text, re.M)}
+        assert having >= commands, option
+    # the real defaults, where they are values
+    predict, train = (" ".join(helps[(command,)].split()) for command in ("predict", "train"))
+    assert "--top-k K how many of the most probable classes to list (default: 3)" in predict
+    assert "(default: 1.5)" in train and "(default: 0.005)" in train and "(default: mnist_cnn)" in train
+    assert "--weight-decay WEIGHT_DECAY L2 penalty on the weights (default: 0.0)" in train
+    assert "--seed SEED random seed (default: 0)" in train
+
+
+def test_serve_help_gives_the_server_settings_defaults():
+    """serve's help words the defaults itself (ServerSettings is slow to import): they must stay true."""
+    from convscope.cli.serve import FLAGS
+    from convscope.server.settings import ServerSettings
+
+    for name, field in ServerSettings.model_fields.items():
+        if name in FLAGS and isinstance(field.default, (str, int)):
+            assert FLAGS[name][1].startswith(str(field.default)), name
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -7,25 +7,31 @@ import sys
 from pathlib import Path
 
 from ..errors import ConvscopeError
+from .options import add_mnist_dir_option, add_model_options, settings_from_args
 
 CONFUSION_UP_TO = 12  # classes; above that the text report lists the most frequent confusions instead
 PER_CLASS_ROWS = 30
 
 
-def add_evaluate_parser(commands, model_args) -> None:
+def add_evaluate_parser(commands) -> None:
     p = commands.add_parser("evaluate", help="score a model on MNIST, an image folder or a CSV: accuracy, top-5, "
                                              "loss, per-class precision/recall/F1, confusion, calibration, mistakes")
-    model_args(p)
+    add_model_options(p)
     data = p.add_mutually_exclusive_group()
-    data.add_argument("--split", choices=("test", "train"), help="an MNIST split (the default for MNIST models)")
-    data.add_argument("--folder", type=Path, help="a folder with one sub-folder of images per class, named after "
-                                                  "the model's classes (ImageNet models: names or WordNet ids)")
-    data.add_argument("--csv", type=Path, help="a CSV of file,label rows (files relative to the CSV's folder)")
-    p.add_argument("--root", type=Path, help="the folder --csv's file names are relative to")
-    p.add_argument("--batch-size", type=int, default=64)
+    data.add_argument("--split", choices=("test", "train"),
+                      help="an MNIST split (default for an MNIST model without --folder or --csv: test)")
+    data.add_argument("--folder", type=Path, metavar="DIR",
+                      help="a folder with one sub-folder of images per class, named after the model's classes "
+                           "(ImageNet models: names or WordNet ids)")
+    data.add_argument("--csv", type=Path, metavar="FILE",
+                      help="a CSV of file,label rows (files relative to the CSV's folder)")
+    add_mnist_dir_option(p)
+    p.add_argument("--root", type=Path, metavar="DIR",
+                   help="the folder --csv's file names are relative to (default: the CSV's folder)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     p.add_argument("--misclassified", type=int, default=20, metavar="N",
-                   help="how many mistakes to list, most confident first (default 20)")
-    p.add_argument("--out", type=Path, help="also write the whole report as JSON to this file")
+                   help="how many mistakes to list, most confident first")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the whole report as JSON to this file")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
 
@@ -45,7 +51,7 @@ def cmd_evaluate(args, load) -> None:
             raise ConvscopeError(f"{adapter.name} does not read MNIST digits: give --folder DIR or --csv FILE of "
                                  "labelled images")
         split = args.split or "test"
-        data = MnistSet(load_mnist(split), split)
+        data = MnistSet(load_mnist(split, settings_from_args(args)), split)
     else:
         data = labelled_set_for(adapter, args.folder, args.csv, args.root)
     show_progress = not args.json and sys.stderr.isatty()

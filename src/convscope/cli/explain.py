@@ -32,15 +32,12 @@ def write_explanation(out: Path, original: np.ndarray | None, result: Inspection
 
     if original is not None:
         save("input", original)
-    base = result.input.mean(dim=0)  # (H, W): the maps are laid over the input in grey
-    factor = max(1, 280 // base.shape[-1])  # MNIST's 28 px enlarged 10x; a 224 px photo as it is
-    save("preprocessed", render.grey_image(base, factor) if result.input.shape[0] == 1
-         else render.upscale((result.input.permute(1, 2, 0).numpy().clip(0, 1) * 255).round().astype(np.uint8),
-                             factor))
-    if result.cam is not None:
+    factor = render.enlargement(result.input.shape[-1])  # MNIST's 28 px enlarged 10x; a 224 px photo as it is
+    save("preprocessed", render.input_image(result.input, factor))
+    if result.cam is not None and result.cam_layer is not None:
         save(f"cam_{result.cam_method.replace('+', 'p')}_{result.cam_layer}",
-             render.overlay(base, result.cam, factor=factor))
-    save("saliency", render.overlay(base, result.saliency, factor=factor))
+             render.cam_image(result.input, result.cam, factor))
+    save("saliency", render.cam_image(result.input, result.saliency, factor))
     first = page * CHANNELS_PER_PAGE
     for name, activation in result.activations.items():
         if activation.dim() == 3 and first < activation.shape[0]:

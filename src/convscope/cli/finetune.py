@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from .options import add_model_options, user_model_from_args
 from .tensorboard import add_train_tensorboard_args, train_log_dir
 
 
@@ -17,8 +18,10 @@ def add_finetune_parser(commands) -> None:
     p = commands.add_parser("finetune", help="fine-tune a model on a folder of your images (one sub-folder per "
                                              "class): a new head, the backbone frozen with its features cached")
     p.add_argument("folder", type=Path, help="a folder with one sub-folder of JPEG/PNG images per class")
-    p.add_argument("--model", help=f"the base model (default {defaults.base}; any of `convscope models`), or the "
-                                   "name to give --model-file's model")
+    # a model of your own as the base too; --weights also picks an ImageNet model's weights
+    add_model_options(p, checkpoint=False,
+                      model_help=f"the base model (default: {defaults.base}; any of `convscope models`), or the name "
+                                 "to give --model-file's model (default: its factory's name)")
     p.add_argument("--name", help="the new model's name (default: the folder's name)")
     p.add_argument("--train-blocks", type=int, default=defaults.train_blocks, metavar="N",
                    help="also train the base's last N blocks (default 0: frozen, features computed once; N > 0 runs "
@@ -26,19 +29,19 @@ def add_finetune_parser(commands) -> None:
     p.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many (early stopping)")
     p.add_argument("--patience", type=int, default=defaults.patience,
                    help="stop after this many epochs without a lower validation loss")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
     p.add_argument("--lr", type=float, default=defaults.lr, help="the new head's learning rate (blocks: a tenth)")
     p.add_argument("--validation-split", type=float, default=defaults.validation_split,
                    help="share of each class held out for validation")
     p.add_argument("--no-augment", action="store_true", help="no random crops, mirroring or colour jitter")
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N",
                    help="frozen backbone: augmented copies of each training image to compute features of")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    p.add_argument("--threads", type=int, help="torch CPU threads; default: torch's own choice")
     add_train_tensorboard_args(p)
-    from .main import add_user_model_args
-    add_user_model_args(p)  # a model of your own as the base; --weights also picks an ImageNet model's weights
-    p.add_argument("--out", type=Path, help="checkpoint path (default: <data dir>/models/<name>-<time>.safetensors)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="checkpoint file to save the model to; default: <data dir>/models/<name>-<time>.safetensors "
+                        "(CONVSCOPE_MODEL_DIR instead of <data dir>/models if set)")
     p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -69,7 +72,6 @@ def cmd_finetune(args) -> None:
     from ..models.registry import register_user_model
     from ..settings import Settings
     from ..training.finetuning import FineTuneConfig, finetune
-    from .main import user_model_from_args
     name = args.name or args.folder.resolve().name
     user = user_model_from_args(args)
     base = register_user_model(user).name if user else args.model or FineTuneConfig().base

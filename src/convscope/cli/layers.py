@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
+from .options import add_model_options, positive_int
 
-def add_layers_parser(commands, model_args) -> None:
+
+def add_layers_parser(commands) -> None:
     p = commands.add_parser("layers", help="a model's layers (kind, shape, parents, parameters, MACs); with "
                                            "--layer, that layer's weight and bias statistics")
-    model_args(p)
-    p.add_argument("--layer", help="show this layer's weights and biases (loads the weights: downloads once)")
-    p.add_argument("--bins", type=int, default=10, help="histogram bins for --layer")
-    p.add_argument("--json", action="store_true")
+    add_model_options(p)
+    p.add_argument("--layer", help="show this layer's weights and biases (loads the weights: downloads once); "
+                                   "default: list every layer")
+    p.add_argument("--bins", type=positive_int, default=10, help="histogram bins for --layer")
+    p.add_argument("--json", action="store_true", help="print the layers, or the layer's statistics, as JSON")
 
 
 def cmd_layers(args, load) -> None:

@@ -15,6 +15,8 @@ from ..errors import ConvscopeError
 from .evaluate import add_evaluate_parser, cmd_evaluate
 from .finetune import add_finetune_parser, cmd_finetune
 from .layers import add_layers_parser, cmd_layers
+from .options import (Parser, add_mnist_dir_option, add_model_options, positive_int, settings_from_args,
+                      user_model_from_args)
 from .serve import add_serve_parser, cmd_serve
 from .tensorboard import add_tensorboard_parser, add_train_tensorboard_args, cmd_tensorboard, train_log_dir
 from .weights import DownloadBar, add_weights_parser, cmd_weights
@@ -25,45 +27,6 @@ speed: convscope runs itself under tcmalloc or jemalloc when one is installed, w
 1.5x faster (training, big models). Get it with: apt-get install libtcmalloc-minimal4 (Debian/Ubuntu) or
 dnf install gperftools-libs (Fedora). CONVSCOPE_ALLOCATOR=system turns this off; CONVSCOPE_ALLOCATOR=FILE.so
 picks the library. `convscope --version` says which is in use."""
-
-
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="registered model name (see `convscope models`; default mnist_cnn; the ImageNet "
-                                   "ones download their weights on first use), or the name to give --model-file's "
-                                   "model (default: its factory's name)")
-    p.add_argument("--checkpoint", type=Path,
-                   help="a checkpoint file from `convscope train` or `convscope finetune` (default: the packaged "
-                        "weights)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: the weights converted once, about half the time of fp32 for the big models on a CPU "
-                        "with bf16 units (predictions agree; logits differ slightly)")
-    add_user_model_args(p)
-
-
-def add_user_model_args(p: argparse.ArgumentParser) -> None:
-    """Bring your own model: shared by predict, explain and serve."""
-    group = p.add_argument_group("a model of your own")
-    group.add_argument("--model-file", metavar="FILE.py:FACTORY",
-                       help="a Python file and the function in it that returns your torch.nn.Module")
-    group.add_argument("--weights", metavar="FILE|NAME",
-                       help="its state_dict: .safetensors, .pt or .pth (tensors only, never unpickled objects); "
-                            "default: as the factory makes it. For an ImageNet model: other official weights "
-                            "(IMAGENET1K_V1) or a local copy of an official file")
-    group.add_argument("--classes", metavar="FILE", help="its class names, one per line (default: 0, 1, ...)")
-    group.add_argument("--preprocessing", default="resize", metavar="NAME|JSON",
-                       help="mnist_digit, imagenet or resize, or parameters as JSON, e.g. "
-                            '\'{"name": "resize", "size": 64, "channels": 1}\' (default: resize to 224x224 RGB)')
-
-
-def user_model_from_args(args):
-    """The ``UserModel`` the flags name, or None when no --model-file was given."""
-    from ..errors import ConvscopeError
-    if getattr(args, "model_file", None) is None:
-        if getattr(args, "classes", None):
-            raise ConvscopeError("--classes goes with --model-file")
-        return None
-    from ..models.user import UserModel
-    return UserModel(args.model_file, args.weights, args.classes, args.preprocessing, args.model).absolute()
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:
@@ -80,50 +43,60 @@ def _add_train_parser(commands) -> None:
     from ..training.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
     defaults = TrainConfig()
     p = commands.add_parser("train", help="train a model from scratch on MNIST")
-    p.add_argument("--model", default=defaults.model)
+    add_model_options(p, default=defaults.model, checkpoint=False, own_model=False,
+                      model_help="the MNIST model to train (`convscope models` lists them)")
+    add_mnist_dir_option(p)
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="passes over the data; may be fractional")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
     p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
-    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--validation-split", type=float, default=defaults.validation_split)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help="the optimizer")
+    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule,
+                   help="learning rate schedule: onecycle warms up to --lr and anneals, cosine anneals from it")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="L2 penalty on the weights")
+    p.add_argument("--validation-split", type=float, default=defaults.validation_split,
+                   help="share of the training set held out for validation")
     p.add_argument("--augment", action="store_true", help="random small rotations, scalings, shifts, thickening")
-    p.add_argument("--target-accuracy", type=float, help="stop once validation accuracy reaches this (0-1)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--target-accuracy", type=float,
+                   help="stop once validation accuracy reaches this (0-1); default: train every epoch")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                   help="auto: bf16 autocast where the hardware has it, else fp32")
+    p.add_argument("--threads", type=int, help="torch CPU threads; default: torch's own choice")
     add_train_tensorboard_args(p)
-    p.add_argument("--out", type=Path, help="checkpoint path (default: <data dir>/models/<model>-<time>.safetensors)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="checkpoint file to save the model to; default: <data dir>/models/<model>-<time>.safetensors "
+                        "(CONVSCOPE_MODEL_DIR instead of <data dir>/models if set)")
     p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _add_explain_parser(commands) -> None:
-    from ..inspect.cams import CAM_METHODS
+    from ..inspect import METHODS
     p = commands.add_parser("explain", help="write PNGs of what the model sees in an image or an MNIST sample")
     _image_args(p)
-    _model_args(p)
+    add_model_options(p)
     p.add_argument("--sample", type=int, metavar="DIGIT", help="use a random MNIST test image of this digit")
-    p.add_argument("--index", type=int, help="use the MNIST test image at this index")
-    p.add_argument("--seed", type=int, help="seed for --sample")
-    p.add_argument("--method", default="gradcam", choices=list(CAM_METHODS), help="class activation map method")
+    p.add_argument("--index", type=int, metavar="N", help="use the MNIST test image at this index")
+    add_mnist_dir_option(p)
+    p.add_argument("--seed", type=int, help="seed for --sample; default: a different sample each time")
+    p.add_argument("--method", default="gradcam", choices=METHODS,
+                   help="explanation method: a class activation map, or saliency (the input gradient's size)")
     p.add_argument("--layer", help="CAM layer (default: the last conv layer's activation)")
-    p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
+    p.add_argument("--target", type=int, metavar="CLASS",
+                   help="index of the class to explain (default: the predicted one)")
     p.add_argument("--layers", help="comma-separated layers whose feature maps to draw (default: every layer of a "
                                     "small model, the CAM layer of a big one)")
     p.add_argument("--page", type=int, default=0, help="which 64 channels of each layer to draw: 0 = the first 64")
-    p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNG files")
+    p.add_argument("--json", action="store_true", help="print the summary (also written to DIR/summary.json) as JSON")
 
 
 def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     """The full parser; ``only_serve`` builds just ``serve``, whose process then never imports torch (the other
     commands' options come from registries that do): each worker process imports it anyway, so the server
     starts about 0.8 s sooner."""
-    parser = argparse.ArgumentParser(prog="convscope", description="See inside convolutional networks.",
-                                     epilog=SPEED_NOTE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="convscope", description="See inside convolutional networks.", epilog=SPEED_NOTE)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_parser(commands)
@@ -131,26 +104,29 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
         return parser
 
     p = commands.add_parser("models", help="list the registered models and their packaged weights")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the models as JSON, with their layers")
 
     p = commands.add_parser("data", help="dataset commands")
     data = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    d = data.add_parser("download", help="download MNIST from the official mirrors into the cache")
-    d.add_argument("--dir", type=Path, help="folder to download into (default: <data dir>/mnist)")
+    d = data.add_parser("download", help="download MNIST from the official mirrors (CONVSCOPE_MNIST_MIRRORS "
+                                         "instead, if set) into its folder, or check the files that are there")
+    add_mnist_dir_option(d, "--dir")  # --dir: this command's older name for it
 
     _add_train_parser(commands)
 
     add_finetune_parser(commands)
-    add_evaluate_parser(commands, _model_args)
+    add_evaluate_parser(commands)
 
     p = commands.add_parser("predict", help="predict the class of an image: top-k names and probabilities")
     _image_args(p)
-    _model_args(p)
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true")
+    add_model_options(p)
+    p.add_argument("--top-k", type=positive_int, default=3, metavar="K",
+                   help="how many of the most probable classes to list")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: the predicted class's name and index, and the top K with their probabilities")
 
     _add_explain_parser(commands)
-    add_layers_parser(commands, _model_args)
+    add_layers_parser(commands)
     add_weights_parser(commands)
     add_tensorboard_parser(commands)
     return parser
@@ -197,17 +173,32 @@ def cmd_models(args) -> None:
 
 
 def cmd_data_download(args) -> None:
-    from ..data.mnist import MNIST_MIRRORS, download_mnist
-    from ..settings import Settings
-    settings = Settings.from_env()
-    folder = args.dir or settings.mnist_cache_dir
+    """MNIST into the folder the other commands read it from (--mnist-dir, CONVSCOPE_MNIST_DIR, else the cache): the
+    missing files are downloaded, then all four checked, so that a folder filled by hand is known good too."""
+    import hashlib
+
+    from ..data.idx import read_file_bytes
+    from ..data.mnist import MNIST_FILES, MNIST_MIRRORS, download_mnist
+    from ..errors import DataError
+    settings = settings_from_args(args)
+    folder = settings.mnist_dir or settings.mnist_cache_dir
+
+    def present(stem: str) -> Path | None:
+        return next((path for path in (folder / stem, folder / f"{stem}.gz") if path.is_file()), None)
+
+    missing = sum(present(stem) is None for stem, _ in MNIST_FILES.values())
     with DownloadBar("MNIST") as progress:
         download_mnist(folder, mirrors=settings.mnist_mirrors or MNIST_MIRRORS, progress=progress)
-    print(f"MNIST is in {folder}")
+    for stem, sha256 in MNIST_FILES.values():  # downloads were checked already; this is for the files found here
+        path = present(stem)
+        if hashlib.sha256(read_file_bytes(path)).hexdigest() != sha256:
+            raise DataError(f"{path} is not the official MNIST file (its SHA-256 differs): delete it and run "
+                            "`convscope data download` again")
+    note = f"downloaded {missing} of the 4 files" if missing else "all 4 files were there"
+    print(f"MNIST is in {folder} ({note}; checked by SHA-256)")
 
 
 def cmd_train(args) -> None:
-    from ..settings import Settings
     from ..training import TrainConfig, train
     from .progress import TerminalProgress
     config = TrainConfig(
@@ -216,21 +207,27 @@ def cmd_train(args) -> None:
         augment=args.augment, target_accuracy=args.target_accuracy, seed=args.seed, device=args.device,
         precision=args.precision, threads=args.threads, tensorboard_dir=train_log_dir(args),
     )
-    out = args.out or Settings.from_env().models_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
+    settings = settings_from_args(args)
+    out = args.out or settings.models_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
     progress = TerminalProgress(enabled=not args.quiet)
     try:
-        result = train(config, on_event=progress, out=out, command="convscope " + shlex.join(args.argv))
+        result = train(config, on_event=progress, out=out, settings=settings,
+                       command="convscope " + shlex.join(args.argv))
     finally:
         progress.close()
     summary = {"model": args.model, "status": result.status, "steps": result.steps, "wall_s": round(result.wall_s, 3),
                "test_accuracy": result.test_metrics.accuracy if result.test_metrics else None,
                "test_loss": result.test_metrics.loss if result.test_metrics else None,
                "checkpoint": str(result.checkpoint) if result.checkpoint else None, "history": result.history}
+    # Where the model went, on stderr under --json so that stdout stays one JSON document.
+    saved = f"saved the model to {result.checkpoint}" if result.checkpoint else "saved nothing"
     if args.json:
         print(json.dumps(summary))
-    else:
-        print(f"{result.status}: test accuracy {summary['test_accuracy']:.4f} in {result.wall_s:.1f} s; "
-              f"saved {result.checkpoint}")
+        print(saved, file=sys.stderr)
+        return
+    print(f"{result.status}: test accuracy {summary['test_accuracy']:.4f} in {result.wall_s:.1f} s\n{saved}")
+    if result.checkpoint:
+        print(f"use it: convscope evaluate --checkpoint {shlex.quote(str(result.checkpoint))}")
 
 
 def _load(args):
@@ -289,14 +286,16 @@ def cmd_predict(args) -> None:
     from ..inspect import Inspector
     checkpoint = _load(args)
     _, x, _ = _image_input(args, checkpoint)
-    result = Inspector(checkpoint.adapter).inspect(x, layers=[])
-    k = max(1, min(args.top_k, len(result.probabilities)))
-    top = result.probabilities.topk(k)
+    result = Inspector(checkpoint.adapter).inspect_prepared(x, layers=[], saliency=False)
+    top = result.probabilities.topk(min(args.top_k, len(result.probabilities)))
     names = checkpoint.spec.class_names
-    ranked = [{"class": names[int(i)], "probability": round(float(p), 6)}
+    # "class" is the name, "index" its position in the model's output: MNIST's names look like indices, ImageNet's
+    # do not, and a script needs the number either way.
+    ranked = [{"class": names[int(i)], "index": int(i), "probability": round(float(p), 6)}
               for p, i in zip(top.values, top.indices, strict=True)]
     if args.json:
-        print(json.dumps({"model": checkpoint.spec.name, "predicted": names[result.predicted], "top": ranked}))
+        print(json.dumps({"model": checkpoint.spec.name, "predicted": names[result.predicted],
+                          "predicted_index": result.predicted, "top": ranked}))
         return
     for entry in ranked:
         print(f"{entry['class']}  {entry['probability']:.2%}")
@@ -317,12 +316,12 @@ def cmd_explain(args) -> None:
         if checkpoint.spec.dataset != "mnist":
             raise InputError(f"--sample and --index take MNIST digits, which {checkpoint.spec.name} does not read: "
                              "give an image instead")
-        sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index)
+        sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index, settings=settings_from_args(args))
         original, x = sample_rgb(sample.image), sample.image
         source = {"mnist_split": "test", "index": sample.index, "label": sample.label}
     layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
-    result = Inspector(checkpoint.adapter).inspect(x, target=args.target, cam_layer=args.layer, method=args.method,
-                                                   layers=layers)
+    result = Inspector(checkpoint.adapter).inspect_prepared(x, target=args.target, cam_layer=args.layer,
+                                                            method=args.method, layers=layers)
     files = write_explanation(args.out, original, result, checkpoint.adapter, page=args.page)
     summary = {"model": checkpoint.spec.name, "source": source,
                **explanation_summary(result, checkpoint.spec.class_names, files)}
@@ -341,7 +340,10 @@ COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "finet
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(only_serve=argv[:1] == ["serve"]).parse_args(argv)
+    try:
+        args = build_parser(only_serve=argv[:1] == ["serve"]).parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a mistake in the options (said in one line): its exit status
+        return e.code
     args.argv = argv
     handler = cmd_data_download if args.command == "data" else COMMANDS[args.command]
     try:

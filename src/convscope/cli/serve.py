@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from ..errors import ConvscopeError
+from .options import add_user_model_args, user_model_from_args
 
-# flag -> setting; flags left out keep the CONVSCOPE_* environment variable or the default.
-FLAGS = {"host": str, "port": int, "data_dir": str, "database_url": str, "model_dir": str, "mnist_dir": str,
-         "mnist_mirrors": str, "datasets_dir": str, "max_body_bytes": int, "max_image_pixels": int,
-         "allowed_origins": str, "admin_token": str, "workers": int, "inference_threads": int}
+# flag -> (type, the setting's default in words); flags left out keep the CONVSCOPE_* environment variable or the
+# default. Written out rather than read from ServerSettings, whose import costs every command about a second
+# (tests/test_cli.py checks the figures against it).
+FLAGS = {"host": (str, "127.0.0.1: this machine only"),
+         "port": (int, "8000"),
+         "data_dir": (str, "the user's data folder, e.g. ~/.local/share/convscope"),
+         "database_url": (str, "a SQLite file in the data folder; PostgreSQL: postgresql://user:password@host/db"),
+         "model_dir": (str, "<data dir>/models"),
+         "mnist_dir": (str, "<data dir>/mnist, downloaded on first use"),
+         "mnist_mirrors": (str, "the official mirrors; comma-separated URLs"),
+         "datasets_dir": (str, "<data dir>/datasets"),
+         "max_body_bytes": (int, "5242880 (5 MiB)"),
+         "max_image_pixels": (int, "16777216 (4096x4096)"),
+         "allowed_origins": (str, "only the server's own; comma-separated origins"),
+         "admin_token": (str, "none on loopback; on any other address one is generated and printed"),
+         "workers": (int, "one per core, at most 4"),
+         "inference_threads": (int, "1")}
 # Every server setting but user_models, which --model-file adds to (tests/test_project.py checks).
 
 
 def add_serve_parser(commands) -> None:
-    p = commands.add_parser("serve", help="start the web server: REST API under /api, docs at /api/docs, and the UI",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for name, kind in FLAGS.items():
+    p = commands.add_parser("serve", help="start the web server: REST API under /api, docs at /api/docs, and the UI")
+    for name, (kind, default) in FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
-                       help=f"overrides CONVSCOPE_{name.upper()}")
+                       help=f"overrides CONVSCOPE_{name.upper()}; default: {default}")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--open", action="store_true", help="open the UI in a web browser once the server answers")
-    p.add_argument("--model-name", dest="model", help="the name to serve --model-file's model under")
-    from .main import add_user_model_args
+    p.add_argument("--model-name", dest="model", metavar="NAME",
+                   help="the name to serve --model-file's model under (default: its factory's name)")
     add_user_model_args(p)
 
 
@@ -36,8 +48,6 @@ def cmd_serve(args) -> None:
 
     from ..server.security import with_admin_token
     from ..server.settings import ServerSettings
-
-    from .main import user_model_from_args
 
     overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     user = user_model_from_args(args)

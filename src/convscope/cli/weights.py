@@ -12,13 +12,14 @@ def add_weights_parser(commands) -> None:
     p = commands.add_parser("weights", help="pretrained weights: list, fetch, verify, path")
     sub = p.add_subparsers(dest="weights_command", required=True, metavar="SUBCOMMAND")
     listing = sub.add_parser("list", help="every weights file with its state, size and published accuracy")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    name_help = "a model (its default weights) or a key such as resnet50.IMAGENET1K_V1"
     fetch = sub.add_parser("fetch", help="download a model's weights (or NAME.WEIGHTS), checked by SHA-256")
-    fetch.add_argument("name", help="a model (its default weights) or a key such as resnet50.IMAGENET1K_V1")
+    fetch.add_argument("name", help=name_help)
     verify = sub.add_parser("verify", help="check the SHA-256 of the weights files that are here")
-    verify.add_argument("name", nargs="?", help="only this model or key")
+    verify.add_argument("name", nargs="?", help="only this model or key (default: every file that is here)")
     path = sub.add_parser("path", help="print where a weights file is")
-    path.add_argument("name")
+    path.add_argument("name", help=name_help)
 
 
 class DownloadBar:
