@@ -19,7 +19,7 @@ from .options import (Parser, add_mnist_dir_option, add_model_options, positive_
                       user_model_from_args)
 from .serve import add_serve_parser, cmd_serve
 from .tensorboard import add_tensorboard_parser, add_train_tensorboard_args, cmd_tensorboard, train_log_dir
-from .weights import DownloadBar, add_weights_parser, cmd_weights
+from .weights import add_weights_parser, cmd_weights, terminal_download_bar
 
 EXIT_USER_ERROR = 2
 SPEED_NOTE = """\
@@ -187,7 +187,7 @@ def cmd_data_download(args) -> None:
         return next((path for path in (folder / stem, folder / f"{stem}.gz") if path.is_file()), None)
 
     missing = sum(present(stem) is None for stem, _ in MNIST_FILES.values())
-    with DownloadBar("MNIST") as progress:
+    with terminal_download_bar("MNIST") as progress:
         download_mnist(folder, mirrors=settings.mnist_mirrors or MNIST_MIRRORS, progress=progress)
     for stem, sha256 in MNIST_FILES.values():  # downloads were checked already; this is for the files found here
         path = present(stem)
@@ -248,7 +248,7 @@ def _load_fp32(args):
         spec = get_spec(args.model or "mnist_cnn")
         if not spec.weights:
             return load_model(spec.name, args.checkpoint, weights=args.weights)
-        with DownloadBar(spec.name) as progress:  # drawn only when the weights are downloaded
+        with terminal_download_bar(spec.name) as progress:  # drawn only when the weights are downloaded
             return load_model(spec.name, args.checkpoint, weights=args.weights, progress=progress)
     registered = register_user_model(user)
     if args.checkpoint is not None:  # a model fine-tuned from this one: its code builds the architecture

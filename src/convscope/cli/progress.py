@@ -1,4 +1,5 @@
-"""Showing trainer events in a terminal: a tqdm bar for batches, one line per epoch."""
+"""Showing trainer events in a terminal: the notebook's progress bar (``training.progress.ProgressBar``) as plain
+text on stderr, with a line saying what trains and one line per epoch."""
 
 from __future__ import annotations
 
@@ -6,35 +7,24 @@ import sys
 
 from tqdm import tqdm
 
-from ..training.events import BatchProgress, EpochEnd, TrainEvent, TrainingFinished, TrainingStarted
+from ..training.progress import ProgressBar
 
 
-class TerminalProgress:
+class TerminalProgress(ProgressBar):
     def __init__(self, enabled: bool = True):
+        super().__init__(file=sys.stderr, tqdm_class=tqdm, dynamic_ncols=True)
         self.enabled = enabled
-        self.bar: tqdm | None = None
 
-    def __call__(self, event: TrainEvent) -> None:
+    def __call__(self, event) -> None:
         if not self.enabled:
             return
-        if isinstance(event, TrainingStarted):
+        if event.type == "started":
             print(f"training {event.config['model']} on {event.train_size:,} images "
-                  f"({event.validation_size:,} held out) on {event.device}, {event.precision}", file=sys.stderr)
-            self.bar = tqdm(total=event.total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
-        elif isinstance(event, BatchProgress) and self.bar is not None:
-            self.bar.update(event.step - self.bar.n)
-            self.bar.set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.3f}",
-                                 img_s=f"{event.images_per_s:,.0f}")
-        elif isinstance(event, EpochEnd):
+                  f"({event.validation_size:,} held out) on {event.device}, {event.precision}", file=self.file)
+        super().__call__(event)
+        if event.type == "epoch":
             val = "" if event.val_accuracy is None else \
                 f", validation loss {event.val_loss:.4f} accuracy {event.val_accuracy:.4f}"
             line = (f"epoch {event.epoch}: train loss {event.train_loss:.4f} accuracy {event.train_accuracy:.4f}"
                     f"{val} ({event.elapsed_s:.1f} s)")
-            (self.bar.write if self.bar else print)(line, file=sys.stderr)
-        elif isinstance(event, TrainingFinished) and self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+            (self.bar.write if self.stage == "steps" else print)(line, file=self.file)

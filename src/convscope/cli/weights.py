@@ -22,29 +22,13 @@ def add_weights_parser(commands) -> None:
     path.add_argument("name", help=name_help)
 
 
-class DownloadBar:
-    """A progress bar for downloads, drawn only once bytes arrive (a file that is already here shows nothing).
-    Use as ``with DownloadBar("name") as progress: fetch(..., progress=progress)``."""
+def terminal_download_bar(description: str):
+    """Plain tqdm on stderr, one bar per file, drawn only once bytes arrive (a file already here shows nothing):
+    ``with terminal_download_bar("name") as progress: fetch(..., progress=progress)``."""
+    from tqdm import tqdm
 
-    def __init__(self, description: str):
-        self.description = description
-        self.bar = None
-
-    def __enter__(self) -> DownloadBar:
-        return self
-
-    def __call__(self, received: int, total: int | None) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-            self.bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=self.description)
-        if received < self.bar.n:  # the next file started
-            self.bar.reset()
-        self.bar.total = total
-        self.bar.update(received - self.bar.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    from ..progress import DownloadBar
+    return DownloadBar(description, file=sys.stderr, tqdm_class=tqdm)
 
 
 def cmd_weights(args) -> None:
@@ -84,6 +68,6 @@ def cmd_weights(args) -> None:
             raise ConvscopeError(f"{record.key} is not here: `convscope weights fetch {record.key}`")
         print(path)
         return
-    with DownloadBar(record.file_name) as progress:
+    with terminal_download_bar(record.file_name) as progress:
         path = fetch_weights(record, settings, progress=progress)
     print(path)

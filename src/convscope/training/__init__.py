@@ -1,6 +1,7 @@
 """Training: ``train`` (MNIST from scratch), ``finetune`` (any model on a folder of images), their configs and
-events. Only the configs are imported eagerly: the server's request schemas take their defaults from it in a
-process that has not imported torch yet (the rest is loaded on first use, PEP 562)."""
+events, and ``ProgressBar`` to watch a run in a notebook (``train(TrainConfig(), on_event=ProgressBar())``).
+Only the configs are imported eagerly: the server's request schemas take their defaults from it in a process that
+has not imported torch yet (the rest is loaded on first use, PEP 562)."""
 
 from importlib import import_module
 
@@ -11,6 +12,7 @@ _LAZY = {
                      "TrainingFinished", "TrainingStarted"), ".events"),
     **dict.fromkeys(("CancelFlag", "TrainingDiverged", "TrainResult", "train"), ".trainer"),
     **dict.fromkeys(("FineTuneResult", "finetune"), ".finetuning"),
+    "ProgressBar": ".progress",
 }
 
 __all__ = ["FineTuneConfig", "TrainConfig", *_LAZY]

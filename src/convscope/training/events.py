@@ -1,23 +1,50 @@
 """What the trainer reports. Progress leaves the training loop only through these events, so the CLI, a server
-and a notebook can each show it their own way. Every event turns into JSON-ready data with ``as_dict``."""
+and a notebook can each show it their own way. Every event turns into JSON-ready data with ``as_dict``; its repr
+is one short line (``train(config, on_event=print)`` shows the numbers, not a thousand weights)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
 
-@dataclass
+DICT_ITEMS_SHOWN = 5  # a dict in a repr (the config, the test metrics) shows its first few plain values
+
+
+def _short(name: str, value) -> str:
+    """``value`` for a one-line repr: floats to 4 significant digits, tensors and lists by their size, dicts by
+    their first plain values."""
+    if isinstance(value, torch.Tensor):
+        return f"<tensor {tuple(value.shape)}>"
+    if isinstance(value, float):
+        # repr of the rounded float: 1.0 stays 1.0; images/s as 12346, not 1.235e+04
+        return f"{value:.0f}" if abs(value) >= 1e4 else repr(float(f"{value:.4g}"))
+    if isinstance(value, list | tuple):
+        return f"<{len(value)} {name}>"
+    if isinstance(value, dict):
+        plain = [(k, v) for k, v in value.items() if not isinstance(v, list | tuple | dict | torch.Tensor)]
+        items = [f"{k!r}: {_short(k, v)}" for k, v in plain[:DICT_ITEMS_SHOWN]]
+        return "{" + ", ".join(items + (["..."] if len(items) < len(value) else [])) + "}"
+    return repr(value)
+
+
+@dataclass(repr=False)  # every event: repr=False, so that they all keep this one-line __repr__
 class TrainEvent:
     type: str = field(init=False, default="event")
 
     def as_dict(self) -> dict:
         return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in asdict(self).items()}
 
+    def __repr__(self) -> str:
+        # The optional extras (probes, weights) are left out when absent; ``type`` is the class name already.
+        shown = [f"{f.name}={_short(f.name, getattr(self, f.name))}" for f in fields(self)
+                 if f.init and not (f.default is None and getattr(self, f.name) is None)]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
-@dataclass
+
+@dataclass(repr=False)
 class TrainingStarted(TrainEvent):
     config: dict
     total_steps: int
@@ -29,7 +56,7 @@ class TrainingStarted(TrainEvent):
     type: str = field(init=False, default="started")
 
 
-@dataclass
+@dataclass(repr=False)
 class Preparing(TrainEvent):
     """Work before the first step: reading the images, computing the frozen backbone's features."""
 
@@ -40,7 +67,7 @@ class Preparing(TrainEvent):
     type: str = field(init=False, default="preparing")
 
 
-@dataclass
+@dataclass(repr=False)
 class BatchProgress(TrainEvent):
     step: int  # 1-based count of optimizer steps done
     total_steps: int
@@ -58,7 +85,7 @@ class BatchProgress(TrainEvent):
     type: str = field(init=False, default="progress")
 
 
-@dataclass
+@dataclass(repr=False)
 class EpochEnd(TrainEvent):
     epoch: int  # 1-based
     step: int
@@ -73,7 +100,7 @@ class EpochEnd(TrainEvent):
     type: str = field(init=False, default="epoch")
 
 
-@dataclass
+@dataclass(repr=False)
 class TrainingFinished(TrainEvent):
     status: str  # "completed", "target_reached" or "cancelled"
     steps: int
@@ -83,7 +110,7 @@ class TrainingFinished(TrainEvent):
     type: str = field(init=False, default="finished")
 
 
-@dataclass
+@dataclass(repr=False)
 class TrainingFailed(TrainEvent):
     error: str
     type: str = field(init=False, default="failed")
