@@ -16,11 +16,12 @@ from typing import Protocol
 import torch
 
 from .data.labelled import LabelledFiles, image_folder, labelled_csv, map_onto, read_image
-from .data.mnist import MnistSplit
+from .data.mnist import MnistSplit, load_mnist
 from .errors import DataError
 from .metrics import Metrics, metrics_from_logits
 from .models.adapter import ModelAdapter
 from .predict import as_model_input
+from .settings import Settings
 
 ProgressFn = Callable[[int, int], None]  # (examples done, examples in all)
 
@@ -88,11 +89,17 @@ class FileSet:
 
 
 def labelled_set_for(adapter: ModelAdapter, folder: str | Path | None = None, csv: str | Path | None = None,
-                     root: str | Path | None = None) -> FileSet:
+                     root: str | Path | None = None, split: str | None = None,
+                     settings: Settings | None = None) -> LabelledSet:
     """A folder or CSV of images with their labels mapped onto ``adapter``'s classes (an ImageNet model also
-    takes WordNet ids and synonyms as class names)."""
-    if (folder is None) == (csv is None):
-        raise DataError("give a folder or a CSV file")
+    takes WordNet ids and synonyms as class names), or an MNIST ``split`` ("test", "train") for a digit model."""
+    if split is not None and folder is None and csv is None:
+        if tuple(adapter.input_shape) != (1, 28, 28):
+            raise DataError(f"MNIST digits are (1, 28, 28); {adapter.name} takes {tuple(adapter.input_shape)}: give "
+                            "it a folder or a CSV of images")
+        return MnistSet(load_mnist(split, settings), split)
+    if (folder is None) == (csv is None) or split is not None:
+        raise DataError("give one of a folder, a CSV file or an MNIST split")
     return files_for(adapter, image_folder(folder, min_classes=1) if folder is not None else labelled_csv(csv, root))
 
 

@@ -14,6 +14,7 @@ images from the ``*_image`` functions, which need no matplotlib: they are the pi
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -64,7 +65,21 @@ def _figure(width: float, height: float):
     except ImportError:
         raise ImportError("convscope's figures need matplotlib: pip install 'convscope[plot]' (the *_image "
                           "functions give PIL images without it)") from None
+    _display_in_notebooks(Figure)
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _display_in_notebooks(figure_class) -> None:
+    """IPython learns to show a Figure as a picture when pyplot is imported; ours are made without pyplot, so
+    teach it here (once), as matplotlib's inline backend does."""
+    ipython = sys.modules.get("IPython")  # not imported: not in a notebook, and no need to import it
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    if figure_class not in png.type_printers:
+        from IPython.core.pylabtools import print_figure
+        png.for_type(figure_class, lambda figure: print_figure(figure, "png", bbox_inches="tight"))
 
 
 def colormap(anchors: list[tuple[int, int, int]], name: str):

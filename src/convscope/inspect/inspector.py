@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import queue
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import torch
 from ..errors import InputError, ModelError
 from ..models.adapter import ModelAdapter
 from .cams import CAM_METHODS, upsample_and_scale
-from .inputs import is_model_input, model_inputs
+from .inputs import InputWarning, is_model_input, model_inputs
 
 SALIENCY = "saliency"
 # Every explanation method by the one name the Python API, the CLI and the REST API all use.
@@ -191,6 +192,10 @@ class Inspector:
             target = self._class_index(target)
         x, batched = model_inputs(image, self.model.preprocessing)
         one = [self.inspect_prepared(x[i:i + 1], target, cam_layer, method, layers, saliency) for i in range(len(x))]
+        for result in one:  # what the server shows as "unusual input", a notebook user meets as a warning
+            doubt = self.model.preprocessing.unusual(result.input, result.probabilities)
+            if doubt:
+                warnings.warn(f"the model's answer deserves no trust: {doubt}", InputWarning, stacklevel=2)
         return one if batched else one[0]
 
     def _class_index(self, name: str) -> int:

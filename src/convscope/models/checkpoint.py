@@ -147,13 +147,18 @@ def checkpoint_from_bytes(data: bytes, device: str | torch.device = "cpu") -> Ch
     return Checkpoint(adapter, spec, metadata)
 
 
-def load_model(name: str = "mnist_cnn", checkpoint: Path | str | None = None, device: str | torch.device = "cpu",
+def load_model(name: str | None = None, checkpoint: Path | str | None = None, device: str | torch.device = "cpu",
                weights: str | Path | None = None, progress: ProgressFn | None = None) -> Checkpoint:
-    """The named model with its default weights, or the given checkpoint file.
+    """The named model with its default weights, or the given checkpoint file (whose model it names itself:
+    ``load_model(checkpoint="run.safetensors")``). No name and no checkpoint: ``mnist_cnn``.
 
     For the ImageNet models ``weights`` picks other official weights (``IMAGENET1K_V1``) or a local copy of an
-    official file; missing weights are downloaded (``progress`` sees the bytes) and verified first.
+    official file; missing weights are downloaded (``progress`` sees the bytes, e.g.
+    ``convscope.progress.DownloadBar()``) and verified first.
     """
+    if name is None and checkpoint is not None:
+        return load_checkpoint(Path(checkpoint), device)
+    name = name or "mnist_cnn"
     spec = get_spec(name)
     if spec.weights:
         if checkpoint is not None:

@@ -271,7 +271,7 @@ class MnistDigit(Preprocessing):
         coverage = float(x.mean())
         low, high = MNIST_COVERAGE
         if not low <= coverage <= high:
-            return (f"the ink covers {coverage:.0%} of the model input, where MNIST digits cover {low:.0%} to "
+            return (f"the ink covers {coverage:.1%} of the model input, where MNIST digits cover {low:.0%} to "
                     f"{high:.0%}: this does not look like one handwritten digit")
         best = float(probabilities.max())
         if best < LEAST_CONFIDENCE:

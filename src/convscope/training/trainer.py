@@ -20,6 +20,7 @@ from ..data.mnist import CLASS_NAMES, MnistSplit, load_mnist
 from ..devices import bf16_autocast_supported, resolve_device
 from ..errors import ConvscopeError
 from ..metrics import Metrics, evaluate
+from ..models.adapter import ModelAdapter
 from ..models.checkpoint import save_checkpoint
 from ..models.net import LayeredNet
 from ..models.registry import get_spec
@@ -51,6 +52,11 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     test_metrics: Metrics | None = None
     checkpoint: Path | None = None
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        """The trained model, wrapped: what ``Inspector``, ``convscope.explain`` and ``evaluate_model`` take."""
+        return get_spec(self.config.model).adapter(self.model)
 
     def __repr__(self) -> str:
         from ..display import run_title
