@@ -18,6 +18,7 @@ from .layers import add_layers_parser, cmd_layers
 from .options import (Parser, add_mnist_dir_option, add_model_options, positive_int, settings_from_args,
                       user_model_from_args)
 from .serve import add_serve_parser, cmd_serve
+from .streamlit import add_streamlit_parser, cmd_streamlit
 from .tensorboard import add_tensorboard_parser, add_train_tensorboard_args, cmd_tensorboard, train_log_dir
 from .weights import add_weights_parser, cmd_weights, terminal_download_bar
 
@@ -129,6 +130,7 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     add_layers_parser(commands)
     add_weights_parser(commands)
     add_tensorboard_parser(commands)
+    add_streamlit_parser(commands)
     return parser
 
 
@@ -335,7 +337,8 @@ def cmd_explain(args) -> None:
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "finetune": cmd_finetune,
             "evaluate": lambda args: cmd_evaluate(args, _load),
             "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights,
-            "layers": lambda args: cmd_layers(args, _load), "tensorboard": cmd_tensorboard}
+            "layers": lambda args: cmd_layers(args, _load), "tensorboard": cmd_tensorboard,
+            "streamlit": cmd_streamlit}
 
 
 def main(argv: list[str] | None = None) -> int:

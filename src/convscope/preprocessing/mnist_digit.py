@@ -271,8 +271,8 @@ class MnistDigit(Preprocessing):
         coverage = float(x.mean())
         low, high = MNIST_COVERAGE
         if not low <= coverage <= high:
-            return (f"the ink covers {coverage:.1%} of the model input, where MNIST digits cover {low:.0%} to "
-                    f"{high:.0%}: this does not look like one handwritten digit")
+            return (f"the ink covers {coverage:.1%} of the model input, where MNIST digits cover {low:.1%} to "
+                    f"{high:.1%}: this does not look like one handwritten digit")
         best = float(probabilities.max())
         if best < LEAST_CONFIDENCE:
             return f"no class stands out (the most probable has {best:.0%}): this may not be a digit the model knows"
