@@ -114,6 +114,9 @@ def files_for(adapter: ModelAdapter, files: LabelledFiles) -> FileSet:
 
 @dataclass
 class Evaluation:
+    """A model scored on a labelled set: ``metrics``, the most confident mistakes and the examples skipped. In
+    a notebook it shows its metrics, per-class table and confusion matrix."""
+
     model: str
     dataset: dict  # {"kind": "mnist" | "folder" | "csv", "source", "count", "skipped", ...}
     class_names: list[str]  # the model's, all of them: metrics.classes index into this

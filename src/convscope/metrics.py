@@ -26,6 +26,9 @@ ALL_CLASSES_UP_TO = 100
 
 @dataclass
 class Metrics:
+    """Classification metrics over ``count`` examples; per-class lists and the confusion matrix are indexed by
+    ``classes``."""
+
     count: int
     accuracy: float  # top-1
     top5_accuracy: float  # the true class among the five most probable (every one, with five classes or fewer)

@@ -32,6 +32,7 @@ def colorize(values: np.ndarray, anchors: list[tuple[int, int, int]]) -> np.ndar
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
+    """Values stretched to [0, 1] over their own range (all zeros when they are constant)."""
     low, high = float(values.min()), float(values.max())
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
@@ -89,6 +90,7 @@ def filters_grid(filters01: torch.Tensor, tile_px: int = 30) -> np.ndarray:
 
 
 def grey_image(values: torch.Tensor, factor: int = 10) -> np.ndarray:
+    """(H, W) values in [0, 1] -> uint8 greyscale, each value a ``factor`` x ``factor`` square."""
     return upscale((values.detach().float().cpu().numpy().clip(0, 1) * 255).round().astype(np.uint8), factor)
 
 
@@ -111,5 +113,6 @@ def cam_image(x: torch.Tensor, heat: torch.Tensor, factor: int = 1, alpha: float
 
 
 def save_png(array: np.ndarray, path: Path) -> Path:
+    """An RGB or greyscale uint8 array as a PNG file."""
     Image.fromarray(array).save(path, format="PNG")
     return path

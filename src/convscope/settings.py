@@ -20,6 +20,8 @@ def _env_path(name: str) -> Path | None:
 
 @dataclass(frozen=True)
 class Settings:
+    """Where the engine keeps its data: read from the CONVSCOPE_* environment variables by ``from_env()``."""
+
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("convscope")))
     # A folder holding the four MNIST idx files (.gz or raw). None: ``<data_dir>/mnist``, downloaded on demand.
     mnist_dir: Path | None = None

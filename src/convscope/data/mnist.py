@@ -140,6 +140,9 @@ def load_mnist(split: Split = "train", settings: Settings | None = None, downloa
 
 @dataclass(frozen=True)
 class Sample:
+    """One MNIST image: ``image`` (28, 28) uint8 in 0-255 (light digit on black), its ``label`` 0-9, its ``index``
+    in ``split``. In a notebook it shows the digit."""
+
     image: torch.Tensor  # (28, 28) uint8
     label: int
     index: int

@@ -12,6 +12,8 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class Photo:
+    """A sample photo shipped with convscope: ``path`` to the file, with its title, credit and licence."""
+
     name: str
     file_name: str
     title: str
@@ -38,6 +40,7 @@ PHOTOS: dict[str, Photo] = {photo.name: photo for photo in (
 
 
 def get_photo(name: str) -> Photo:
+    """The sample photo called ``name`` ("coffee", "chelsea", "astronaut", "grace_hopper")."""
     try:
         return PHOTOS[name]
     except KeyError:

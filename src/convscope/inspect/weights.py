@@ -8,6 +8,7 @@ from ..models.adapter import ModelAdapter
 
 
 def tensor_summary(t: torch.Tensor) -> dict:
+    """Count, mean, standard deviation, min, max, mean absolute value and L2 norm of a tensor."""
     t = t.detach().double().flatten()
     return {
         "count": t.numel(),

@@ -1,3 +1,6 @@
+"""Models: ``load_model`` (a registered model or a checkpoint), ``wrap`` (any ``nn.Module``), the ``ModelAdapter``
+between a module and the rest of convscope, its ``Graph`` of taps, the registry and checkpoints."""
+
 from .adapter import ModelAdapter, wrap
 from .checkpoint import Checkpoint, load_checkpoint, load_model, read_metadata, save_checkpoint
 from .graph import INPUT, LOGITS, Graph, Tap

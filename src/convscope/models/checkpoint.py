@@ -33,6 +33,10 @@ METADATA_KEY = "convscope"
 
 @dataclass
 class Checkpoint:
+    """A loaded model: ``adapter`` (the module wrapped with its preprocessing, class names and graph), its
+    registry ``spec``, the file's ``metadata`` (config, history, test metrics) and ``path``. In a notebook it shows
+    its layer table."""
+
     adapter: ModelAdapter  # the model with its preprocessing, classes and graph
     spec: ModelSpec
     metadata: dict
@@ -60,6 +64,8 @@ class Checkpoint:
 
 
 def save_checkpoint(path: Path, model: nn.Module, model_name: str, metadata: dict | None = None) -> Path:
+    """``model``'s weights to a safetensors file at ``path``, with ``model_name`` and ``metadata`` (JSON-ready)
+    stored beside them; returns ``path``."""
     from .. import __version__
 
     adapter = get_spec(model_name).adapter(model)
@@ -133,6 +139,7 @@ def _build(metadata: dict, state_loader, where: str, device) -> tuple[ModelAdapt
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """A checkpoint file, its model rebuilt from the name (and fine-tuning record) in its metadata."""
     path = Path(path)
     metadata = read_metadata(path)
     adapter, spec = _build(metadata, lambda: safetensors.torch.load_file(str(path), device=str(device)), str(path),

@@ -23,6 +23,9 @@ LOGITS = "(logits)"  # a hidden tap: the tensor a final softmax turns into proba
 
 @dataclass(frozen=True)
 class Tap:
+    """One recorded call in a model's forward: a module call (``conv1``) or a structural function call
+    (``layer1.0.add``), with its output shape (no batch dimension) and the taps it reads from."""
+
     name: str
     kind: LayerKind
     op: str  # the module class or function: "Conv2d", "add", "cat"
@@ -55,6 +58,9 @@ class Tap:
 
 @dataclass(frozen=True)
 class Graph:
+    """A model as its taps in execution order: ``graph["conv2"]`` is one (a wrong name raises ModelError
+    listing the right ones), ``graph.names`` all of them."""
+
     input_shape: tuple[int, ...]  # (C, H, W)
     taps: tuple[Tap, ...]  # in execution order
     output: str | None  # the tap whose output is the model's output; None when an untapped op makes it

@@ -15,6 +15,8 @@ from torch import nn
 
 
 class LayerKind(str, Enum):
+    """What a tap does, for the views: conv, pool, dense, activation, normalisation, and the structural kinds."""
+
     CONV = "conv"
     LINEAR = "linear"
     RELU = "relu"

@@ -21,6 +21,8 @@ from .user import UserModel, load_user_model
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered model: how to build it, its input shape, class names, preprocessing and default weights."""
+
     name: str
     description: str
     build: Callable[[], nn.Module]
@@ -70,6 +72,7 @@ MODELS: dict[str, ModelSpec] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry (replacing one of the same name) and return it."""
     if spec.name in MODELS:
         raise ValueError(f"model {spec.name!r} is already registered")
     MODELS[spec.name] = spec
@@ -98,6 +101,7 @@ def build_model(name: str) -> nn.Module:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The registered model called ``name``; an unknown name raises ModelError listing the known ones."""
     try:
         return MODELS[name]
     except KeyError:

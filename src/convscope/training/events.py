@@ -32,6 +32,8 @@ def _short(name: str, value) -> str:
 
 @dataclass(repr=False)  # every event: repr=False, so that they all keep this one-line __repr__
 class TrainEvent:
+    """The base of every training event: ``type`` names it in JSON (``as_dict``)."""
+
     type: str = field(init=False, default="event")
 
     def as_dict(self) -> dict:
@@ -46,6 +48,8 @@ class TrainEvent:
 
 @dataclass(repr=False)
 class TrainingStarted(TrainEvent):
+    """The run began: its config, step counts, data sizes, device and precision."""
+
     config: dict
     total_steps: int
     steps_per_epoch: int
@@ -69,6 +73,8 @@ class Preparing(TrainEvent):
 
 @dataclass(repr=False)
 class BatchProgress(TrainEvent):
+    """Training progress, at most every ``progress_interval_s``: the step, loss and accuracy since the last one."""
+
     step: int  # 1-based count of optimizer steps done
     total_steps: int
     epoch: float  # fractional epochs done
@@ -87,6 +93,8 @@ class BatchProgress(TrainEvent):
 
 @dataclass(repr=False)
 class EpochEnd(TrainEvent):
+    """An epoch ended: its training and validation loss and accuracy."""
+
     epoch: int  # 1-based
     step: int
     train_loss: float
@@ -102,6 +110,8 @@ class EpochEnd(TrainEvent):
 
 @dataclass(repr=False)
 class TrainingFinished(TrainEvent):
+    """The run ended: how, after how many steps, its test metrics and where it was saved."""
+
     status: str  # "completed", "target_reached" or "cancelled"
     steps: int
     wall_s: float
@@ -112,6 +122,8 @@ class TrainingFinished(TrainEvent):
 
 @dataclass(repr=False)
 class TrainingFailed(TrainEvent):
+    """The run raised: the error, in words."""
+
     error: str
     type: str = field(init=False, default="failed")
 

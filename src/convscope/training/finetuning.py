@@ -38,6 +38,9 @@ BLOCK_LR_FACTOR = 0.1  # trainable blocks learn at a tenth of the new head's rat
 
 @dataclass
 class FineTuneResult:
+    """What fine-tuning gave: the new model (``checkpoint``, None if cancelled), how it stopped, its best
+    epoch, validation metrics and history. In a notebook it shows its curves."""
+
     checkpoint: Checkpoint | None  # the fine-tuned model, loaded (its adapter inspects, explains, evaluates)
     status: str  # "completed", "stopped_early" or "cancelled"
     best_epoch: int

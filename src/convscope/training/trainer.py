@@ -44,6 +44,9 @@ class CancelFlag(Protocol):
 
 @dataclass
 class TrainResult:
+    """What training gave: the trained ``model`` (``adapter`` wraps it for inspection), how the run ended, its
+    per-epoch ``history``, test metrics and the checkpoint file. In a notebook it shows its curves."""
+
     model: LayeredNet
     config: TrainConfig
     status: str  # "completed", "target_reached" or "cancelled"

@@ -14,6 +14,9 @@ import torch.nn.functional as F
 
 
 class CAM:
+    """A class activation map method: ``combine`` turns a layer's activations and the target's gradients there
+    (B, K, h, w) into a map (B, h, w)."""
+
     name: ClassVar[str]
     title: ClassVar[str]
     paper: ClassVar[str]
