@@ -144,7 +144,8 @@ def prediction_page(checkpoint: Checkpoint, result: Inspection, source: str, lab
         right.metric("Label", checkpoint.adapter.class_names[label])
     st.caption(source)
     st.pyplot(plot.inspection(result))
-    st.pyplot(plot.probabilities(result))
+    column, _ = st.columns([3, 2])  # the ten most probable classes, at a size that reads like the row above
+    column.pyplot(plot.probabilities(result))
 
 
 def cam_page(checkpoint: Checkpoint, result: Inspection) -> None:

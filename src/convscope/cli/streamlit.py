@@ -43,6 +43,7 @@ def streamlit_command(args) -> list[str]:
     # No usage statistics: Streamlit's frontend would send them to Streamlit's servers by default.
     return [sys.executable, "-P", "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
             "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer",  # a local tool: no "Deploy" button
             *args.streamlit_args, "--", *app_args]
 
 
