@@ -20,6 +20,11 @@ FLAGS = {"host": (str, "127.0.0.1: this machine only"),
          "datasets_dir": (str, "<data dir>/datasets"),
          "max_body_bytes": (int, "5242880 (5 MiB)"),
          "max_image_pixels": (int, "16777216 (4096x4096)"),
+         "header_timeout": (float, "10 seconds for a request's head to arrive"),
+         "body_timeout": (float, "30 seconds for a request's body to arrive"),
+         "keep_alive_timeout": (int, "5 seconds an idle connection stays open"),
+         "max_header_bytes": (int, "32768 (32 KiB)"),
+         "max_connections": (int, "500 open connections per worker process"),
          "allowed_origins": (str, "only the server's own; comma-separated origins"),
          "admin_token": (str, "none on loopback; on any other address one is generated and printed"),
          "workers": (int, "one per core, at most 4"),
@@ -76,8 +81,10 @@ def cmd_serve(args) -> None:
               f"           send it as 'Authorization: Bearer <token>'", flush=True)
     if args.open:
         open_when_up(url if settings.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{settings.port}")
+    # The protocol is uvicorn's httptools one with deadlines and size limits for request heads (protocol.py).
     uvicorn.run("convscope.server.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, access_log=args.access_log, log_level="info", timeout_graceful_shutdown=10)
+                workers=settings.workers, access_log=args.access_log, log_level="info", timeout_graceful_shutdown=10,
+                http="convscope.server.protocol:LimitedHttpProtocol", timeout_keep_alive=settings.keep_alive_timeout)
 
 
 def open_when_up(url: str, timeout_s: float = 120.0) -> None:

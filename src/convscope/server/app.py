@@ -95,5 +95,5 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.add_middleware(SecurityMiddleware, max_body_bytes=settings.max_body_bytes,
                        allowed_hosts=allowed_host_names(settings),
-                       allowed_origins=settings.allowed_origins)
+                       allowed_origins=settings.allowed_origins, body_timeout=settings.body_timeout)
     return app

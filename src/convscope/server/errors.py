@@ -17,8 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import ConvscopeError, DataError, ImageTooLargeError, UnreadableImageError
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_input",
-              500: "internal_error", 503: "unavailable"}
+              408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+              422: "invalid_input", 500: "internal_error", 503: "unavailable"}
 
 
 class ApiError(Exception):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -70,12 +71,14 @@ def require_admin(request: Request) -> None:
 
 
 class SecurityMiddleware:
-    """Pure ASGI (no per-request task or body buffering): the body limit and the security headers."""
+    """Pure ASGI (no per-request task or body buffering): the body's size limit and deadline, the host and
+    cross-site checks, and the security headers."""
 
     def __init__(self, app, max_body_bytes: int, allowed_hosts: list[str] | None = None,
-                 allowed_origins: tuple[str, ...] = ()):
+                 allowed_origins: tuple[str, ...] = (), body_timeout: float = 30.0):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.allowed_hosts = allowed_hosts  # None: any Host header
         self.allowed_origins = set(allowed_origins)  # other sites allowed to call the API (CORS)
 
@@ -120,13 +123,21 @@ class SecurityMiddleware:
             response = error_response(413, self._too_large_message(), headers={"connection": "close"})
             return await response(scope, receive, send_with_headers)
 
-        received = 0
+        received, body_complete = 0, False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:  # after the body, receive() waits for the client to leave (an event stream): no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    message = await receive()
+            except TimeoutError:  # a client that sends its body slowly or not at all holds a worker's attention
+                raise HTTPException(408, f"the request's body did not arrive within {self.body_timeout:g} s",
+                                    headers={"connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > self.max_body_bytes:  # a chunked body that grew past the limit
                     # FastAPI passes an HTTPException raised while reading the body on to the error handlers.
                     raise HTTPException(413, self._too_large_message())

@@ -55,6 +55,14 @@ class ServerSettings(BaseSettings):
     datasets_dir: Path | None = None
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(MAX_PIXELS, gt=0)
+    # Per connection (see protocol.py and security.py): seconds for a request's head (request line and headers)
+    # and for its body to arrive, seconds an idle kept-alive connection stays open, and the head's size.
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
+    keep_alive_timeout: int = Field(5, ge=1)
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    # Open connections per worker process; one more is answered 503 (a process has 1,024 file descriptors).
+    max_connections: int = Field(500, ge=1)
     # Browser origins besides the server's own that may call the API (CORS), comma-separated.
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # Needed for admin actions (training, activation, deletion) when the server binds to anything but loopback.
