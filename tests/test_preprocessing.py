@@ -73,3 +73,14 @@ def test_mnist_digit_from_the_registry_is_the_mnist_framing():
     x, framing = get_preprocessing("mnist_digit").prepare(drawing)
     expected, expected_framing = frame_drawing(drawing)
     assert torch.equal(x[0], expected) and framing == expected_framing
+
+
+def test_imagenet_takes_a_strip_too_long_to_resize_whole():
+    """A 16.7M x 1 picture would resize to 4 billion pixels before the crop: only the crop is resampled."""
+    strip = np.zeros((1, 4096 * 4096, 3), np.uint8)
+    strip[0, 4096 * 2048 - 5:4096 * 2048 + 5] = (200, 30, 30)  # red around the centre, which the crop keeps
+    x, framing = get_preprocessing("imagenet").prepare(Image.fromarray(strip))
+    assert x.shape == (3, 224, 224)
+    torch.testing.assert_close(x, torch.tensor([200, 30, 30]).div(255).view(3, 1, 1).expand(3, 224, 224))
+    width = 4096 * 4096
+    assert framing.source[0] == pytest.approx(width / 2 - 0.4375, abs=1e-3) and framing.source[2] < width

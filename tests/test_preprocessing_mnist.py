@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from convscope.errors import InputError
 from convscope.predict import predict_proba
-from convscope.preprocessing.mnist_digit import BOX, ink_map, preprocess_drawing, stroke_width
+from convscope.preprocessing.mnist_digit import BOX, frame_drawing, ink_map, preprocess_drawing, stroke_width
 
 
 def seven(size: int = 300, width: int = 6) -> Image.Image:
@@ -198,3 +198,29 @@ def test_a_small_three_is_a_three_whatever_the_pen(packaged_cnn, width):
     assert read(packaged_cnn.model, small) == 3
     digit = preprocess_drawing(small)
     assert 1.5 <= stroke_width(digit > 0.5) <= 4.5
+
+
+def test_a_huge_drawing_is_read_like_a_small_one_from_a_small_ink_map(packaged_cnn):
+    """A 4096x4096 upload (the pixel limit) is reduced block by block before its ink is worked out (a map of 16.7M
+    floats would take hundreds of MB per request): the same digit, a one-pixel stroke kept, the framing in the
+    upload's own pixels."""
+    small = drawn(3, width=22)
+    huge = small.resize((4096, 4096), Image.Resampling.NEAREST)
+    assert ink_map(huge).shape == (2048, 2048)
+    assert read(packaged_cnn.model, huge) == read(packaged_cnn.model, small) == 3
+    ink_sums = float(preprocess_drawing(huge).sum()), float(preprocess_drawing(small).sum())
+    assert ink_sums[0] == pytest.approx(ink_sums[1], rel=0.15)
+    x0, _, _, y1 = frame_drawing(huge)[1].source
+    small_x0, _, _, small_y1 = frame_drawing(small)[1].source
+    assert abs(x0 - small_x0 * 4096 / 280) < 40 and abs(y1 - small_y1 * 4096 / 280) < 40
+    hairline = Image.new("L", (4096, 4096), 255)
+    ImageDraw.Draw(hairline).line([(2048, 1000), (2048, 3000)], fill=0, width=1)
+    assert preprocess_drawing(hairline).max() > 0.5  # survives the reduction: blocks keep their darkest pixel
+
+
+def test_a_one_pixel_high_strip_of_sixteen_million_pixels_is_reduced_along_its_length():
+    strip = np.full((1, 4096 * 4096), 255, np.uint8)
+    strip[0, 1000:2000] = 0
+    assert ink_map(Image.fromarray(strip)).shape == (1, 4096)
+    digit, framing = frame_drawing(Image.fromarray(strip))
+    assert digit.shape == (28, 28) and 0 <= framing.source[0] < framing.source[2] <= 4096 * 4096

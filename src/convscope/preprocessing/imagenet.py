@@ -11,6 +11,9 @@ from .base import RESAMPLING, Framing, Preprocessing, to_pil, to_tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Resized images up to this many pixels are resized whole and cropped, as torchvision does; a longer strip has only
+# the crop resampled (PIL's box: within 1/255 of the whole resize, without the gigapixel intermediate).
+LARGEST_RESIZE = 4096 * 4096
 
 
 class ImageNet(Preprocessing):
@@ -36,10 +39,13 @@ class ImageNet(Preprocessing):
             new_width, new_height = self.resize_size, int(self.resize_size * height / width)
         else:
             new_width, new_height = int(self.resize_size * width / height), self.resize_size
-        resized = picture.resize((new_width, new_height), RESAMPLING[self.interpolation])
         top = int(round((new_height - self.crop_size) / 2.0))
         left = int(round((new_width - self.crop_size) / 2.0))
-        crop = resized.crop((left, top, left + self.crop_size, top + self.crop_size))
         sx, sy = width / new_width, height / new_height  # input pixels per resized pixel
         source = (left * sx, top * sy, (left + self.crop_size) * sx, (top + self.crop_size) * sy)
+        if new_width * new_height <= LARGEST_RESIZE:  # as torchvision does it, bit for bit
+            resized = picture.resize((new_width, new_height), RESAMPLING[self.interpolation])
+            crop = resized.crop((left, top, left + self.crop_size, top + self.crop_size))
+        else:  # a long strip would resize to billions of pixels: resample only the part the crop keeps
+            crop = picture.resize((self.crop_size, self.crop_size), RESAMPLING[self.interpolation], box=source)
         return to_tensor(crop), Framing(source, (0, 0, self.crop_size, self.crop_size))

@@ -30,6 +30,9 @@ INK_THRESHOLD = 0.1  # fraction of full ink below which a pixel counts as backgr
 MNIST_COVERAGE = (0.044, 0.27)
 LEAST_CONFIDENCE = 0.5  # below this top probability no class claims the input
 THICK = 1.5  # strokes wider than this many times MNIST's once scaled are thinned
+# A drawing over this many pixels is reduced before its ink is worked out (4096 x 4096 uploads are allowed).
+MAX_INK_PIXELS = 2048 * 2048
+MAX_INK_SIDE = 4096
 WORK_SIZE = 100  # the cropped digit is reduced to at most this many pixels (5x the box) before the stroke work
 UNEVEN_BACKGROUND = 0.08  # a border whose 10th-90th percentile spread is wider than this is not an even background
 BACKGROUND_WORK_SIZE = 128  # the background is estimated on a copy at most this many pixels wide
@@ -58,12 +61,33 @@ def ink_map(image: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def _pil_ink(image: Image.Image) -> np.ndarray:
-    """The PIL path: conversions run in PIL's C code, several times faster than in numpy for canvas-sized input."""
+    """The PIL path: conversions run in PIL's C code, several times faster than in numpy for canvas-sized input.
+    A huge drawing gives a smaller map (see :func:`_shrunk`): the caller scales by its size."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         alpha = image.convert("RGBA").getchannel("A")
-        if alpha.getextrema()[0] < 255:
-            return np.asarray(alpha, dtype=np.float32) / 255.0  # transparent background: the alpha is the ink
-    return _ink_from_grey(np.asarray(image.convert("L"), dtype=np.float32) / 255.0)  # L is ITU-R 601 luma
+        if alpha.getextrema()[0] < 255:  # transparent background: the alpha is the ink
+            return _shrunk(np.asarray(alpha), keep=np.max).astype(np.float32) / 255.0
+    grey = np.asarray(image.convert("L"))  # L is ITU-R 601 luma
+    if grey.size > MAX_INK_PIXELS or max(grey.shape) > MAX_INK_SIDE:
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        grey = _shrunk(grey, keep=np.min if np.median(border) > 127 else np.max)  # keep the ink's extreme
+    return _ink_from_grey(grey.astype(np.float32) / 255.0)
+
+
+def _shrunk(pixels: np.ndarray, keep) -> np.ndarray:
+    """A uint8 (H, W) image over MAX_INK_PIXELS, or longer than MAX_INK_SIDE, reduced block by block until it
+    is neither, each block to its darkest or lightest pixel (``keep``), so that a one-pixel stroke survives: the
+    float work after it then holds megabytes, not the hundreds a 16-megapixel drawing would take."""
+    factor = max(math.ceil(math.sqrt(pixels.size / MAX_INK_PIXELS)), math.ceil(max(pixels.shape) / MAX_INK_SIDE))
+    if factor <= 1:
+        return pixels
+    # Blocks no taller or wider than the image: a 1-pixel-high strip is reduced along its length only.
+    block_y, block_x = min(factor, pixels.shape[0]), min(factor, pixels.shape[1])
+    height = math.ceil(pixels.shape[0] / block_y) * block_y
+    width = math.ceil(pixels.shape[1] / block_x) * block_x
+    padded = np.full((height, width), 255 if keep is np.min else 0, np.uint8)  # padding that never wins
+    padded[:pixels.shape[0], :pixels.shape[1]] = pixels
+    return keep(padded.reshape(height // block_y, block_y, width // block_x, block_x), axis=(1, 3))
 
 
 def _ink_from_grey(grey: np.ndarray) -> np.ndarray:
@@ -216,6 +240,8 @@ def preprocess_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> torch.
 def frame_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> tuple[torch.Tensor, Framing]:
     """:func:`preprocess_drawing`, and the :class:`Framing` that maps the result back onto the drawing."""
     ink = torch.from_numpy(np.ascontiguousarray(ink_map(image)))
+    # Input pixels per ink-map pixel: 1, or more for a huge drawing whose map was shrunk.
+    reduced = (_size(image)[0] / ink.shape[0], _size(image)[1] / ink.shape[1])
     if not (ink > INK_THRESHOLD).any():
         raise InputError("the drawing is empty: draw a digit first")
     ink, (y0, x0) = _crop(ink)
@@ -240,7 +266,8 @@ def frame_drawing(image: Image.Image | np.ndarray | torch.Tensor) -> tuple[torch
     top, left = round(CENTRE - cy), round(CENTRE - cx)
     field = torch.zeros(FIELD + 2 * BOX, FIELD + 2 * BOX)  # margin so any shift fits, then cut the field out
     field[BOX + top:BOX + top + height, BOX + left:BOX + left + width_px] = digit
-    framing = Framing((float(x0), float(y0), float(x1), float(y1)), (left, top, width_px, height))
+    framing = Framing((x0 * reduced[1], y0 * reduced[0], x1 * reduced[1], y1 * reduced[0]),
+                      (left, top, width_px, height))
     return field[BOX:BOX + FIELD, BOX:BOX + FIELD].contiguous(), framing
 
 
