@@ -23,9 +23,11 @@ def test_import_convscope_is_light_and_names_the_entry_points():
             "print(sorted(n for n in convscope.__all__ if not n.startswith('_')))")
     names = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for name in ("explain", "load_model", "wrap", "Inspector", "train", "TrainConfig", "ProgressBar", "finetune",
-                 "evaluate_model", "labelled_set_for", "plot", "sample_digit"):
+                 "evaluate_model", "labelled_set_for", "sample_digit"):
         assert f"'{name}'" in names
         assert getattr(convscope, name) is not None
+    assert "'inspect'" not in names and "'display'" not in names  # a star-import must not shadow them
+    assert convscope.plot.show is not None and convscope.inspect.Inspector is convscope.Inspector
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         convscope.nothing  # noqa: B018
 
@@ -78,3 +80,23 @@ def test_an_answer_the_model_cannot_stand_behind_is_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Inspector(convscope.load_model("mnist_cnn").adapter).inspect_prepared(scribble)  # the server's path: quiet
+
+
+def test_explain_keeps_no_model_the_caller_let_go_of():
+    import gc
+    import weakref
+    checkpoint = convscope.load_model("mnist_mlp")
+    convscope.explain(checkpoint, torch.zeros(28, 28, dtype=torch.uint8) + 0)
+    module = weakref.ref(checkpoint.model)
+    del checkpoint
+    gc.collect()
+    assert module() is None
+
+
+def test_a_fine_tuning_result_and_a_run_are_models_and_a_checkpoint_takes_no_weights(tmp_path):
+    run = convscope.train(convscope.TrainConfig(epochs=0.1, batch_size=32, evaluate_test=False),
+                          train_data=synthetic_split(320, seed=0))
+    assert run.adapter is run.adapter  # traced once
+    assert run.history[-1]["epochs"] == pytest.approx(0.1, abs=0.02)  # where the run ended, not epoch 1
+    with pytest.raises(ModelError, match="give a checkpoint or pretrained weights, not both"):
+        convscope.load_model(checkpoint=tmp_path / "x.safetensors", weights="IMAGENET1K_V1")

@@ -116,3 +116,24 @@ def test_a_model_shows_its_layer_table():
     assert re.search(rf"<td[^>]*>conv1</td><td[^>]*>conv</td><td[^>]*>Conv2d</td><td[^>]*>32x26x26</td>"
                      rf"<td[^>]*>{conv1.parameters:,}</td>", html)
     assert repr(checkpoint.adapter.graph) == "Graph(11 taps from input (1, 28, 28) to output (10,))"
+
+
+def test_a_thousand_classes_show_their_worst_and_most_confused_not_a_million_cells():
+    logits, labels = torch.randn(5000, 1000, generator=torch.Generator().manual_seed(0)), torch.arange(5000) % 1000
+    metrics = metrics_from_logits(logits, labels)
+    html = metrics._repr_html_()
+    assert len(html) < 50_000 and "confusion matrix" not in html
+    assert "the 30 classes with the lowest F1 of 1000" in html and "the most frequent confusions" in html
+
+
+def test_a_model_without_a_spatial_layer_shows_its_saliency():
+    ins = Inspector(load_model("mnist_mlp").adapter).inspect(torch.rand(28, 28) * 0.4)
+    assert ins.cam is None and "saliency (no spatial layer for a CAM)" in repr(ins)
+    model_input, saliency = inlined_pngs(ins._repr_html_())
+    assert np.array_equal(saliency, render.cam_image(ins.input, ins.saliency, 6))
+
+
+def test_a_short_wide_input_keeps_every_bar_in_the_png():
+    ins = made([0.4, 0.3, 0.2, 0.05, 0.05], cam=torch.rand(4, 40), names="abcde", input_=torch.zeros(1, 4, 40))
+    png = np.asarray(Image.open(io.BytesIO(ins._repr_png_())))
+    assert png.shape[0] >= 5 * 16  # five rows of bars, not cut to the picture's height

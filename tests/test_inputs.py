@@ -109,8 +109,8 @@ def test_a_good_input_gets_no_warning(cnn):
 @pytest.mark.parametrize("image, error, message", [
     (torch.full((28, 28), float("nan")), InputError, "NaN"),
     (np.full((40, 40), 300.0), InputError, "values go up to 300, where a float picture runs from 0 to 1"),
-    (torch.rand(2, 5, 7, 9), InputError, r"cannot read an array of shape \(2, 5, 7, 9\) as an image; give a path, "
-                                         r"bytes or a PIL image .* the model input itself \(1, 28, 28\)"),
+    (torch.rand(2, 2, 5, 7, 9), InputError, r"cannot read an array of shape \(2, 2, 5, 7, 9\) as an image; give a "
+                                            r"path, bytes or a PIL image .* the model input itself \(1, 28, 28\)"),
     ({"pixels": 1}, InputError, "cannot inspect a dict; give a path"),
     ([], InputError, "an empty batch"),
     (b"not an image", InputError, "not an image in a format this reads"),
@@ -145,3 +145,41 @@ def test_an_rgb_model_takes_a_grey_picture_and_an_rgba_one(tmp_path):
     rgb.convert("RGBA").save(buffer, format="PNG")
     for form in (rgb, np.asarray(rgb), buffer.getvalue()):
         same(inspector.inspect(form), expected)
+
+
+def test_whole_numbers_are_pixels_whatever_their_type(cnn):
+    """int64 arrays, lists of ints and 16-bit images are pixel values like uint8 ones, not floats in 0-255."""
+    picture = np.array(drawing())
+    expected = cnn.inspect(picture)
+    for form in (picture.astype(np.int64), picture.tolist(), picture.astype(np.uint16) * 257,
+                 Image.fromarray(picture.astype(np.uint16) * 257)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            same(cnn.inspect(form), expected, type(form).__name__)
+    with pytest.raises(InputError, match="whole-number pixels run from 0 to 255 .* these go from -1 to 254"):
+        cnn.inspect(picture.astype(np.int64) - 1)
+
+
+def test_a_batch_of_pictures_in_any_layout_and_an_empty_batch(cnn):
+    picture = np.array(drawing().convert("RGB"))  # (56, 56, 3): not the model's shape, so pictures
+    expected = cnn.inspect(picture)
+    for batch in (np.stack([picture, picture]), torch.from_numpy(np.stack([picture, picture])).permute(0, 3, 1, 2)):
+        results = cnn.inspect(batch)
+        assert len(results) == 2 and all(r.predicted == expected.predicted for r in results)
+    with pytest.raises(InputError, match="an empty batch"):
+        cnn.inspect(torch.zeros(0, 1, 28, 28))
+
+
+def test_a_warning_points_at_the_line_that_called(cnn):
+    inverted = 255 - (np.array(drawing().resize((28, 28))) < 128).astype(np.uint8) * 255
+    for _ in range(2):  # shown each time: Python shows a warning once per line, and this line is the user's
+        with pytest.warns(InputWarning, match="this looks inverted") as caught:
+            cnn.inspect(inverted)
+        assert caught[0].filename == __file__
+
+
+def test_saliency_still_checks_a_layer_it_is_given(cnn):
+    with pytest.raises(ModelError, match="unknown layer 'conv9'"):
+        cnn.inspect(drawing(), method="saliency", cam_layer="conv9")
+    with pytest.raises(ModelError, match="a CAM needs a layer with a spatial"):
+        cnn.inspect(drawing(), method="saliency", cam_layer="fc1")

@@ -162,3 +162,23 @@ def test_pixel_helpers_give_the_pictures_the_cli_saves():
     assert np.array_equal(np.asarray(plot.feature_map_image(ins, "conv1")),
                           render.feature_map_grid(ins.activations["conv1"]))
     assert plot.filter_image(checkpoint).size == render.filters_grid(torch.zeros(32, 1, 3, 3)).shape[1::-1]
+
+
+def test_filters_of_a_wide_one_by_one_conv_are_cut_to_a_readable_grid():
+    conv = nn.Conv2d(1152, 192, 1)
+    model = wrap(nn.Sequential(nn.Conv2d(3, 1152, 1), nn.ReLU(), conv, nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+                 [str(i) for i in range(192)], {"name": "resize", "size": 4, "channels": 3})
+    fig = plot.filters(model, "2", n=64)
+    assert fig.axes[0].get_title() == "2: 64 filters, the first 64 of 1152 input channels, 1x1"
+    assert plot.filter_image(model, "2").size[0] < 4000
+
+
+def test_feature_maps_without_a_layer_to_default_to_say_which_there_are():
+    ins = tiny_cam_net(conv_bias=0.0, head_weight=1.0).inspect_prepared(torch.rand(1, 4, 4), method="saliency")
+    with pytest.raises(ModelError, match="give a layer: .* captured layers with feature maps: conv, relu"):
+        plot.feature_maps(ins)
+
+
+def test_history_puts_a_partial_last_epoch_where_it_ended():
+    history = [{"epoch": 1, "epochs": 1.0, "train_loss": 1.0}, {"epoch": 2, "epochs": 1.5, "train_loss": 0.5}]
+    assert plot.history(history).axes[0].lines[0].get_xydata().tolist() == [[1.0, 1.0], [1.5, 0.5]]

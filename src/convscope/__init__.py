@@ -27,7 +27,9 @@ _LAZY = {
 }
 _MODULES = ("plot", "render", "display", "models", "inspect", "training", "data", "evaluation", "metrics")
 
-__all__ = ["__version__", *_LAZY, *_MODULES]
+# The modules are attributes, not star-imports: `from convscope import *` would shadow `inspect` and IPython's
+# `display`.
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):

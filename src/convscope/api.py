@@ -1,31 +1,29 @@
 """``convscope.explain`` (defined here: a module of that name would shadow the function on the package): one call
 from a model and an image to an :class:`~convscope.inspect.Inspection`, for notebooks and scripts. Models named by
-string are loaded once and kept; each model gets one Inspector."""
+string are loaded once and kept with their Inspector; other models get a fresh Inspector each call (cheap: the
+model is not copied), so nothing here keeps a model the caller has let go of."""
 
 from __future__ import annotations
 
 import functools
-import weakref
 
 from torch import nn
 
 from .inspect import Inspection, Inspector, Method
 from .models import Checkpoint, ModelAdapter, load_model, wrap
 
-_inspectors: weakref.WeakKeyDictionary[ModelAdapter, Inspector] = weakref.WeakKeyDictionary()
-
-
 @functools.lru_cache(maxsize=8)
-def _named(name: str) -> ModelAdapter:
-    return load_model(name).adapter
+def _named(name: str) -> Inspector:
+    return Inspector(load_model(name).adapter)
 
 
 def as_adapter(model) -> ModelAdapter:
-    """A registered model's name, a checkpoint or a training run (their ``adapter``), a wrapped model, or a bare
-    ``nn.Module`` (wrapped with classes 0..K-1 and the default ``resize`` preprocessing: ``convscope.wrap``
-    chooses others)."""
+    """A registered model's name, a checkpoint or a training run (their ``adapter``), a fine-tuning result (its
+    checkpoint's), a wrapped model, or a bare ``nn.Module`` (wrapped with classes 0..K-1 and the default
+    ``resize`` preprocessing, traced again on every call: ``convscope.wrap`` it once instead)."""
     if isinstance(model, str):
-        return _named(model)
+        return _named(model).model
+    model = getattr(model, "checkpoint", None) or model  # a FineTuneResult
     if isinstance(getattr(model, "adapter", None), ModelAdapter):
         return model.adapter
     if isinstance(model, ModelAdapter):
@@ -43,8 +41,5 @@ def explain(model: str | Checkpoint | ModelAdapter | nn.Module, image, method: M
     default the predicted one; at CAM ``layer``, default the model's) and its layers' activations:
     ``convscope.explain("mnist_cnn", "digit.png")``. ``image`` takes every form ``Inspector.inspect`` does (a
     path, a PIL image, an array, the model input, a batch)."""
-    adapter = as_adapter(model)
-    inspector = _inspectors.get(adapter)
-    if inspector is None:
-        inspector = _inspectors[adapter] = Inspector(adapter)
+    inspector = _named(model) if isinstance(model, str) else Inspector(as_adapter(model))
     return inspector.inspect(image, target=target, cam_layer=layer, method=method, layers=layers)

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import render
 
 TOP_K = 5
+MOST_CLASSES_SHOWN = 30  # per-class rows and confusion-matrix sides in a notebook display
 BAR_BLUE = "#3b6fb6"
 CELL = "padding:2px 6px;text-align:right"
 SERIES_COLOURS = ("#3b6fb6", "#d9822b", "#2e9e5b", "#b3364a")
@@ -72,12 +73,11 @@ def bars(pairs: list[tuple[str, float]], title: str = "") -> str:
 # -- inspections -------------------------------------------------------------------------------------------------
 
 def _inspection_pictures(ins) -> list[tuple[str, np.ndarray]]:
-    factor = render.enlargement(ins.input.shape[-1], 168)
+    factor = render.enlargement(max(ins.input.shape[-2:]), 168)
     pictures = [("model input", render.input_image(ins.input, factor))]
-    if ins.cam is not None:
-        where = f" at {ins.cam_layer}" if ins.cam_layer else ""
-        pictures.append((f"{ins.cam_method}{where} for {ins.class_name(ins.target)}",
-                         render.cam_image(ins.input, ins.cam, factor)))
+    shown = ins.explanation()
+    if shown is not None:
+        pictures.append((shown[1], render.cam_image(ins.input, shown[0], factor)))
     return pictures
 
 
@@ -93,7 +93,8 @@ def inspection_html(ins) -> str:
 
 def inspection_png(ins) -> bytes:
     pictures = [picture for _, picture in _inspection_pictures(ins)]
-    chart = bar_image(ins.top(TOP_K), height=pictures[0].shape[0])
+    top = ins.top(TOP_K)
+    chart = bar_image(top, height=max(pictures[0].shape[0], 16 * len(top)))
     return png(side_by_side([*pictures, chart]))
 
 
@@ -161,12 +162,23 @@ def confusion_html(metrics, class_names: list[str] | None = None) -> str:
 
 
 def metrics_html(metrics, class_names: list[str] | None = None, title: str = "") -> str:
+    """The summary, the per-class table and the confusion matrix; with more than ``MOST_CLASSES_SHOWN`` classes
+    (an ImageNet model's thousand would make a 100 MB page) the classes with the lowest F1 and the most frequent
+    confusions instead."""
     names = [class_names[c] if class_names else str(c) for c in metrics.classes]
     per_class = [[n, p, r, f, s] for n, p, r, f, s in
                  zip(names, metrics.precision, metrics.recall, metrics.f1, metrics.support, strict=True)]
+    header = ["class", "precision", "recall", "F1", "support"]
+    if len(names) <= MOST_CLASSES_SHOWN:
+        return captioned([("", table(["metric", "value"], metrics_summary(metrics))), ("", table(header, per_class)),
+                          ("", confusion_html(metrics, class_names))], title)
+    worst = sorted((row for row in per_class if row[4]), key=lambda row: row[3])[:MOST_CLASSES_SHOWN]
+    confusions = sorted(((count, names[i], names[j]) for i, row in enumerate(metrics.confusion)
+                         for j, count in enumerate(row) if i != j and count), reverse=True)[:MOST_CLASSES_SHOWN]
     return captioned([("", table(["metric", "value"], metrics_summary(metrics))),
-                      ("", table(["class", "precision", "recall", "F1", "support"], per_class)),
-                      ("", confusion_html(metrics, class_names))], title)
+                      ("", table(header, worst, f"the {len(worst)} classes with the lowest F1 of {len(names)}")),
+                      ("", table(["true class", "predicted", "examples"], [[t, p, n] for n, t, p in confusions],
+                                 "the most frequent confusions (plot.confusion_matrix draws them all)"))], title)
 
 
 def evaluation_html(evaluation) -> str:
@@ -215,10 +227,11 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label
 
 
 def history_series(history: list[dict], metric: str) -> dict[str, list[tuple[float, float]]]:
-    """{"train": [(epoch, value)], "validation": [...]} for "loss" or "accuracy", leaving out missing values."""
+    """{"train": [(epochs, value)], "validation": [...]} for "loss" or "accuracy", leaving out missing values."""
     out = {}
     for label, key in (("train", f"train_{metric}"), ("validation", f"val_{metric}")):
-        line = [(float(h["epoch"]), float(h[key])) for h in history if h.get(key) is not None]
+        # "epochs": passes done, fractional for a run that ended mid-epoch (older runs have only the epoch number)
+        line = [(float(h.get("epochs", h["epoch"])), float(h[key])) for h in history if h.get(key) is not None]
         if line:
             out[label] = line
     return out

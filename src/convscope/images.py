@@ -43,12 +43,12 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         ImageOps.exif_transpose(image, in_place=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise InputError(f"{name}: corrupt image ({e})") from None
-    return _eight_bit(image)
+    return eight_bit(image)
 
 
-def _eight_bit(image: Image.Image) -> Image.Image:
-    """16-bit (and 32-bit integer) greyscale scaled to 8 bits: Pillow's own conversion clips at 255, which turns a
-    16-bit photo of dark ink on white paper all white."""
+def eight_bit(image: Image.Image) -> Image.Image:
+    """An image of 8 bits per channel: 16-bit (and 32-bit integer) greyscale scaled to 8 bits. Pillow's own
+    conversion clips at 255, which turns a 16-bit photo of dark ink on white paper all white."""
     if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
         return image
     array = np.asarray(image, dtype=np.float64)

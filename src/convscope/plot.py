@@ -32,10 +32,8 @@ TOP_K = 10
 
 def cam_image(inspection: Inspection, scale: int | None = None, alpha: float = 0.5) -> Image.Image:
     """The CAM (or saliency map) laid over the model input in grey, enlarged ``scale`` times (MNIST 10x)."""
-    if inspection.cam is None:
-        raise ModelError("this inspection has no CAM (the model has no spatial layer): try method='saliency'")
     factor = scale or render.enlargement(inspection.input.shape[-1])
-    return Image.fromarray(render.cam_image(inspection.input, inspection.cam, factor, alpha))
+    return Image.fromarray(render.cam_image(inspection.input, _shown(inspection)[0], factor, alpha))
 
 
 def input_image(inspection: Inspection, scale: int | None = None) -> Image.Image:
@@ -54,7 +52,7 @@ def filter_image(model, layer: str | None = None) -> Image.Image:
     """A conv layer's filters (one row per output channel, one column per input channel), blue negative, white
     zero, red positive, on one scale for the whole layer."""
     _, weight = _conv_weight(model, layer)
-    return Image.fromarray(render.filters_grid(filter_images(weight)))
+    return Image.fromarray(render.filters_grid(filter_images(_drawable(weight))))
 
 
 # -- figures -----------------------------------------------------------------------------------------------------
@@ -101,19 +99,21 @@ def _picture(ax, array: np.ndarray, title: str) -> None:
 
 
 def cam_overlay(inspection: Inspection, alpha: float = 0.5):
-    """The CAM over the model input with its colour scale: 0 = no evidence, 1 = the map's strongest."""
-    if inspection.cam is None:
-        raise ModelError("this inspection has no CAM (the model has no spatial layer): try method='saliency'")
+    """The CAM (for a model with no spatial layer, the saliency map) over the model input with its colour scale:
+    0 = no evidence, 1 = the map's strongest."""
+    shown = _shown(inspection)
     fig = _figure(4.2, 3.6)
     ax = fig.add_subplot()
-    _picture(ax, render.cam_image(inspection.input, inspection.cam, 1, alpha), _cam_title(inspection))
+    _picture(ax, render.cam_image(inspection.input, shown[0], 1, alpha), shown[1])
     _colorbar(fig, ax, render.JET, 0, 1, "share of the map's maximum")
     return fig
 
 
-def _cam_title(inspection: Inspection) -> str:
-    where = f" at {inspection.cam_layer}" if inspection.cam_layer else ""
-    return f"{inspection.cam_method}{where} for {inspection.class_name(inspection.target)}"
+def _shown(inspection: Inspection) -> tuple[torch.Tensor, str]:
+    shown = inspection.explanation()
+    if shown is None:
+        raise ModelError("this inspection has no map: inspect with saliency=True or method='saliency'")
+    return shown
 
 
 def probabilities(inspection: Inspection, k: int = TOP_K):
@@ -137,11 +137,11 @@ def _bars(ax, top: list[tuple[str, float]]) -> None:
 def inspection(result: Inspection, k: int = 5):
     """The model input, the CAM over it and the top k classes, in one row."""
     fig = _figure(10, 3.2)
-    with_cam = result.cam is not None
-    axes = fig.subplots(1, 3 if with_cam else 2, width_ratios=[1, 1.25, 1.4] if with_cam else [1, 1.4])
+    shown = result.explanation()
+    axes = fig.subplots(1, 3 if shown else 2, width_ratios=[1, 1.25, 1.4] if shown else [1, 1.4])
     _picture(axes[0], render.input_image(result.input), "model input")
-    if with_cam:
-        _picture(axes[1], render.cam_image(result.input, result.cam), _cam_title(result))
+    if shown:
+        _picture(axes[1], render.cam_image(result.input, shown[0]), shown[1])
         _colorbar(fig, axes[1], render.JET, 0, 1, "share of the maximum")
     _bars(axes[-1], result.top(k))
     fig.suptitle(f"predicted {result.class_name(result.predicted)} ({result.confidence:.1%})")
@@ -152,6 +152,10 @@ def _channels(source, layer: str | None, n: int | None, order: str) -> tuple[tor
     """(C, h, w) maps of ``layer`` in an inspection (or a tensor), the first n or the n of highest mean."""
     if isinstance(source, Inspection):
         layer = layer or source.cam_layer
+        if layer is None:
+            maps = [name for name, value in source.activations.items() if value.dim() == 3] or ["none"]
+            raise ModelError(f"give a layer: this inspection has no CAM layer to default to; captured layers with "
+                             f"feature maps: {', '.join(maps)}")
         if layer not in source.activations:
             captured = ", ".join(source.activations) or "none"
             raise ModelError(f"layer {layer!r} was not captured in this inspection; captured: {captured} "
@@ -208,7 +212,8 @@ def filters(model, layer: str | None = None, n: int = 64):
     (each filter scaled to its own range), otherwise one row per filter and one column per input channel on the
     layer's one symmetric scale, blue negative and red positive, with its colour bar in weight units."""
     name, weight = _conv_weight(model, layer)
-    weight = weight[:n]
+    inputs = weight.shape[1]
+    weight = _drawable(weight[:n])
     if weight.shape[1] == 3:
         low = weight.amin(dim=(1, 2, 3), keepdim=True)
         high = weight.amax(dim=(1, 2, 3), keepdim=True)
@@ -222,10 +227,16 @@ def filters(model, layer: str | None = None, n: int = 64):
     if weight.shape[1] != 3:
         bound = float(weight.abs().max())
         _colorbar(fig, ax, render.DIVERGING, -bound, bound, "weight")
-    ax.set_title(f"{name}: {weight.shape[0]} filters, {weight.shape[1]} input channels, "
+    shown_inputs = f"{weight.shape[1]}" if weight.shape[1] == inputs else f"the first {weight.shape[1]} of {inputs}"
+    ax.set_title(f"{name}: {weight.shape[0]} filters, {shown_inputs} input channels, "
                  f"{weight.shape[2]}x{weight.shape[3]}", fontsize=10)
     ax.set_axis_off()
     return fig
+
+
+def _drawable(weight: torch.Tensor) -> torch.Tensor:
+    """(out, in, kH, kW) cut to at most render.MAX_FILTER_TILES kernels by taking the first input channels."""
+    return weight[:, :max(1, render.MAX_FILTER_TILES // weight.shape[0])]
 
 
 def _history(run) -> list[dict]:
@@ -290,8 +301,8 @@ def compare(results: Mapping[str, Inspection], k: int = 3):
     fig = _figure(3.2 * len(results), 5)
     axes = fig.subplots(2, len(results), squeeze=False, height_ratios=[3, 1.2])
     for column, (name, result) in enumerate(results.items()):
-        picture = (render.cam_image(result.input, result.cam) if result.cam is not None
-                   else render.input_image(result.input))
+        shown = result.explanation()
+        picture = render.cam_image(result.input, shown[0]) if shown else render.input_image(result.input)
         _picture(axes[0, column], picture, f"{name}: {result.class_name(result.predicted)} "
                                            f"({result.confidence:.1%})")
         _bars(axes[1, column], result.top(k))

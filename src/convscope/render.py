@@ -22,6 +22,11 @@ DIVERGING = [(33, 102, 172), (103, 169, 207), (209, 229, 240), (247, 247, 247), 
              (178, 24, 43)]
 
 
+# A filter grid is drawn with at most this many kernels (VGG's last layer has 262,144; a 1x1 conv of EfficientNet
+# 221,184): more is a picture of tens of thousands of pixels a side that nobody can read.
+MAX_FILTER_TILES = 64 * 64
+
+
 def colorize(values: np.ndarray, anchors: list[tuple[int, int, int]]) -> np.ndarray:
     """(...,) values in [0, 1] -> (..., 3) uint8 RGB."""
     table = np.asarray(anchors, dtype=np.float32)

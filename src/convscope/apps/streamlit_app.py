@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from convscope import plot
 from convscope.data.mnist import sample_digit
 from convscope.data.photos import PHOTOS
 from convscope.errors import ConvscopeError, InputError
-from convscope.inspect import METHODS, SALIENCY, Inspection, Inspector
+from convscope.inspect import METHODS, SALIENCY, InputWarning, Inspection, Inspector
 from convscope.models import MODELS, Checkpoint, LayerKind, load_checkpoint, load_model
 
 PAGES = ("Prediction", "CAM", "Filters", "Feature maps", "Pooling and dense outputs", "Training history")
@@ -72,11 +73,14 @@ def load(name: str, checkpoint: str | None, stamp: int | None) -> tuple[Checkpoi
 
 @st.cache_data(max_entries=64, show_spinner="Inspecting...")
 def run_inspection(model: tuple, image: bytes | np.ndarray, method: str, target: int | None,
-                   cam_layer: str | None) -> Inspection:
-    """One forward and one backward for an input and the sidebar's choices, kept for the next rerun: every click
-    in Streamlit runs the whole script again."""
+                   cam_layer: str | None) -> tuple[Inspection, list[str]]:
+    """One forward and one backward for an input and the sidebar's choices, kept for the next rerun (every click
+    in Streamlit runs the whole script again), with what convscope doubts about the input or the answer."""
     _, inspector = load(*model)
-    return inspector.inspect(image, target=target, cam_layer=cam_layer, method=method)
+    with warnings.catch_warnings(record=True) as doubts:
+        warnings.simplefilter("always", InputWarning)
+        result = inspector.inspect(image, target=target, cam_layer=cam_layer, method=method)
+    return result, [str(doubt.message) for doubt in doubts if issubclass(doubt.category, InputWarning)]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -254,7 +258,9 @@ def page(args: argparse.Namespace) -> None:
     if image is None:
         st.info("Upload a PNG, JPEG, WebP, GIF or BMP image in the sidebar.")
         return
-    result = run_inspection(model, image, method, target, cam_layer)
+    result, doubts = run_inspection(model, image, method, target, cam_layer)
+    for doubt in doubts:
+        st.warning(doubt)
     if shown == "Prediction":
         prediction_page(checkpoint, result, source, label)
     elif shown == "CAM":

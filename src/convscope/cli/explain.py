@@ -15,7 +15,6 @@ from ..models.kinds import LayerKind
 
 
 CHANNELS_PER_PAGE = 64
-MAX_FILTER_TILES = 64 * 64  # a layer's filter grid is drawn only up to this many kernels (VGG's last: 262,144)
 
 
 def write_explanation(out: Path, original: np.ndarray | None, result: Inspection, model: ModelAdapter,
@@ -48,7 +47,7 @@ def write_explanation(out: Path, original: np.ndarray | None, result: Inspection
     convs = [tap for tap in model.graph.taps if tap.kind is LayerKind.CONV and tap.module is not None and tap.call == 1]
     for i, tap in enumerate(convs):
         weight = model.module.get_submodule(tap.module).weight
-        if (i == 0 or tap.name in result.activations) and weight.shape[0] * weight.shape[1] <= MAX_FILTER_TILES:
+        if (i == 0 or tap.name in result.activations) and weight.shape[0] * weight.shape[1] <= render.MAX_FILTER_TILES:
             save(f"filters_{tap.name}", render.filters_grid(filter_images(weight)))
     return files
 

@@ -180,19 +180,16 @@ def cmd_data_download(args) -> None:
     import hashlib
 
     from ..data.idx import read_file_bytes
-    from ..data.mnist import MNIST_FILES, MNIST_MIRRORS, download_mnist
+    from ..data.mnist import MNIST_FILES, MNIST_MIRRORS, download_mnist, find_file
     from ..errors import DataError
     settings = settings_from_args(args)
     folder = settings.mnist_dir or settings.mnist_cache_dir
 
-    def present(stem: str) -> Path | None:
-        return next((path for path in (folder / stem, folder / f"{stem}.gz") if path.is_file()), None)
-
-    missing = sum(present(stem) is None for stem, _ in MNIST_FILES.values())
+    missing = sum(find_file(folder, stem) is None for stem, _ in MNIST_FILES.values())
     with terminal_download_bar("MNIST") as progress:
         download_mnist(folder, mirrors=settings.mnist_mirrors or MNIST_MIRRORS, progress=progress)
     for stem, sha256 in MNIST_FILES.values():  # downloads were checked already; this is for the files found here
-        path = present(stem)
+        path = find_file(folder, stem)
         if hashlib.sha256(read_file_bytes(path)).hexdigest() != sha256:
             raise DataError(f"{path} is not the official MNIST file (its SHA-256 differs): delete it and run "
                             "`convscope data download` again")

@@ -62,7 +62,8 @@ class MnistSplit:
         return self.images.unsqueeze(1).float().div_(255.0)
 
 
-def _find_file(folder: Path, stem: str) -> Path | None:
+def find_file(folder: Path, stem: str) -> Path | None:
+    """The MNIST file ``stem`` in ``folder``, raw or gzipped; None when neither is there."""
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
@@ -74,7 +75,7 @@ def mnist_dir(settings: Settings | None = None, download: bool = True, progress:
     settings = settings or Settings.from_env()
     if settings.mnist_dir is not None:
         folder = settings.mnist_dir
-        missing = [stem for stem, _ in MNIST_FILES.values() if _find_file(folder, stem) is None]
+        missing = [stem for stem, _ in MNIST_FILES.values() if find_file(folder, stem) is None]
         if missing:
             raise DataError(
                 f"CONVSCOPE_MNIST_DIR={folder} lacks {', '.join(missing)} (.gz or raw). "
@@ -82,7 +83,7 @@ def mnist_dir(settings: Settings | None = None, download: bool = True, progress:
             )
         return folder
     folder = settings.mnist_cache_dir
-    if all(_find_file(folder, stem) for stem, _ in MNIST_FILES.values()):
+    if all(find_file(folder, stem) for stem, _ in MNIST_FILES.values()):
         return folder
     if not download:
         raise DataError(f"MNIST is not in {folder}: run `convscope data download`")
@@ -96,7 +97,7 @@ def download_mnist(
     """Download the four files into ``folder`` (skipping those already there), verifying every hash."""
     files = files or MNIST_FILES
     for stem, sha256 in files.values():
-        if _find_file(folder, stem) is not None:
+        if find_file(folder, stem) is not None:
             continue
         try:
             download_verified(f"{stem}.gz", mirrors, sha256, folder / f"{stem}.gz", decode=gzip.decompress,
@@ -114,7 +115,7 @@ def download_mnist(
 def _load_split(folder: Path, split: Split) -> MnistSplit:
     images_stem, _ = MNIST_FILES[(split, "images")]
     labels_stem, _ = MNIST_FILES[(split, "labels")]
-    images_path, labels_path = _find_file(folder, images_stem), _find_file(folder, labels_stem)
+    images_path, labels_path = find_file(folder, images_stem), find_file(folder, labels_stem)
     if images_path is None or labels_path is None:
         raise DataError(f"MNIST {split} files are missing from {folder}")
     images_bytes, labels_bytes = read_file_bytes(images_path), read_file_bytes(labels_path)

@@ -15,6 +15,7 @@ A list or tuple is a batch of either kind.
 from __future__ import annotations
 
 import numbers
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..images import open_image
+from ..images import eight_bit, open_image
 from ..preprocessing import Preprocessing
 
 FORMS = ("a path, bytes or a PIL image (preprocessed for the model), an (H, W), (H, W, C) or (C, H, W) picture, "
@@ -41,29 +42,50 @@ def model_inputs(image, preprocessing: Preprocessing) -> tuple[torch.Tensor, boo
     """``image`` in any accepted form -> float32 (N, C, H, W) in [0, 1], and whether it was a batch. Model input
     that is blank or unlike what the preprocessing makes gets a warning (:class:`InputWarning`)."""
     if isinstance(image, (list, tuple)) and _numbers(image):
-        image = np.asarray(image, dtype=np.float32)  # a nested list of pixel values: one array
+        image = np.asarray(image)  # a nested list of pixel values: one array (ints stay ints: 0-255)
     if isinstance(image, (list, tuple)):
-        if not image:
-            raise InputError("an empty batch: nothing to inspect")
-        return torch.cat([model_inputs(one, preprocessing)[0] for one in image]), True
+        return _batch(list(image), preprocessing)
     if isinstance(image, (str, Path, bytes)):
         image = open_image(image)
     if isinstance(image, Image.Image):
-        return preprocessing.prepare(image)[0][None], False
+        return preprocessing.prepare(eight_bit(image))[0][None], False
     if not isinstance(image, (torch.Tensor, np.ndarray)):
         raise InputError(f"cannot inspect a {type(image).__name__}; give {_forms(preprocessing)}")
     if isinstance(image, np.ndarray) and not image.flags.writeable:
         image = image.copy()  # np.asarray(a PIL image) is read-only, which torch warns about
-    x = torch.as_tensor(image).detach().cpu()
+    x = _eight_bit_if_whole(torch.as_tensor(image).detach().cpu())
     shape = tuple(preprocessing.input_shape)
     if is_model_input(tuple(x.shape), shape):
         return _checked(x, preprocessing), False
     if (x.dim() == 4 and tuple(x.shape[1:]) == shape) or (shape[0] == 1 and x.dim() == 3
                                                            and tuple(x.shape[1:]) == shape[1:]):
+        if len(x) == 0:
+            raise InputError("an empty batch: nothing to inspect")
         return _checked(x, preprocessing), True
     if x.dim() == 2 or x.dim() == 3 and (x.shape[-1] in (1, 3, 4) or x.shape[0] in (1, 3, 4)):
         return preprocessing.prepare(_picture(x))[0][None], False
+    if x.dim() == 4:  # a batch of pictures: (N, H, W, C) or (N, C, H, W) of another size than the model's
+        return _batch(list(x), preprocessing)
     raise InputError(f"cannot read an array of shape {tuple(x.shape)} as an image; give {_forms(preprocessing)}")
+
+
+def _batch(images: list, preprocessing: Preprocessing) -> tuple[torch.Tensor, bool]:
+    if not images:
+        raise InputError("an empty batch: nothing to inspect")
+    return torch.cat([model_inputs(one, preprocessing)[0] for one in images]), True
+
+
+def _eight_bit_if_whole(x: torch.Tensor) -> torch.Tensor:
+    """Whole numbers are pixel values: 0-255 (any integer type, a list of ints) as uint8; 16-bit ones (a 16-bit
+    PNG read with numpy) scaled to 8 bits, as the images read from files are."""
+    if x.dtype == torch.uint8 or x.dtype.is_floating_point or x.dtype == torch.bool or x.numel() == 0:
+        return x
+    x = x.to(torch.int64)  # torch has no min or max for uint16
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high > 65535:
+        raise InputError(f"whole-number pixels run from 0 to 255 (or 65535 for 16 bits); these go from {low} to "
+                         f"{high}")
+    return (x if high <= 255 else (x.double() * (255 / 65535)).round()).to(torch.uint8)
 
 
 def _numbers(values: list | tuple) -> bool:
@@ -99,8 +121,20 @@ def _checked(x: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
     for one in x:
         doubt = _out_of_range(one) or _blank(one) or preprocessing.doubt(one)
         if doubt:
-            warnings.warn(doubt, InputWarning, stacklevel=4)
+            warn(doubt)
     return x
+
+
+PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def warn(message: str) -> None:
+    """An InputWarning attributed to the user's line that called into convscope (Python shows a warning once
+    per line: attributed to a line of ours, a notebook would see it only the first time)."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, InputWarning, stacklevel=level)
 
 
 def _finite(x: torch.Tensor, what: str) -> torch.Tensor:

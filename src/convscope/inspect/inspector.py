@@ -12,18 +12,20 @@ from __future__ import annotations
 import copy
 import math
 import queue
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, overload
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import InputError, ModelError
 from ..models.adapter import ModelAdapter
 from .cams import CAM_METHODS, upsample_and_scale
-from .inputs import InputWarning, is_model_input, model_inputs
+from .inputs import is_model_input, model_inputs, warn
 
 SALIENCY = "saliency"
 # Every explanation method by the one name the Python API, the CLI and the REST API all use.
@@ -69,12 +71,24 @@ class Inspection:
         values, indices = self.probabilities.topk(min(k, len(self.probabilities)))
         return [(self.class_name(int(i)), float(p)) for p, i in zip(values, indices, strict=True)]
 
+    def explanation(self) -> tuple[torch.Tensor, str] | None:
+        """The map to show and what it is: the CAM (or saliency map) asked for, or for a model with no spatial
+        layer, where a CAM cannot be, its saliency map; None when there is neither."""
+        if self.cam is not None:
+            where = f" at {self.cam_layer}" if self.cam_layer else ""
+            return self.cam, f"{self.cam_method}{where} for {self.class_name(self.target)}"
+        if self.saliency is not None:
+            return self.saliency, f"saliency for {self.class_name(self.target)} (no spatial layer for a CAM)"
+        return None
+
     def __repr__(self) -> str:
         explained = "" if self.target == self.predicted else f", explaining {self.class_name(self.target)!r}"
-        where = f" at {self.cam_layer}" if self.cam_layer else ""
+        if self.cam is not None:
+            method = self.cam_method + (f" at {self.cam_layer}" if self.cam_layer else "")
+        else:
+            method = "saliency (no spatial layer for a CAM)" if self.saliency is not None else "no map"
         return (f"Inspection(predicted {self.class_name(self.predicted)!r} at {self.confidence:.1%}{explained}; "
-                f"{self.cam_method}{where}; {len(self.activations)} layers captured; input "
-                f"{tuple(self.input.shape)})")
+                f"{method}; {len(self.activations)} layers captured; input {tuple(self.input.shape)})")
 
     def _repr_html_(self) -> str:
         from ..display import inspection_html
@@ -158,14 +172,19 @@ class Inspector:
         return {name: acts[name][0].float().cpu() for name in names}
 
     @overload
-    def inspect(self, image: torch.Tensor, target: int | None = None, cam_layer: str | None = None,
-                method: Method = "gradcam", layers: Sequence[str] | None = None,
-                saliency: bool = True) -> Inspection | list[Inspection]: ...
+    def inspect(self, image: str | Path | bytes | Image.Image, target: int | str | None = None,
+                cam_layer: str | None = None, method: Method = "gradcam", layers: Sequence[str] | None = None,
+                saliency: bool = True) -> Inspection: ...
 
     @overload
-    def inspect(self, image: list, target: int | None = None, cam_layer: str | None = None,
+    def inspect(self, image: list | tuple, target: int | str | None = None, cam_layer: str | None = None,
                 method: Method = "gradcam", layers: Sequence[str] | None = None,
                 saliency: bool = True) -> list[Inspection]: ...
+
+    @overload
+    def inspect(self, image: torch.Tensor | np.ndarray, target: int | str | None = None,
+                cam_layer: str | None = None, method: Method = "gradcam", layers: Sequence[str] | None = None,
+                saliency: bool = True) -> Inspection | list[Inspection]: ...
 
     def inspect(self, image, target=None, cam_layer=None, method="gradcam", layers=None, saliency=True):
         """Inspect one image, or each image of a batch (then a list of inspections comes back).
@@ -195,7 +214,7 @@ class Inspector:
         for result in one:  # what the server shows as "unusual input", a notebook user meets as a warning
             doubt = self.model.preprocessing.unusual(result.input, result.probabilities)
             if doubt:
-                warnings.warn(f"the model's answer deserves no trust: {doubt}", InputWarning, stacklevel=2)
+                warn(f"the model's answer deserves no trust: {doubt}")
         return one if batched else one[0]
 
     def _class_index(self, name: str) -> int:
@@ -214,15 +233,15 @@ class Inspector:
             raise ModelError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
         x = _prepared_input(x, self.input_shape)
         graph = self.graph
-        if method == SALIENCY:
-            cam_layer, saliency = None, True
-        else:
-            cam_layer = cam_layer or self._default_cam_layer
-        if cam_layer is not None and not graph[cam_layer].spatial:
+        if cam_layer is not None and not graph[cam_layer].spatial:  # checked even where saliency will not use it
             valid = [name for name in graph.names if graph[name].spatial]
             raise ModelError(f"a CAM needs a layer with a spatial (C, H, W) output; {cam_layer!r} gives "
                              f"{graph[cam_layer].output_shape}; layers a CAM can use: "
                              f"{', '.join(valid) if valid else 'none (this model has no spatial layer)'}")
+        if method == SALIENCY:
+            cam_layer, saliency = None, True
+        else:
+            cam_layer = cam_layer or self._default_cam_layer
         if layers is None:
             wanted = self._default_layers
         else:

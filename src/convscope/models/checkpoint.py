@@ -163,6 +163,8 @@ def load_model(name: str | None = None, checkpoint: Path | str | None = None, de
     official file; missing weights are downloaded (``progress`` sees the bytes, e.g.
     ``convscope.progress.DownloadBar()``) and verified first.
     """
+    if checkpoint is not None and weights is not None:
+        raise ModelError("give a checkpoint or pretrained weights, not both: a checkpoint holds its own weights")
     if name is None and checkpoint is not None:
         return load_checkpoint(Path(checkpoint), device)
     name = name or "mnist_cnn"

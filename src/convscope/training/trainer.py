@@ -6,6 +6,7 @@ Adam with a one-cycle schedule, batch 128. Progress leaves the loop only through
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import nullcontext
@@ -56,7 +57,7 @@ class TrainResult:
     test_metrics: Metrics | None = None
     checkpoint: Path | None = None
 
-    @property
+    @functools.cached_property
     def adapter(self) -> ModelAdapter:
         """The trained model, wrapped: what ``Inspector``, ``convscope.explain`` and ``evaluate_model`` take."""
         return get_spec(self.config.model).adapter(self.model)
@@ -276,8 +277,9 @@ def _train(config, emit, cancel, out, train_data, test_data, settings, command) 
                 status = "cancelled"
                 break
             event = run.end_epoch(epoch)
-            history.append({k: v for k, v in event.as_dict().items()
-                            if k not in ("type", "first_conv_weight", "probes")})
+            history.append({**{k: v for k, v in event.as_dict().items()
+                               if k not in ("type", "first_conv_weight", "probes")},
+                            "epochs": round(event.step / run.steps_per_epoch, 4)})  # a last epoch may be partial
             emit(event)
             run.stop_if_diverged(event.train_loss)
             if tensorboard:
