@@ -131,7 +131,7 @@ def test_predict_pixels_returns_what_the_engine_computes(client, engine_cnn):
     response = client.post("/api/predict", json={"pixels": pixels})
     assert response.status_code == 200
     body = response.json()
-    expected = engine_cnn.inspect(torch.tensor(pixels, dtype=torch.uint8))
+    expected = engine_cnn.inspect_prepared(torch.tensor(pixels, dtype=torch.uint8))
     assert body["predicted"] == expected.predicted and body["target"] == expected.predicted
     assert body["probabilities"] == pytest.approx(expected.probabilities.tolist(), abs=1e-5)
     assert body["model"] == "mnist_cnn" and body["version"] == 1

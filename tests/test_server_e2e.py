@@ -30,7 +30,7 @@ def server(tmp_path, synthetic_mnist_dir):
 def test_concurrent_clients_get_their_own_correct_answers_while_training(server):
     images, labels = synthetic_digits(CLIENTS, seed=7)
     inspector = Inspector(load_model("mnist_cnn").adapter)
-    expected = [inspector.inspect(torch.from_numpy(image)) for image in images]
+    expected = [inspector.inspect_prepared(torch.from_numpy(image)) for image in images]
     status, job = server.request("POST", "/api/jobs", {"epochs": 100, "batch_size": 16})
     assert status == 202, job
     while server.request("GET", f"/api/jobs/{job['id']}")[1]["status"] == "queued":

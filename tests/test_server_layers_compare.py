@@ -34,7 +34,7 @@ def engine_cnn():
 
 def engine_activation(checkpoint, layer: str) -> torch.Tensor:
     x = torch.tensor(pixels_of_a_bar(), dtype=torch.float32)[None] / 255
-    return Inspector(checkpoint.adapter).inspect(x, layers=[layer]).activations[layer]
+    return Inspector(checkpoint.adapter).inspect_prepared(x, layers=[layer]).activations[layer]
 
 
 def test_per_channel_encoding_keeps_each_channels_range():
