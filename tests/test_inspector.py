@@ -119,14 +119,16 @@ def test_concurrent_calls_match_serial_results(replicas):
     images = [torch.rand(28, 28, generator=generator) for _ in range(32)]
     targets = [i % 10 for i in range(32)]
     methods = ["gradcam", "gradcam++", "hirescam"]
-    serial = [inspector.inspect_prepared(images[i], target=targets[i], method=methods[i % 3]) for i in range(len(images))]
+    serial = [inspector.inspect_prepared(images[i], target=targets[i], method=methods[i % 3])
+              for i in range(len(images))]
     results, errors = {}, []
 
     def worker(offset: int) -> None:
         try:
             for round_ in range(3):
                 for i in range(offset, len(images), 8):
-                    results[(i, round_)] = inspector.inspect_prepared(images[i], target=targets[i], method=methods[i % 3])
+                    results[(i, round_)] = inspector.inspect_prepared(images[i], target=targets[i],
+                                                                      method=methods[i % 3])
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
