@@ -45,15 +45,55 @@ def test_save_recomputes_and_stores_the_input_image(db_client):
     assert image.headers["content-type"] == "image/png" and image.content == png
 
 
-def test_uploads_are_stored_as_png_whatever_was_sent(db_client):
-    canvas = Image.new("RGB", (120, 120), "white")
-    canvas.paste((0, 0, 0), (55, 10, 70, 110))  # a "1"
+def photo_of_a_one(size: int = 600) -> Image.Image:
+    """A photo-like "1": noise on paper, as a phone takes it (PNG stores noise at full size, JPEG does not)."""
+    rng = np.random.default_rng(0)
+    paper = rng.normal(220, 12, (size, size)).clip(0, 255)
+    paper[size // 10:size - size // 10, size // 2 - size // 16:size // 2 + size // 16] = 30
+    return Image.fromarray(paper.astype(np.uint8)).convert("RGB")
+
+
+def test_a_jpeg_upload_is_kept_a_jpeg_the_server_wrote_and_the_rest_png(db_client):
     jpeg = io.BytesIO()
-    canvas.save(jpeg, format="JPEG")
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # camera make: metadata a user may not mean to publish
+    photo_of_a_one().save(jpeg, format="JPEG", quality=90, exif=exif)
     saved = db_client.post("/api/predictions/upload", files={"file": ("one.jpg", jpeg.getvalue(), "image/jpeg")})
     assert saved.status_code == 201 and saved.json()["input_kind"] == "upload"
-    stored = db_client.get(saved.json()["image_url"]).content
-    assert stored.startswith(b"\x89PNG") and Image.open(io.BytesIO(stored)).size == (120, 120)
+    answer = db_client.get(saved.json()["image_url"])
+    stored = Image.open(io.BytesIO(answer.content))
+    assert answer.headers["content-type"] == "image/jpeg" and stored.format == "JPEG" and stored.size == (600, 600)
+    assert "exif" not in stored.info  # re-encoded: nothing of the client's file but its pixels
+    as_png = io.BytesIO()
+    photo_of_a_one().save(as_png, format="PNG")
+    assert len(answer.content) < 1.5 * len(jpeg.getvalue()) and len(as_png.getvalue()) > 2 * len(answer.content)
+    detail = db_client.get(f"/api/predictions/{saved.json()['id']}").json()
+    assert detail["image"].startswith("data:image/jpeg;base64,")
+    rerun = db_client.post(f"/api/predictions/{saved.json()['id']}/rerun", json={})
+    assert rerun.status_code == 200 and rerun.json()["rerun"]["predicted"] == saved.json()["predicted"]
+    for kind in ("PNG", "WEBP"):
+        sent = io.BytesIO()
+        photo_of_a_one(120).save(sent, format=kind)
+        saved = db_client.post("/api/predictions/upload", files={"file": (f"one.{kind.lower()}", sent.getvalue())})
+        stored = db_client.get(saved.json()["image_url"])
+        assert stored.headers["content-type"] == "image/png" and stored.content.startswith(b"\x89PNG"), kind
+
+
+def test_saves_past_the_image_store_cap_are_refused_and_nothing_is_lost(tmp_path, synthetic_mnist_dir):
+    settings = ServerSettings(data_dir=tmp_path / "capped", mnist_dir=synthetic_mnist_dir,
+                              max_stored_image_bytes=1500)
+    with make_client(settings) as client:
+        answers = [client.post("/api/predictions", json={"pixels": sample_pixels(client, digit)}) for digit in range(8)]
+        kept = [a.json()["id"] for a in answers if a.status_code == 201]
+        refused = [a for a in answers if a.status_code != 201]
+        assert kept and refused and all(a.status_code == 507 for a in refused)
+        error = refused[0].json()["error"]
+        assert error["code"] == "insufficient_storage" and error["message"].startswith(
+            "the store of saved images is full (") and "raise CONVSCOPE_MAX_STORED_IMAGE_BYTES" in error["message"]
+        assert client.get("/api/predictions").json()["total"] == len(kept)
+        assert all(client.get(f"/api/predictions/{i}/image").status_code == 200 for i in kept)
+        client.delete(f"/api/predictions/{kept[0]}")  # room again
+        assert client.post("/api/predictions", json={"pixels": sample_pixels(client, 3)}).status_code == 201
 
 
 def test_list_filters_and_pages(db_client):
@@ -214,7 +254,7 @@ def test_migrations_create_the_schema_once(database_url, tmp_path):
     db.migrate()
     db.migrate()  # already at head: nothing to do
     with db.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         assert {"predictions", "reports", "reruns", "model_versions", "active_models", "training_jobs",
                 "job_events", "evaluations"} <= set(inspect(connection).get_table_names())
     db.dispose()
@@ -242,6 +282,7 @@ def test_a_database_of_the_first_revision_upgrades_with_its_data(database_url, t
     db.migrate()
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT predicted, predicted_class FROM predictions")).one() == (3, "3")
+        assert connection.execute(text("SELECT input_format, input_bytes FROM predictions")).one() == ("png", 4)
         assert connection.execute(text("SELECT predicted, predicted_class FROM reruns")).one() == (5, "5")
         assert connection.execute(text("SELECT correct_label, correct_class, reason FROM reports")).one() == (
             8, "8", "an eight")
@@ -253,6 +294,24 @@ def test_a_database_of_the_first_revision_upgrades_with_its_data(database_url, t
         body = client.get("/api/predictions/7").json()
         assert (body["predicted"], body["predicted_class"]) == (999, "tench")
         assert body["reports"][0]["correct_class"] == "8" and body["reruns"][0]["predicted_class"] == "5"
+
+
+def test_going_back_a_revision_turns_the_kept_jpegs_into_pngs(database_url, tmp_path, synthetic_mnist_dir):
+    settings = ServerSettings(data_dir=tmp_path / "server", mnist_dir=synthetic_mnist_dir, database_url=database_url)
+    jpeg = io.BytesIO()
+    photo_of_a_one(200).save(jpeg, format="JPEG")
+    with make_client(settings) as client:
+        saved = client.post("/api/predictions/upload", files={"file": ("one.jpg", jpeg.getvalue())}).json()
+        client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 7})
+        kept = Image.open(io.BytesIO(client.get(saved["image_url"]).content))
+    db = Database(database_url)
+    db.migrate("0005", down=True)
+    with db.engine.connect() as connection:
+        png = connection.execute(text("SELECT input_png FROM predictions")).scalar()
+        assert connection.execute(text("SELECT count(*) FROM reports")).scalar() == 1  # nothing cascaded away
+    assert png.startswith(b"\x89PNG") and np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(kept))
+    db.migrate()
+    db.dispose()
 
 
 def test_two_workers_on_one_database_see_each_others_work(database_url, tmp_path, synthetic_mnist_dir):

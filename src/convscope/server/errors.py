@@ -18,7 +18,7 @@ from ..errors import ConvscopeError, DataError, ImageTooLargeError, UnreadableIm
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-              422: "invalid_input", 500: "internal_error", 503: "unavailable"}
+              422: "invalid_input", 500: "internal_error", 503: "unavailable", 507: "insufficient_storage"}
 
 
 class ApiError(Exception):
@@ -32,6 +32,12 @@ class ApiError(Exception):
 
 class NotFound(ApiError):
     status = 404
+
+
+class StoreFull(ApiError):
+    """The saved images have reached the store's size cap (CONVSCOPE_MAX_STORED_IMAGE_BYTES)."""
+
+    status = 507
 
 
 class Conflict(ApiError):

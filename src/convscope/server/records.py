@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..errors import InputError
 from .db.tables import Prediction, Report, Rerun, iso, utcnow
-from .errors import NotFound
+from .errors import NotFound, StoreFull
 from .inference import Result
-from .inputs import UserImage
+from .inputs import MEDIA_TYPES, UserImage
 
 
 def _computed(result: Result) -> dict:
@@ -27,9 +27,16 @@ def _computed(result: Result) -> dict:
             "confidence": ins.confidence, "probabilities": [float(p) for p in ins.probabilities]}
 
 
-def save_prediction(session: Session, image: UserImage, result: Result) -> Prediction:
+def save_prediction(session: Session, image: UserImage, result: Result, store_limit: int) -> Prediction:
+    """A new saved prediction; refused (StoreFull) when its image would take the saved images past
+    ``store_limit`` bytes in all."""
+    data, encoding = image.stored()
+    used = session.scalar(select(func.coalesce(func.sum(Prediction.input_bytes), 0)))
+    if used + len(data) > store_limit:
+        raise StoreFull(f"the store of saved images is full ({used:,} of {store_limit:,} bytes): delete saved "
+                        "predictions, or raise CONVSCOPE_MAX_STORED_IMAGE_BYTES")
     prediction = Prediction(model=result.loaded.ref.model, input_kind=image.kind, preprocess=image.preprocess,
-                            input_png=image.png, **_computed(result))
+                            input_image=data, input_format=encoding, input_bytes=len(data), **_computed(result))
     session.add(prediction)
     session.flush()
     return get_prediction(session, prediction.id)
@@ -182,7 +189,11 @@ def statistics(session: Session, model: str | None = None, class_names: tuple[st
 # --- JSON ------------------------------------------------------------------------------------------------------
 
 def png_data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return data_url(png, "image/png")
+
+
+def data_url(data: bytes, media_type: str) -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _run_body(run: Prediction | Rerun) -> dict:
@@ -227,5 +238,5 @@ def prediction_body(prediction: Prediction, with_image: bool = False) -> dict:
         "reruns": [rerun_body(r) for r in prediction.reruns],
     }
     if with_image:
-        body["image"] = png_data_url(prediction.input_png)
+        body["image"] = data_url(prediction.input_image, MEDIA_TYPES[prediction.input_format])
     return body

@@ -55,6 +55,8 @@ class ServerSettings(BaseSettings):
     datasets_dir: Path | None = None
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(MAX_PIXELS, gt=0)
+    # All saved predictions' images together; a save that would pass it is refused (507).
+    max_stored_image_bytes: int = Field(1024 ** 3, gt=0)
     # Per connection (see protocol.py and security.py): seconds for a request's head (request line and headers)
     # and for its body to arrive, seconds an idle kept-alive connection stays open, and the head's size.
     header_timeout: float = Field(10.0, gt=0)

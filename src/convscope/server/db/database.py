@@ -62,9 +62,10 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def migrate(self, revision: str = "head") -> None:
-        """Bring the schema to the newest revision (Alembic ``upgrade head``), or to ``revision``. Worker processes
-        starting together take turns: SQLite's write lock (BEGIN IMMEDIATE) or a PostgreSQL advisory lock is held
+    def migrate(self, revision: str = "head", down: bool = False) -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``), or to ``revision`` (``down``: back
+        to it, as ``alembic downgrade`` does, for an operator going back a release). Worker processes starting
+        together take turns: SQLite's write lock (BEGIN IMMEDIATE) or a PostgreSQL advisory lock is held
         throughout."""
         config = Config()
         config.set_main_option("script_location", str(resources.files("convscope.server.db") / "migrations"))
@@ -78,7 +79,7 @@ class Database:
                     if connection.dialect.name == "postgresql":
                         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                     config.attributes["connection"] = connection
-                    command.upgrade(config, revision)
+                    (command.downgrade if down else command.upgrade)(config, revision)
                     if self.is_sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                         raise RuntimeError("the migration left rows whose foreign keys point nowhere")
             finally:

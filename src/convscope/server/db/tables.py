@@ -109,7 +109,10 @@ class Prediction(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     input_kind: Mapped[str] = mapped_column(String(16))  # "drawing", "upload" or "pixels"
     preprocess: Mapped[bool] = mapped_column(Boolean)
-    input_png: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    # As the server wrote it: a JPEG upload as JPEG, anything else as PNG; never the client's own bytes.
+    input_image: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    input_format: Mapped[str] = mapped_column(String(8), default="png")  # "png" or "jpeg"
+    input_bytes: Mapped[int] = mapped_column(Integer, default=0)  # its size, which the store's cap sums
     predicted: Mapped[int] = mapped_column(Integer, index=True)  # the class index
     predicted_class: Mapped[str] = mapped_column(String(200))  # its name in the model's class list
     confidence: Mapped[float] = mapped_column(Float)

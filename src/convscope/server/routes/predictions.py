@@ -3,7 +3,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from .. import records
 from ..errors import NotFound
 from ..inference import Options, response_body, run
-from ..inputs import UserImage, from_png
+from ..inputs import MEDIA_TYPES, UserImage, from_stored
 from ..schemas import INT4_MAX, RecordId, RerunRequest, SaveRequest, errors
 from ..security import require_admin
 from ..state import AppState, app_state
@@ -17,7 +17,8 @@ def _save(state: AppState, image: UserImage, model: str, version: int | None) ->
     """The server computes the prediction itself from the image: nothing the client says about it is kept."""
     result = state.infer_blocking(lambda: run(state.models, image, Options(model=model, version=version, layers=())))
     with state.db.session(write=True) as session:
-        body = records.prediction_body(records.save_prediction(session, image, result))
+        saved = records.save_prediction(session, image, result, state.settings.max_stored_image_bytes)
+        body = records.prediction_body(saved)
     return body  # only after the commit: a 201 means the row is on disk
 
 
@@ -51,20 +52,21 @@ def get_saved(prediction_id: RecordId, state: AppState = Depends(app_state)) -> 
         return records.prediction_body(records.get_prediction(session, prediction_id), with_image=True)
 
 
-@router.get("/{prediction_id}/image", summary="The saved input image (PNG)", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+@router.get("/{prediction_id}/image", summary="The saved input image (a JPEG upload as JPEG, the rest as PNG)",
+            response_class=Response, responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
 def get_image(prediction_id: RecordId, state: AppState = Depends(app_state),
               v: int | None = Query(None, ge=0, description="the record's creation time, as listings give it in "
                                                              "image_url: a reused id then never hits a stale cache")
               ) -> Response:
     with state.db.session() as session:
         prediction = records.get_prediction(session, prediction_id)
-        png, stamp = prediction.input_png, records.image_stamp(prediction.created_at)
+        data, media_type = prediction.input_image, MEDIA_TYPES[prediction.input_format]
+        stamp = records.image_stamp(prediction.created_at)
     if v is not None and v != stamp:  # a deleted record's URL: this id now names another prediction
         raise NotFound(f"saved prediction {prediction_id} is not the one that URL named (it was deleted)")
     # Cached for a day only under the URL that names this very record (with v); the bare URL is revalidated.
     cache = "private, max-age=86400, immutable" if v is not None else "private, no-cache"
-    return Response(png, media_type="image/png", headers={"cache-control": cache})
+    return Response(data, media_type=media_type, headers={"cache-control": cache})
 
 
 @router.delete("/{prediction_id}", status_code=204, summary="Delete a saved prediction and its reports (admin)",
@@ -80,7 +82,7 @@ def delete_saved(prediction_id: RecordId, state: AppState = Depends(app_state)) 
 def rerun(prediction_id: RecordId, request: RerunRequest, state: AppState = Depends(app_state)) -> dict:
     with state.db.session() as session:
         saved = records.get_prediction(session, prediction_id)
-        image = from_png(saved.input_png, saved.input_kind, saved.preprocess)
+        image = from_stored(saved.input_image, saved.input_kind, saved.preprocess)
         model = saved.model
     result = state.infer_blocking(lambda: run(state.models, image, request.options(model, request.version)))
     with state.db.session(write=True) as session:
