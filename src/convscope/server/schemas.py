@@ -229,6 +229,7 @@ ERROR_MEANINGS = {
     422: "invalid input: the message says what, and details which field",
     500: "a bug: the server logged the details",
     503: "data the server needs is missing and cannot be downloaded (MNIST without a network)",
+    507: "the store of saved images is full (CONVSCOPE_MAX_STORED_IMAGE_BYTES)",
 }
 
 

@@ -23,13 +23,13 @@ def _save(state: AppState, image: UserImage, model: str, version: int | None) ->
 
 
 @router.post("", status_code=201, summary="Save a prediction of a drawing (data URL) or a 28x28 array",
-             responses=errors(415, e404="unknown model or version"))
+             responses=errors(415, 507, e404="unknown model or version"))
 def save(request: SaveRequest, state: AppState = Depends(app_state)) -> dict:
     return _save(state, json_image(request, state.settings), request.model, request.version)
 
 
 @router.post("/upload", status_code=201, summary="Save a prediction of an uploaded image (multipart)",
-             responses=errors(415, e404="unknown model or version"))
+             responses=errors(415, 507, e404="unknown model or version"))
 def save_upload(fields: UploadFields = Depends(), state: AppState = Depends(app_state)) -> dict:
     return _save(state, fields.image(state.settings), fields.model, fields.version)
 
