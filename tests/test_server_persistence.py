@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 from sqlalchemy import inspect, text
 
 from convscope.server.app import create_app
+from convscope.server import records
 from convscope.server.db.database import Database
 from convscope.server.settings import ServerSettings
 from server_fixtures import make_client
@@ -311,6 +313,40 @@ def test_going_back_a_revision_turns_the_kept_jpegs_into_pngs(database_url, tmp_
         assert connection.execute(text("SELECT count(*) FROM reports")).scalar() == 1  # nothing cascaded away
     assert png.startswith(b"\x89PNG") and np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(kept))
     db.migrate()
+    db.dispose()
+
+
+def test_a_delete_during_a_report_waits_for_it_and_takes_it_along(database_url, tmp_path, synthetic_mnist_dir):
+    """A report (or a re-run) locks its prediction while it writes: a delete that comes meanwhile (another
+    worker) waits, then removes both; without the lock PostgreSQL let the delete through and the report's insert
+    failed on a row that was gone (a 500)."""
+    settings = ServerSettings(data_dir=tmp_path / "server", mnist_dir=synthetic_mnist_dir, database_url=database_url)
+    with make_client(settings) as client:
+        saved = save(client, sample_pixels(client, 4))
+    db = Database(database_url)
+    deleted = threading.Event()
+
+    def delete() -> None:
+        with db.session(write=True) as session:
+            session.delete(records.get_prediction(session, saved["id"]))
+        deleted.set()
+
+    deleter, waited = threading.Thread(target=delete), []
+
+    def class_names(model: str) -> tuple[str, ...]:
+        """Called by add_report between reading the prediction and writing the report: the delete comes now."""
+        deleter.start()
+        waited.append(not deleted.wait(0.5))
+        return tuple("0123456789")
+
+    with db.session(write=True) as session:
+        records.add_report(session, saved["id"], 1, "a one", class_names)
+    assert waited == [True]  # the delete waited for the report's transaction
+    deleter.join(10)
+    assert deleted.is_set()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM reports")).scalar() == 0
+        assert connection.execute(text("SELECT count(*) FROM predictions")).scalar() == 0
     db.dispose()
 
 

@@ -42,9 +42,13 @@ def save_prediction(session: Session, image: UserImage, result: Result, store_li
     return get_prediction(session, prediction.id)
 
 
-def get_prediction(session: Session, prediction_id: int) -> Prediction:
-    prediction = session.scalar(select(Prediction).where(Prediction.id == prediction_id).options(
-        selectinload(Prediction.reports), selectinload(Prediction.reruns)))
+def get_prediction(session: Session, prediction_id: int, lock: bool = False) -> Prediction:
+    """The saved prediction with its reports and re-runs. ``lock``: for a write that adds to it, its row locked
+    until the transaction ends (PostgreSQL; SQLite's writes take turns anyway), so a delete that comes meanwhile
+    waits and takes the addition with it, instead of the addition failing on a row that is gone (a 500)."""
+    query = select(Prediction).where(Prediction.id == prediction_id).options(
+        selectinload(Prediction.reports), selectinload(Prediction.reruns))
+    prediction = session.scalar(query.with_for_update(of=Prediction) if lock else query)
     if prediction is None:
         raise NotFound(f"no saved prediction {prediction_id}")
     return prediction
@@ -88,7 +92,7 @@ def add_report(session: Session, prediction_id: int, correct_label: int | None, 
                class_names: Callable[[str], tuple[str, ...]]) -> Report:
     """``class_names(model)`` gives the classes of the prediction's model: the label must be one of them, and not
     the predicted one (a report says the prediction is wrong). None: none of them, which the reason must explain."""
-    prediction = get_prediction(session, prediction_id)
+    prediction = get_prediction(session, prediction_id, lock=True)
     names = class_names(prediction.model)
     if correct_label is None:
         if not reason.strip():

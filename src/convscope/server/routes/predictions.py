@@ -86,7 +86,7 @@ def rerun(prediction_id: RecordId, request: RerunRequest, state: AppState = Depe
         model = saved.model
     result = state.infer_blocking(lambda: run(state.models, image, request.options(model, request.version)))
     with state.db.session(write=True) as session:
-        saved = records.get_prediction(session, prediction_id)  # it may have been deleted meanwhile: 404
+        saved = records.get_prediction(session, prediction_id, lock=True)  # deleted meanwhile: 404
         recorded = records.rerun_body(records.add_rerun(session, saved, result))
         original = records.prediction_body(saved)
     return {"rerun": recorded, "original": original,
