@@ -19,7 +19,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -145,6 +145,53 @@ class JobFeed:
                 self._waiters.discard(waiter)
 
 
+StoredRead = Callable[[int, int], tuple[list[tuple[int, str, dict]], bool]]
+
+
+class StoredFeeds:
+    """The events of jobs this worker does not run (another worker runs them, or they ended), read from the
+    database by one task per job however many streams here follow it, every ``poll_s``: each stream used to poll
+    on its own (0.65% of a core apiece). The task stops when its last follower leaves or the job ends.
+
+    ``read(job_id, after)`` gives the stored events with seq > after, [(seq, type, data)], and whether the job
+    has ended; it runs in a thread."""
+
+    def __init__(self, read: StoredRead, loop: asyncio.AbstractEventLoop, poll_s: float = 0.1):
+        self.read, self.loop, self.poll_s = read, loop, poll_s
+        self._feeds: dict[int, tuple[JobFeed, asyncio.Task]] = {}
+        self._followers: dict[int, int] = {}
+
+    async def follow(self, job_id: int, after: int = 0) -> AsyncIterator[FeedEvent]:
+        if job_id not in self._feeds:
+            feed = JobFeed(self.loop)
+            self._feeds[job_id] = feed, asyncio.create_task(self._poll(job_id, feed))
+        feed, task = self._feeds[job_id]
+        self._followers[job_id] = self._followers.get(job_id, 0) + 1
+        try:
+            async for event in feed.follow(after):
+                yield event
+        finally:
+            self._followers[job_id] -= 1
+            if not self._followers[job_id]:
+                del self._followers[job_id], self._feeds[job_id]
+                task.cancel()
+
+    async def _poll(self, job_id: int, feed: JobFeed) -> None:
+        position = 0  # stored events are contiguous from seq 1, so a feed's list index is seq - 1 as JobFeed expects
+        try:
+            while True:
+                stored, ended = await asyncio.to_thread(self.read, job_id, position)
+                for seq, kind, data in stored:
+                    feed.publish(FeedEvent(seq, kind, data))
+                    position = seq
+                if ended:
+                    break
+                await asyncio.sleep(self.poll_s)
+        except Exception:  # the database went away: the streams end (and say how the job stands) rather than hang
+            log.exception("reading the events of training job %s failed", job_id)
+        feed.publish(None)
+
+
 @dataclass
 class _LiveJob:
     id: int
@@ -167,6 +214,7 @@ class JobManager:
         # the database copy is the one the server uses.
         self.models_dir = engine_settings.models_dir
         self._live: dict[int, _LiveJob] = {}
+        self.stored = StoredFeeds(self._read_stored, loop)
         self._context = multiprocessing.get_context("spawn")  # never fork a process that holds threads and torch
 
     # --- starting and stopping -------------------------------------------------------------------------------
@@ -254,9 +302,18 @@ class JobManager:
         if live is not None:
             live.cancel.set()
 
-    def feed(self, job_id: int) -> JobFeed | None:
+    def follow(self, job_id: int, after: int = 0) -> AsyncIterator[FeedEvent]:
+        """The job's events with seq > ``after``, then each new one, until it ends: from its process if this
+        worker runs it, else from the database (StoredFeeds)."""
         live = self._live.get(job_id)
-        return live.feed if live else None
+        return live.feed.follow(after) if live else self.stored.follow(job_id, after)
+
+    def _read_stored(self, job_id: int, after: int) -> tuple[list[tuple[int, str, dict]], bool]:
+        with self.db.session() as session:
+            status = session.scalar(select(TrainingJob.status).where(TrainingJob.id == job_id))
+            rows = session.execute(select(JobEvent.seq, JobEvent.type, JobEvent.data).where(
+                JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)).all()
+        return [tuple(row) for row in rows], status not in ACTIVE
 
     def fail_stale_jobs(self) -> None:
         """Jobs left queued or running by a server that stopped: failed, and the training slot freed. A job whose

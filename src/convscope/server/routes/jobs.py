@@ -8,7 +8,7 @@ from ...data.labelled import image_folder
 from ...errors import DataError, InputError
 from ...models.registry import MODELS
 from ...training import FineTuneConfig, TrainConfig
-from ..db.tables import JobEvent, TrainingJob
+from ..db.tables import TrainingJob
 from ..errors import NotFound
 from ..jobs import job_body, job_version
 from ..evaluations import find_dataset
@@ -18,7 +18,6 @@ from ..state import AppState, app_state
 from ._documented import DocumentedRoute
 
 router = APIRouter(prefix="/jobs", tags=["training jobs"], route_class=DocumentedRoute)
-POLL_S = 0.1  # how often a stream re-reads the database for a job another worker runs
 
 
 def _job(state: AppState, job_id: int) -> dict:
@@ -97,26 +96,6 @@ async def events(job_id: int = Depends(existing_job), state: AppState = Depends(
                  after: int = Query(0, ge=0, le=INT4_MAX, description="resume after this event id"),
                  last_event_id: int | None = Header(None, description="sent by EventSource on reconnect")):
     """Each event's ``id`` is its sequence number: a client that reconnects (``Last-Event-ID``) catches up."""
-    position = max(after, last_event_id or 0)
-    feed = state.jobs.feed(job_id)
-    if feed is not None:
-        async for event in feed.follow(position):
-            yield ServerSentEvent(data=event.data, event=event.type, id=str(event.seq))
-    else:  # finished, or running on another worker: read the stored events
-        while True:
-            stored, ended = await asyncio.to_thread(_stored_events, state, job_id, position)
-            for seq, kind, data in stored:
-                position = seq
-                yield ServerSentEvent(data=data, event=kind, id=str(seq))
-            if ended:
-                break
-            await asyncio.sleep(POLL_S)
+    async for event in state.jobs.follow(job_id, max(after, last_event_id or 0)):
+        yield ServerSentEvent(data=event.data, event=event.type, id=str(event.seq))
     yield ServerSentEvent(data=await asyncio.to_thread(_job, state, job_id), event="end")
-
-
-def _stored_events(state: AppState, job_id: int, after: int) -> tuple[list, bool]:
-    with state.db.session() as session:
-        status = session.scalar(select(TrainingJob.status).where(TrainingJob.id == job_id))
-        rows = session.execute(select(JobEvent.seq, JobEvent.type, JobEvent.data).where(
-            JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)).all()
-    return [tuple(row) for row in rows], status not in ("queued", "running")

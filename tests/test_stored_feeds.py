@@ -1,0 +1,64 @@
+"""Streams of a job another worker runs share one reader of the database: however many follow it, one read per
+poll; each stream gets every event after the one it asked for; the reader stops when the last stream leaves."""
+
+import asyncio
+import time
+
+from convscope.server.jobs import StoredFeeds
+
+POLL_S = 0.02
+
+
+class StoredJob:
+    """What the database holds of one job: its events so far, and whether it has ended."""
+
+    def __init__(self):
+        self.events, self.ended, self.reads = [], False, 0
+
+    def read(self, job_id: int, after: int):
+        assert job_id == 7
+        self.reads += 1
+        return [(seq, "progress", {"step": seq}) for seq in range(after + 1, len(self.events) + 1)], self.ended
+
+    def add(self) -> None:
+        self.events.append(len(self.events) + 1)
+
+
+async def followed(feeds: StoredFeeds, after: int) -> list[int]:
+    return [event.seq async for event in feeds.follow(7, after)]
+
+
+def test_followers_share_one_reader_and_each_gets_what_it_asked_for():
+    async def scenario():
+        job = StoredJob()
+        job.add()
+        feeds = StoredFeeds(job.read, asyncio.get_running_loop(), poll_s=POLL_S)
+        streams = [asyncio.create_task(followed(feeds, after)) for after in (0, 0, 0, 0, 2)]
+        started = time.monotonic()
+        for _ in range(9):
+            await asyncio.sleep(POLL_S * 1.5)
+            job.add()
+        job.ended = True
+        results = await asyncio.gather(*streams)
+        polls = (time.monotonic() - started) / POLL_S
+        return results, job.reads, polls
+
+    results, reads, polls = asyncio.run(scenario())
+    assert results[:4] == [list(range(1, 11))] * 4 and results[4] == list(range(3, 11))
+    assert reads <= polls + 3  # one reader: five streams polling on their own would read about 5x as often
+
+
+def test_the_reader_stops_when_the_last_follower_leaves():
+    async def scenario():
+        job = StoredJob()
+        feeds = StoredFeeds(job.read, asyncio.get_running_loop(), poll_s=POLL_S)
+        stream = asyncio.create_task(followed(feeds, 0))
+        await asyncio.sleep(POLL_S * 5)
+        stream.cancel()  # the client went away
+        await asyncio.sleep(POLL_S * 2)
+        reads_when_left = job.reads
+        await asyncio.sleep(POLL_S * 10)
+        return reads_when_left, job.reads
+
+    when_left, later = asyncio.run(scenario())
+    assert when_left >= 3 and later == when_left
