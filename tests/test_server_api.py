@@ -499,3 +499,10 @@ def test_a_nul_character_in_a_report_reason_is_422(client):
     saved = client.post("/api/predictions", json={"pixels": [[0] * 28] * 28}).json()
     answer = client.post(f"/api/predictions/{saved['id']}/reports", json={"correct_label": 1, "reason": "a\x00b"})
     assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == "body.reason"
+
+
+@pytest.mark.parametrize("url", ["/api/predictions?model=%00x", "/api/evaluations?model=a%00", "/api/models/mn%00ist"])
+def test_nul_in_a_url_is_a_clear_422_not_a_database_error(client, url):
+    answer = client.get(url)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"] == "the URL may not contain NUL (%00) characters"

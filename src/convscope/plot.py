@@ -259,11 +259,15 @@ def history(run):
         raise InputError("this run has no finished epoch to plot")
     fig = _figure(9, 3.2)
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy"), strict=True):
-        for label, line in history_series(entries, metric).items():
+        series = history_series(entries, metric)
+        for label, line in series.items():
             ax.plot(*zip(*line, strict=True), marker="o", label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.legend()
+        if series:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center", transform=ax.transAxes)
         ax.grid(alpha=0.3)
     return fig
 

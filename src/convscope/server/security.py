@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException, Request
 
@@ -117,6 +118,10 @@ class SecurityMiddleware:
         if self._cross_site(scope):
             response = error_response(403, "cross-site request refused: changes come only from this server's own "
                                            "pages (or an allowed origin)")
+            return await response(scope, receive, send_with_headers)
+        if "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+            # PostgreSQL refuses NUL in text: as a filter or a name it would reach the database as a 500
+            response = error_response(422, "the URL may not contain NUL (%00) characters")
             return await response(scope, receive, send_with_headers)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
