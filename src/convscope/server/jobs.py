@@ -11,6 +11,8 @@ diverged, with no version; the active model is only ever changed by an explicit 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import math
 import multiprocessing
@@ -102,6 +104,11 @@ class FeedEvent:
     seq: int  # 1-based, per job
     type: str
     data: dict
+
+    @functools.cached_property
+    def wire(self) -> str:
+        """The data as JSON, encoded once however many streams send it (an epoch's filters are kilobytes)."""
+        return json.dumps(self.data, separators=(",", ":"), allow_nan=False)
 
 
 class JobFeed:

@@ -97,5 +97,5 @@ async def events(job_id: int = Depends(existing_job), state: AppState = Depends(
                  last_event_id: int | None = Header(None, description="sent by EventSource on reconnect")):
     """Each event's ``id`` is its sequence number: a client that reconnects (``Last-Event-ID``) catches up."""
     async for event in state.jobs.follow(job_id, max(after, last_event_id or 0)):
-        yield ServerSentEvent(data=event.data, event=event.type, id=str(event.seq))
+        yield ServerSentEvent(raw_data=event.wire, event=event.type, id=str(event.seq))
     yield ServerSentEvent(data=await asyncio.to_thread(_job, state, job_id), event="end")
