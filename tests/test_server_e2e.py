@@ -33,7 +33,9 @@ def test_concurrent_clients_get_their_own_correct_answers_while_training(server)
     expected = [inspector.inspect_prepared(torch.from_numpy(image)) for image in images]
     status, job = server.request("POST", "/api/jobs", {"epochs": 100, "batch_size": 16})
     assert status == 202, job
+    deadline = time.monotonic() + 60
     while server.request("GET", f"/api/jobs/{job['id']}")[1]["status"] == "queued":
+        assert time.monotonic() < deadline, "the job never left the queue"
         time.sleep(0.05)
 
     def client(i: int) -> list[str]:
@@ -85,15 +87,17 @@ def test_every_answered_save_survives_kill_9(tmp_path, synthetic_mnist_dir):
                 with lock:
                     answered[body["id"]] = body["predicted"]
 
-    threads = [threading.Thread(target=saver, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=saver, args=(i,), daemon=True) for i in range(8)]
     for thread in threads:
         thread.start()
-    while len(answered) < 60:
+    deadline = time.monotonic() + 60
+    while len(answered) < 60 and time.monotonic() < deadline:
         time.sleep(0.01)
     server.kill()  # SIGKILL, mid-burst
     stop.set()
     for thread in threads:
         thread.join()
+    assert len(answered) >= 60, f"only {len(answered)} saves were answered in a minute"
 
     database = tmp_path / "data" / "convscope.db"
     with sqlite3.connect(database) as connection:
