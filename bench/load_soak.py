@@ -36,6 +36,29 @@ KINDS = {
 }
 
 
+def processes(pid: int) -> dict[int, str]:
+    """The process and its descendants: pid -> a short name (its command line's end)."""
+    found, pending = {}, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            command = Path(f"/proc/{current}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found[current] = command.strip()[-60:]
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MB."""
     total, pending = 0, [pid]
@@ -142,10 +165,13 @@ def main() -> None:
         levels = [int(n) for n in args.levels.split(",")]
         if args.soak:
             watch = MemoryWatch(server.process.pid)
+            before = {pid: (name, rss_mb(pid)) for pid, name in processes(server.process.pid).items()}
             outcome = asyncio.run(level(server, job["id"], pixels, levels[0], args.soak))
             memory = watch.close()
             report(levels[0], args.soak, outcome, memory)
-            print(f"       soak: RSS {memory[0]:,.0f} MB at the start, {memory[-1]:,.0f} MB at the end")
+            print(f"       soak: RSS {memory[0]:,.0f} MB at the start, {memory[-1]:,.0f} MB at the end; by process:")
+            for pid, (name, start) in before.items():
+                print(f"         {pid:>7} {start:7.0f} -> {rss_mb(pid):7.0f} MB  {name}")
             return
         for clients in levels:
             watch = MemoryWatch(server.process.pid)
