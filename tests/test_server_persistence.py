@@ -73,6 +73,8 @@ def test_a_jpeg_upload_is_kept_a_jpeg_the_server_wrote_and_the_rest_png(db_clien
     assert detail["image"].startswith("data:image/jpeg;base64,")
     rerun = db_client.post(f"/api/predictions/{saved.json()['id']}/rerun", json={})
     assert rerun.status_code == 200 and rerun.json()["rerun"]["predicted"] == saved.json()["predicted"]
+    # the prediction was made from the image as kept, so a re-run on the same version sees the same pixels
+    assert rerun.json()["rerun"]["probabilities"] == saved.json()["probabilities"]
     for kind in ("PNG", "WEBP"):
         sent = io.BytesIO()
         photo_of_a_one(120).save(sent, format=kind)

@@ -62,3 +62,60 @@ def test_the_reader_stops_when_the_last_follower_leaves():
 
     when_left, later = asyncio.run(scenario())
     assert when_left >= 3 and later == when_left
+
+
+class FlakyJob(StoredJob):
+    """A database that fails ``failures`` reads in a row after the first."""
+
+    def __init__(self, failures: int):
+        super().__init__()
+        self.failures = failures
+
+    def read(self, job_id: int, after: int):
+        if self.reads and self.failures:
+            self.failures -= 1
+            self.reads += 1
+            raise OSError("the database went away")
+        return super().read(job_id, after)
+
+
+def test_a_read_that_fails_now_and_then_does_not_end_the_streams():
+    async def scenario():
+        job = FlakyJob(failures=2)
+        job.add()
+        feeds = StoredFeeds(job.read, asyncio.get_running_loop(), poll_s=POLL_S)
+        stream = asyncio.create_task(followed(feeds, 0))
+        await asyncio.sleep(0.3)
+        job.add()
+        job.ended = True
+        return await asyncio.wait_for(stream, 5)
+
+    assert asyncio.run(scenario()) == [1, 2]  # every event, the job's real end: not an end after the failures
+
+
+def test_a_database_that_stays_away_breaks_the_streams_off_without_an_end():
+    async def scenario():
+        job = FlakyJob(failures=100)
+        job.add()
+        feeds = StoredFeeds(job.read, asyncio.get_running_loop(), poll_s=POLL_S)
+        return await asyncio.wait_for(followed(feeds, 0), 10)
+
+    try:
+        asyncio.run(scenario())
+    except ConnectionError as e:
+        assert str(e) == "the job's events could not be read from the database"
+    else:
+        raise AssertionError("the stream ended as if the job had")
+
+
+def test_a_follower_of_an_ended_job_gets_every_event_and_ends():
+    async def scenario():
+        job = StoredJob()
+        for _ in range(3):
+            job.add()
+        job.ended = True
+        feeds = StoredFeeds(job.read, asyncio.get_running_loop(), poll_s=POLL_S)
+        first = await followed(feeds, 0)
+        return first, await followed(feeds, 1)
+
+    assert asyncio.run(scenario()) == ([1, 2, 3], [2, 3])

@@ -117,6 +117,7 @@ class JobFeed:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.events: list[FeedEvent] = []
         self.done = False
+        self.error: str | None = None  # why the feed broke off (its followers raise; the job may still run)
         self._loop = loop
         self._waiters: set[asyncio.Event] = set()
 
@@ -146,11 +147,15 @@ class JobFeed:
                     yield self.events[position]
                     position += 1
                 if self.done:
+                    if self.error:  # a stream that breaks off (no "end") makes an EventSource reconnect and resume
+                        raise ConnectionError(self.error)
                     return
                 await waiter.wait()
             finally:
                 self._waiters.discard(waiter)
 
+
+READ_ATTEMPTS = 5  # database reads in a row that may fail (waiting 0.2, 0.4, ... s between) before streams break
 
 StoredRead = Callable[[int, int], tuple[list[tuple[int, str, dict]], bool]]
 
@@ -185,17 +190,25 @@ class StoredFeeds:
 
     async def _poll(self, job_id: int, feed: JobFeed) -> None:
         position = 0  # stored events are contiguous from seq 1, so a feed's list index is seq - 1 as JobFeed expects
-        try:
-            while True:
+        failures = 0
+        while True:
+            try:
                 stored, ended = await asyncio.to_thread(self.read, job_id, position)
-                for seq, kind, data in stored:
-                    feed.publish(FeedEvent(seq, kind, data))
-                    position = seq
-                if ended:
+            except Exception:  # the database is away: try again, a few times, then let the streams break off
+                failures += 1
+                log.warning("reading the events of training job %s failed (%d)", job_id, failures, exc_info=True)
+                if failures == READ_ATTEMPTS:
+                    feed.error = "the job's events could not be read from the database"
                     break
-                await asyncio.sleep(self.poll_s)
-        except Exception:  # the database went away: the streams end (and say how the job stands) rather than hang
-            log.exception("reading the events of training job %s failed", job_id)
+                await asyncio.sleep(self.poll_s * 2 ** failures)
+                continue
+            failures = 0
+            for seq, kind, data in stored:
+                feed.publish(FeedEvent(seq, kind, data))
+                position = seq
+            if ended:
+                break
+            await asyncio.sleep(self.poll_s)
         feed.publish(None)
 
 
@@ -320,7 +333,8 @@ class JobManager:
             status = session.scalar(select(TrainingJob.status).where(TrainingJob.id == job_id))
             rows = session.execute(select(JobEvent.seq, JobEvent.type, JobEvent.data).where(
                 JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)).all()
-        return [tuple(row) for row in rows], status not in ACTIVE
+        # finite(): an older database may hold NaN, which JSON (and so the stream) cannot carry
+        return [(seq, kind, finite(data)[0]) for seq, kind, data in rows], status not in ACTIVE
 
     def fail_stale_jobs(self) -> None:
         """Jobs left queued or running by a server that stopped: failed, and the training slot freed. A job whose

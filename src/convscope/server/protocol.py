@@ -41,7 +41,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.max_head_bytes = settings.max_header_bytes
         self.head_deadline: asyncio.TimerHandle | None = None
         self.head_complete = False
-        self.head_bytes = 0  # of the request whose head is being read
+        # The head being read, measured two ways: the parts the parser has handed over (a head that comes whole
+        # in one read), and the reads since the one it began in (a head that dribbles in, held by the parser
+        # until complete). The larger is the head's size, short by at most part of one read.
+        self.parsed_bytes = self.read_bytes = 0
+        self.began_in_this_read = False
+        self.head_started = False  # whether any of a request has come (a silent connection is closed unanswered)
         self.head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -53,11 +58,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_deadline = self.loop.call_later(self.header_timeout, self._head_too_slow)
 
     def data_received(self, data: bytes) -> None:
+        self.began_in_this_read = False
         super().data_received(data)  # the parser's callbacks below run in here
         if self.head_complete or self.transport.is_closing():
             return
-        self.head_bytes += len(data)
-        if self.head_bytes > self.max_head_bytes:  # a head still coming: the parser holds it all in memory
+        if not self.began_in_this_read:
+            self.read_bytes += len(data)
+        if self.read_bytes > self.max_head_bytes:
             self.head_too_large = True
             self.send_400_response("")
         elif self.head_deadline is None:  # the first bytes of the next request on a kept-alive connection
@@ -65,9 +72,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.head_complete, self.head_bytes, self.head_too_large = False, 0, False
+        self.head_complete, self.head_too_large, self.began_in_this_read, self.head_started = False, False, True, True
+        self.parsed_bytes = self.read_bytes = 0
 
-    # A head that arrives whole in one read never reaches the count in data_received: its parts are counted here.
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
         super().on_url(url)
@@ -77,8 +84,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def _count(self, size: int) -> None:
-        self.head_bytes += size
-        if self.head_bytes > self.max_head_bytes:
+        self.parsed_bytes += size
+        if self.parsed_bytes > self.max_head_bytes:
             self.head_too_large = True
             raise ValueError("head too large")  # stops the parser: data_received answers with send_400_response
 
@@ -107,12 +114,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_deadline = None
         if self.head_complete or self.transport.is_closing():
             return
-        if self.head_bytes:
+        if self.head_started:
             self._answer(408, "Request Timeout", f"the request's head did not arrive within {self.header_timeout:g} s")
         else:  # a connection that never said anything: nothing to answer
             self.transport.close()
 
     def _answer(self, status: int, reason: str, message: str) -> None:
         self._cancel_deadline()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head went wrong while the previous answer is still being sent (an event stream): that
+            # answer ends first, then the connection closes. Writing now would cut into it.
+            self.cycle.keep_alive = False
+            return
         self.transport.write(plain_response(status, reason, message))
         self.transport.close()

@@ -10,7 +10,7 @@ import base64
 from collections.abc import Callable
 from datetime import timezone
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from ..errors import InputError
@@ -20,6 +20,9 @@ from .inference import Result
 from .inputs import MEDIA_TYPES, UserImage
 
 
+STORE_LOCK = 0x636F6E76  # PostgreSQL advisory lock: saves check the store's cap one at a time ("conv")
+
+
 def _computed(result: Result) -> dict:
     ins = result.inspection
     return {"version_id": result.loaded.ref.id, "predicted": ins.predicted,
@@ -27,10 +30,13 @@ def _computed(result: Result) -> dict:
             "confidence": ins.confidence, "probabilities": [float(p) for p in ins.probabilities]}
 
 
-def save_prediction(session: Session, image: UserImage, result: Result, store_limit: int) -> Prediction:
-    """A new saved prediction; refused (StoreFull) when its image would take the saved images past
-    ``store_limit`` bytes in all."""
-    data, encoding = image.stored()
+def save_prediction(session: Session, image: UserImage, stored: tuple[bytes, str], result: Result,
+                    store_limit: int) -> Prediction:
+    """A new saved prediction of ``image``, kept as ``stored`` (its bytes and format, encoded before the write
+    transaction); refused (StoreFull) when it would take the saved images past ``store_limit`` bytes in all."""
+    data, encoding = stored
+    if session.get_bind().dialect.name == "postgresql":  # SQLite's writes take turns; PostgreSQL's saves queue here
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORE_LOCK})
     used = session.scalar(select(func.coalesce(func.sum(Prediction.input_bytes), 0)))
     if used + len(data) > store_limit:
         raise StoreFull(f"the store of saved images is full ({used:,} of {store_limit:,} bytes): delete saved "

@@ -71,6 +71,9 @@ def require_admin(request: Request) -> None:
         raise ApiError("wrong admin token", 403)
 
 
+MIN_BODY_RATE = 64 * 1024  # bytes per second an upload is allowed beyond the body timeout
+
+
 class SecurityMiddleware:
     """Pure ASGI (no per-request task or body buffering): the body's size limit and deadline, the host and
     cross-site checks, and the security headers."""
@@ -129,16 +132,20 @@ class SecurityMiddleware:
             return await response(scope, receive, send_with_headers)
 
         received, body_complete = 0, False
+        # One deadline for the whole body, from now: per read, a client sending a byte a minute would never be cut
+        # off. A big declared body gets a second per MIN_BODY_RATE bytes more, for honest uploads on slow links.
+        allowed = self.body_timeout + (int(declared) if declared else 0) / MIN_BODY_RATE
+        deadline = asyncio.get_running_loop().time() + allowed
 
         async def limited_receive():
             nonlocal received, body_complete
             if body_complete:  # after the body, receive() waits for the client to leave (an event stream): no deadline
                 return await receive()
             try:
-                async with asyncio.timeout(self.body_timeout):
+                async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:  # a client that sends its body slowly or not at all holds a worker's attention
-                raise HTTPException(408, f"the request's body did not arrive within {self.body_timeout:g} s",
+                raise HTTPException(408, f"the request's body did not arrive within {allowed:g} s",
                                     headers={"connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

@@ -14,10 +14,14 @@ router = APIRouter(prefix="/predictions", tags=["saved predictions"], route_clas
 
 
 def _save(state: AppState, image: UserImage, model: str, version: int | None) -> dict:
-    """The server computes the prediction itself from the image: nothing the client says about it is kept."""
+    """The server computes the prediction itself from the image as it keeps it (a JPEG re-encoded: a re-run then
+    sees the very pixels the prediction was made from): nothing the client says about it is kept."""
+    stored = image.stored()  # encoded before the write transaction, which would otherwise wait on it
+    if stored[1] == "jpeg":
+        image = from_stored(stored[0], image.kind, image.preprocess)
     result = state.infer_blocking(lambda: run(state.models, image, Options(model=model, version=version, layers=())))
     with state.db.session(write=True) as session:
-        saved = records.save_prediction(session, image, result, state.settings.max_stored_image_bytes)
+        saved = records.save_prediction(session, image, stored, result, state.settings.max_stored_image_bytes)
         body = records.prediction_body(saved)
     return body  # only after the commit: a 201 means the row is on disk
 

@@ -33,8 +33,10 @@ def downgrade() -> None:
     from PIL import Image  # the JPEGs go back to PNG, as the old revision reads every image: nothing is lost
 
     connection = op.get_bind()
-    rows = connection.execute(sa.text("SELECT id, input_image FROM predictions WHERE input_format = 'jpeg'"))
-    for row_id, data in rows.fetchall():
+    ids = connection.execute(sa.text("SELECT id FROM predictions WHERE input_format = 'jpeg'")).scalars().all()
+    for row_id in ids:  # one image in memory at a time
+        data = connection.execute(sa.text("SELECT input_image FROM predictions WHERE id = :id"),
+                                  {"id": row_id}).scalar()
         png = io.BytesIO()
         Image.open(io.BytesIO(data)).save(png, format="PNG")
         connection.execute(sa.text("UPDATE predictions SET input_image = :png WHERE id = :id"),
