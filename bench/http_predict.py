@@ -29,7 +29,7 @@ from PIL import Image
 from common import median, percentile
 
 from convscope.data.mnist import sample_digit
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 
 def canvas_data_url(digit: int = 7) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import median, percentile
 
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 CONNECTIONS = 6
 

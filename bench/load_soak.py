@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from common import percentile
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 # kind -> (share of requests, method, path, extra JSON fields beside the pixels or None for no body, the statuses
 # that are right). A predict with layers [] answers the prediction and CAM only; without, every layer too.

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import percentile
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser import browser_context, wait_until  # noqa: E402
-
-from convscope.server.process import ServerProcess  # noqa: E402
+from convscope.testing.browser import browser_context, wait_until
+from convscope.testing.server import ServerProcess
 
 
 def main() -> None:

@@ -8,17 +8,13 @@ The page marks the end of each stroke and, once the answer is drawn and the next
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import median, percentile
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser import ONE, SEVEN, browser_context, stroke, wait_until  # noqa: E402
-
-from convscope.server.process import ServerProcess  # noqa: E402
+from convscope.testing.browser import ONE, SEVEN, browser_context, stroke, wait_until
+from convscope.testing.server import ServerProcess
 
 STROKES = [ONE[0], SEVEN[0], [(80, 60), (200, 60), (200, 240)], [(100, 60), (180, 140), (100, 240)]]
 

@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import median
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser import browser_context, wait_until  # noqa: E402
-
-from convscope.models.imagenet import imagenet_categories  # noqa: E402
-from convscope.models.imagenet.weights import DEFAULTS  # noqa: E402
-from convscope.server.process import ServerProcess  # noqa: E402
+from convscope.models.imagenet import imagenet_categories
+from convscope.models.imagenet.weights import DEFAULTS
+from convscope.testing.browser import browser_context, wait_until
+from convscope.testing.server import ServerProcess
 
 PHOTOS = ["coffee", "chelsea", "astronaut", "grace_hopper"]
 FACTORIES = "from convscope.models.imagenet import resnet50, vgg16\n"

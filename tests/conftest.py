@@ -160,7 +160,7 @@ def serve_real_mnist(root: Path) -> None:
 @pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL server (skipped when Debian's postgresql is not installed; required in CI)."""
-    from postgres import PostgresServer, find_binaries
+    from convscope.testing.postgres import PostgresServer, find_binaries
 
     binaries = find_binaries()
     if binaries is None:

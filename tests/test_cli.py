@@ -319,7 +319,7 @@ def test_serve_open_opens_the_browser_at_the_served_url_once_it_answers(tmp_path
     import stat
     import time
 
-    from convscope.server.process import ServerProcess
+    from convscope.testing.server import ServerProcess
 
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.py"

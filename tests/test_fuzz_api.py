@@ -10,7 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 EXAMPLES = 25  # per operation and database: about 40 operations, under a minute each
 STARTS_WORK = [("POST", "/api/jobs"), ("POST", "/api/jobs/finetune"), ("POST", "/api/evaluations"),

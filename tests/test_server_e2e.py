@@ -14,7 +14,7 @@ import torch
 from conftest import synthetic_digits
 from convscope.inspect import Inspector
 from convscope.models import load_model
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 CLIENTS = 24
 ROUNDS = 5

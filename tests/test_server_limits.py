@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 
 LIMITS = {"CONVSCOPE_HEADER_TIMEOUT": "1", "CONVSCOPE_BODY_TIMEOUT": "1", "CONVSCOPE_KEEP_ALIVE_TIMEOUT": "2",
           "CONVSCOPE_MAX_HEADER_BYTES": "4096", "CONVSCOPE_MAX_CONNECTIONS": "20", "CONVSCOPE_WORKERS": "1"}

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 
-from browser import ONE, SEVEN, checked_page, module_fixtures, stroke, wait_until
+from convscope.testing.browser import ONE, SEVEN, checked_page, module_fixtures, stroke, wait_until
 from conftest import REAL_MNIST
 
 

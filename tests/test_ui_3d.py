@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import checked_page, module_fixtures, wait_until
 
 
 server, context = module_fixtures("ui-3d")

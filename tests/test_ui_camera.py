@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import checked_page, module_fixtures, wait_until
 
 server, context = module_fixtures("ui-camera", flags=("--use-fake-ui-for-media-stream",
                                                       "--use-fake-device-for-media-stream"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from browser import ONE, stroke, wait_until
+from convscope.testing.browser import ONE, stroke, wait_until
 # The same fixtures as test_ui (a server, a browser, a page): tests take them as arguments, which ruff reads as
 # redefinitions of the imported names.
 from test_ui import context, draw, page, server  # noqa: F401

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import checked_page, module_fixtures, wait_until
 from conftest import SHAPES, write_shapes
 from convscope.data.photos import get_photo
 

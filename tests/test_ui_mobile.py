@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import checked_page, module_fixtures, wait_until
 from test_ui_train_3d import run_job
 
 SIZES = [(390, 844), (768, 1024)]

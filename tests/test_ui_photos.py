@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import checked_page, module_fixtures, wait_until
 
 PHOTOS = Path(__file__).resolve().parents[1] / "src" / "convscope" / "data" / "photos"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import SEVEN, checked_page, module_fixtures, stroke, wait_until
+from convscope.testing.browser import SEVEN, checked_page, module_fixtures, stroke, wait_until
 from convscope.training import TrainConfig
 
 

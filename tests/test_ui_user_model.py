@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from browser import browser_context, checked_page, ui_server, wait_until
+from convscope.testing.browser import browser_context, checked_page, ui_server, wait_until
 from user_net import CLASSES, GATED_PREPROCESSING, TINY_PREPROCESSING, write_user_files
 
 

@@ -15,7 +15,7 @@ from convscope.cli.main import main
 from convscope.inspect import Inspector
 from convscope.models.user import UserModel, load_user_model
 from convscope.server.encoding import decode_layers
-from convscope.server.process import ServerProcess
+from convscope.testing.server import ServerProcess
 from convscope.server.settings import ServerSettings
 from server_fixtures import make_client
 from user_net import CLASSES, NET, TINY_PREPROCESSING, write_user_files

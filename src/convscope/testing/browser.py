@@ -77,7 +77,7 @@ def wait_until(page, expression: str, timeout_s: float = 10.0):
 def ui_server(folder, mnist_dir: str, env: dict | None = None):
     """A real `convscope serve` (one worker) for browser tests; skips when there is no browser. `env`: more
     CONVSCOPE_* settings (user models, say)."""
-    from convscope.server.process import ServerProcess
+    from convscope.testing.server import ServerProcess
 
     require_browser()
     settings = {"CONVSCOPE_MNIST_DIR": mnist_dir, "CONVSCOPE_WORKERS": "1", **(env or {})}

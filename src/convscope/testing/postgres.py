@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from convscope.server.process import free_port
+from convscope.testing.server import free_port
 
 
 def find_binaries() -> Path | None:
