@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .options import add_model_options, user_model_from_args
-from .tensorboard import add_train_tensorboard_args, train_log_dir
+from .options import add_model_options, add_run_options, user_model_from_args
+from .tensorboard import train_log_dir
 
 
 def add_finetune_parser(commands) -> None:
@@ -37,13 +37,7 @@ def add_finetune_parser(commands) -> None:
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N",
                    help="frozen backbone: augmented copies of each training image to compute features of")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    p.add_argument("--threads", type=int, help="torch CPU threads; default: torch's own choice")
-    add_train_tensorboard_args(p)
-    p.add_argument("--out", type=Path, metavar="FILE",
-                   help="checkpoint file to save the model to; default: <data dir>/models/<name>-<time>.safetensors "
-                        "(CONVSCOPE_MODEL_DIR instead of <data dir>/models if set)")
-    p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_options(p, "<name>")
 
 
 class _Progress:

@@ -15,11 +15,11 @@ from ..errors import ConvscopeError
 from .evaluate import add_evaluate_parser, cmd_evaluate
 from .finetune import add_finetune_parser, cmd_finetune
 from .layers import add_layers_parser, cmd_layers
-from .options import (Parser, add_mnist_dir_option, add_model_options, positive_int, settings_from_args,
-                      user_model_from_args)
+from .options import (Parser, add_mnist_dir_option, add_model_options, add_run_options, positive_int,
+                      settings_from_args, user_model_from_args)
 from .serve import add_serve_parser, cmd_serve
 from .streamlit import add_streamlit_parser, cmd_streamlit
-from .tensorboard import add_tensorboard_parser, add_train_tensorboard_args, cmd_tensorboard, train_log_dir
+from .tensorboard import add_tensorboard_parser, cmd_tensorboard, train_log_dir
 from .weights import add_weights_parser, cmd_weights, terminal_download_bar
 
 EXIT_USER_ERROR = 2
@@ -63,13 +63,7 @@ def _add_train_parser(commands) -> None:
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                    help="auto: bf16 autocast where the hardware has it, else fp32")
-    p.add_argument("--threads", type=int, help="torch CPU threads; default: torch's own choice")
-    add_train_tensorboard_args(p)
-    p.add_argument("--out", type=Path, metavar="FILE",
-                   help="checkpoint file to save the model to; default: <data dir>/models/<model>-<time>.safetensors "
-                        "(CONVSCOPE_MODEL_DIR instead of <data dir>/models if set)")
-    p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_options(p, "<model>")
 
 
 def _add_explain_parser(commands) -> None:

@@ -107,3 +107,16 @@ def settings_from_args(args) -> Settings:
     if getattr(args, "mnist_dir", None) is not None:
         settings = dataclasses.replace(settings, mnist_dir=args.mnist_dir)
     return settings
+
+
+def add_run_options(p: argparse.ArgumentParser, file_stem: str) -> None:
+    """What `train` and `finetune` share after their own options: threads, TensorBoard, where the model goes,
+    JSON and quiet. ``file_stem`` names the default file (<model> or <name>)."""
+    from .tensorboard import add_train_tensorboard_args
+    p.add_argument("--threads", type=int, help="torch CPU threads; default: torch's own choice")
+    add_train_tensorboard_args(p)
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help=f"checkpoint file to save the model to; default: <data dir>/models/{file_stem}-<time>"
+                        ".safetensors (CONVSCOPE_MODEL_DIR instead of <data dir>/models if set)")
+    p.add_argument("--json", action="store_true", help="print a final JSON summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
