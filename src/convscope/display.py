@@ -141,9 +141,9 @@ def sample_html(sample) -> str:
 # -- evaluations -------------------------------------------------------------------------------------------------
 
 def metrics_summary(metrics) -> list[list]:
-    rows = [["images", metrics.count], ["top-1 accuracy", metrics.accuracy], ["top-5 accuracy", metrics.top5_accuracy],
-            ["cross-entropy", metrics.loss], ["macro F1", metrics.macro_f1], ["ECE", metrics.ece]]
-    return rows
+    return [["images", metrics.count], ["top-1 accuracy", metrics.accuracy],
+            ["top-5 accuracy", metrics.top5_accuracy], ["cross-entropy", metrics.loss],
+            ["macro F1", metrics.macro_f1], ["ECE", metrics.ece]]
 
 
 def confusion_html(metrics, class_names: list[str] | None = None) -> str:
