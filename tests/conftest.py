@@ -32,6 +32,26 @@ def pytest_collection_modifyitems(items):
         elif item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
 
+
+SERVER_LOG_LINES = 100
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that drove a browser or a server shows what the page did (its errors and the requests it was
+    still waiting for) and the end of the server's log: a timeout alone says nothing of why."""
+    report = yield
+    if report.failed:
+        record = getattr(getattr(item, "funcargs", {}).get("page"), "record", None)
+        if record is not None:
+            report.sections.append(("the page", record.report()))
+        log = getattr(getattr(item, "funcargs", {}).get("server"), "log", None)
+        if log is not None and log.exists():
+            tail = log.read_text(errors="replace").splitlines()[-SERVER_LOG_LINES:]
+            report.sections.append((f"the server's log (last {SERVER_LOG_LINES} lines)", "\n".join(tail)))
+    return report
+
+
 REAL_MNIST = os.environ.get("CONVSCOPE_MNIST_DIR")
 if os.environ.get("CI") and not REAL_MNIST:
     raise RuntimeError("CI must run the real-MNIST tests: set CONVSCOPE_MNIST_DIR (the Makefile does when "

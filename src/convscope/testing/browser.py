@@ -81,19 +81,46 @@ def ui_server(folder, mnist_dir: str, env: dict | None = None):
 
     require_browser()
     settings = {"CONVSCOPE_MNIST_DIR": mnist_dir, "CONVSCOPE_WORKERS": "1", **(env or {})}
-    with ServerProcess(folder, env=settings) as server:
+    with ServerProcess(folder, env=settings, extra_args=("--access-log",)) as server:  # shown when a test fails
         yield server
+
+
+class PageRecord:
+    """What a tab did that a failing test should show: uncaught errors, console errors, requests that failed and
+    requests still waiting for an answer."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.console: list[str] = []
+        self.failed: list[str] = []
+        self.pending: dict[object, str] = {}
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda m: m.type in ("error", "warning") and self.console.append(f"{m.type}: {m.text}"))
+        page.on("request", lambda r: self.pending.__setitem__(r, f"{r.method} {r.url}"))
+        page.on("requestfinished", lambda r: self.pending.pop(r, None))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request) -> None:
+        self.pending.pop(request, None)
+        self.failed.append(f"{request.method} {request.url}: {request.failure}")
+
+    def report(self) -> str:
+        parts = [("uncaught errors", self.errors), ("console", self.console), ("failed requests", self.failed),
+                 ("requests never answered", list(self.pending.values()))]
+        return "\n".join(f"{title}:\n  " + "\n  ".join(lines) for title, lines in parts if lines) or "nothing"
 
 
 @contextmanager
 def checked_page(context):
-    """A fresh tab that fails the test if the page throws an uncaught error."""
+    """A fresh tab that fails the test if the page throws an uncaught error. What it did is kept as
+    ``page.record`` (PageRecord): the tests' conftest shows it when a test fails."""
     page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    page.close()
-    assert errors == [], errors
+    page.record = PageRecord(page)
+    try:
+        yield page
+    finally:
+        page.close()
+    assert page.record.errors == [], page.record.errors
 
 
 def module_fixtures(folder: str, env: dict | None = None, mnist_dir: str | None = None,
