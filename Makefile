@@ -15,7 +15,11 @@ ifneq ($(wildcard ../shared/data/mnist/t10k-labels-idx1-ubyte.gz),)
 export CONVSCOPE_MNIST_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: setup vendor serve demo test bench weights clean
+# With bytecode caching off (some environments set PYTHONDONTWRITEBYTECODE), every test run compiles the project
+# and rewrites every test file's asserts again: about 5 s of each run here.
+unexport PYTHONDONTWRITEBYTECODE
+
+.PHONY: setup vendor serve demo test quick bench weights clean
 
 setup: $(STAMP)
 
@@ -51,6 +55,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
+
+# The quick loop while developing: no browsers, real servers, training processes, PostgreSQL or fresh interpreters.
+quick: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python bench/train_speed.py

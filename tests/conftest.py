@@ -6,7 +6,6 @@ import functools
 import gzip
 import http.server
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,14 @@ import torch
 from convscope.data.idx import encode_idx
 from convscope.data.mnist import MNIST_FILES, MnistSplit
 from convscope.settings import Settings
+from convscope.testing.webserver import local_http_server
 
 pytest_plugins = ["server_fixtures"]
 
-# `pytest -m "not slow"`: the quick feedback loop (about a minute here). Slow: every browser test, the files whose
-# tests run real server and training processes, and single tests marked @pytest.mark.slow.
-SLOW_FILES = {"test_server_e2e.py", "test_server_jobs.py"}
+# `pytest -m "not slow"` (make quick): the quick feedback loop. Slow: every browser test, the files whose tests run
+# real server and training processes or the Streamlit app, every test on PostgreSQL (each is also run on SQLite),
+# and single tests marked @pytest.mark.slow (a fresh interpreter, a real-MNIST figure).
+SLOW_FILES = {"test_server_e2e.py", "test_server_jobs.py", "test_streamlit_app.py"}
 
 
 def pytest_collection_modifyitems(items):
@@ -29,7 +30,7 @@ def pytest_collection_modifyitems(items):
         if item.path.name.startswith("test_ui"):
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
-        elif item.path.name in SLOW_FILES:
+        elif item.path.name in SLOW_FILES or item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.slow)
 
 
@@ -162,12 +163,8 @@ def http_root(tmp_path):
     """A local HTTP server; yields (served folder, base URL)."""
     root = tmp_path / "www"
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=root))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(functools.partial(QuietHandler, directory=root)) as url:
+        yield root, url
 
 def serve_real_mnist(root: Path) -> None:
     """Link the real MNIST .gz files into a served folder (skips the test when there is no local copy)."""

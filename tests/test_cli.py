@@ -345,6 +345,7 @@ def test_the_allocator_to_preload(tmp_path):
     assert fast_allocator({"LD_PRELOAD": "/opt/lib/libtcmalloc.so.4"}) is None  # the user preloaded one already
 
 
+@pytest.mark.slow  # fresh interpreters
 @pytest.mark.skipif(fast_allocator({}) is None, reason="neither tcmalloc nor jemalloc is installed")
 def test_the_command_runs_itself_under_the_fast_allocator():
     def version(**extra):

@@ -5,13 +5,13 @@ import hashlib
 import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from convscope.testing.webserver import local_http_server
 from convscope.errors import DataError, ModelError
 from convscope.inspect import Inspector
 from convscope.models import MODELS, load_model
@@ -168,12 +168,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def weights_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(Handler) as url:
+        yield url
 
 
 def fake_record(file_name: str) -> WeightsRecord:

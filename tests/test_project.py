@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from convscope.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +16,7 @@ CORE = ["convscope.data", "convscope.models", "convscope.training", "convscope.i
 SHELL_ONLY = ["convscope.cli", "convscope.render", "fastapi", "starlette", "sqlalchemy", "uvicorn", "matplotlib"]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_the_ml_core_imports_no_shell_code():
     code = (f"import sys; import {', '.join(CORE)}; "
             f"print([m for m in {SHELL_ONLY!r} if m in sys.modules])")
@@ -71,6 +74,7 @@ def test_every_server_setting_and_api_route_is_in_the_readme(tmp_path):
         assert f"`{method} {path}`" in readme, (method, path)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_the_server_module_imports_no_torch_until_it_must():
     """`convscope serve`'s own process only supervises the workers: it must not pay for importing torch."""
     code = "import sys; from convscope.cli.main import build_parser; build_parser(only_serve=True); " \

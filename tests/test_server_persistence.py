@@ -253,8 +253,8 @@ def test_delete_removes_the_prediction_and_its_reports(db_client):
     assert db_client.delete(f"/api/predictions/{saved['id']}").status_code == 404
 
 
-def test_migrations_create_the_schema_once(database_url, tmp_path):
-    db = Database(database_url)
+def test_migrations_create_the_schema_once(empty_database_url, tmp_path):
+    db = Database(empty_database_url)
     db.migrate()
     db.migrate()  # already at head: nothing to do
     with db.engine.connect() as connection:
@@ -264,10 +264,11 @@ def test_migrations_create_the_schema_once(database_url, tmp_path):
     db.dispose()
 
 
-def test_a_database_of_the_first_revision_upgrades_with_its_data(database_url, tmp_path, synthetic_mnist_dir):
+def test_a_database_of_the_first_revision_upgrades_with_its_data(empty_database_url, tmp_path,
+                                                                 synthetic_mnist_dir):
     """Rows written by revision 0001 (MNIST digits only, CHECK 0-9) read back after 0002 with their class names,
     and a class index beyond 9 is accepted afterwards."""
-    db = Database(database_url)
+    db = Database(empty_database_url)
     db.migrate("0001")
     with db.engine.begin() as connection:
         def insert(sql: str, **values) -> None:
@@ -293,7 +294,8 @@ def test_a_database_of_the_first_revision_upgrades_with_its_data(database_url, t
     with db.engine.begin() as connection:  # the 0-9 constraints are gone
         connection.execute(text("UPDATE predictions SET predicted = 999, predicted_class = 'tench' WHERE id = 7"))
     db.dispose()
-    settings = ServerSettings(data_dir=tmp_path / "server", mnist_dir=synthetic_mnist_dir, database_url=database_url)
+    settings = ServerSettings(data_dir=tmp_path / "server", mnist_dir=synthetic_mnist_dir,
+                              database_url=empty_database_url)
     with make_client(settings) as client:
         body = client.get("/api/predictions/7").json()
         assert (body["predicted"], body["predicted_class"]) == (999, "tench")

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from convscope.testing.webserver import local_http_server
 from convscope.models import MODELS
 from convscope.models.imagenet import loading
 from convscope.models.imagenet.downloads import download_state, start_download
@@ -78,13 +79,11 @@ class SlowHandler(http.server.BaseHTTPRequestHandler):
 def mirror():
     SlowHandler.release = threading.Event()
     SlowHandler.requests = {}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    SlowHandler.release.set()
-    server.shutdown()
-    server.server_close()
+    with local_http_server(SlowHandler) as url:
+        try:
+            yield url
+        finally:
+            SlowHandler.release.set()
 
 
 def record(file_name: str = "tiny.pth", model: str = "tiny_imagenet") -> WeightsRecord:
