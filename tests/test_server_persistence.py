@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text
 from convscope.server.app import create_app
 from convscope.server import records
 from convscope.server.db.database import Database
+from convscope.server.inputs import is_lossy_webp
 from convscope.server.settings import ServerSettings
 from server_fixtures import make_client
 
@@ -55,7 +56,7 @@ def photo_of_a_one(size: int = 600) -> Image.Image:
     return Image.fromarray(paper.astype(np.uint8)).convert("RGB")
 
 
-def test_a_jpeg_upload_is_kept_a_jpeg_the_server_wrote_and_the_rest_png(db_client):
+def test_a_jpeg_or_lossy_webp_upload_is_kept_so_the_server_wrote_and_the_rest_png(db_client):
     jpeg = io.BytesIO()
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # camera make: metadata a user may not mean to publish
@@ -75,12 +76,28 @@ def test_a_jpeg_upload_is_kept_a_jpeg_the_server_wrote_and_the_rest_png(db_clien
     assert rerun.status_code == 200 and rerun.json()["rerun"]["predicted"] == saved.json()["predicted"]
     # the prediction was made from the image as kept, so a re-run on the same version sees the same pixels
     assert rerun.json()["rerun"]["probabilities"] == saved.json()["probabilities"]
-    for kind in ("PNG", "WEBP"):
+    for kind, options, kept_as in [("PNG", {}, "png"), ("WEBP", {"lossless": True}, "png"),
+                                   ("WEBP", {"quality": 90}, "webp")]:
         sent = io.BytesIO()
-        photo_of_a_one(120).save(sent, format=kind)
+        photo_of_a_one(120).save(sent, format=kind, **options)
         saved = db_client.post("/api/predictions/upload", files={"file": (f"one.{kind.lower()}", sent.getvalue())})
         stored = db_client.get(saved.json()["image_url"])
-        assert stored.headers["content-type"] == "image/png" and stored.content.startswith(b"\x89PNG"), kind
+        assert stored.headers["content-type"] == f"image/{kept_as}", (kind, options)
+        assert Image.open(io.BytesIO(stored.content)).format == kept_as.upper()
+        if kept_as == "webp":  # a lossy WebP, kept one: about its size, a fraction of the PNG's
+            assert len(stored.content) < 1.5 * len(sent.getvalue()) < len(as_png.getvalue())
+            rerun = db_client.post(f"/api/predictions/{saved.json()['id']}/rerun", json={}).json()["rerun"]
+            assert rerun["probabilities"] == saved.json()["probabilities"]
+
+
+@pytest.mark.parametrize("lossless", [False, True])
+@pytest.mark.parametrize("mode, frames", [("RGB", 1), ("RGBA", 1), ("RGB", 2)])  # RGBA: an extended file (VP8X)
+def test_lossy_and_lossless_webp_are_told_apart_still_or_animated(lossless, mode, frames):
+    images = [Image.new(mode, (16, 16), (40 * i, 90, 200, 128)[:len(mode)]) for i in range(frames)]
+    sent = io.BytesIO()
+    images[0].save(sent, format="WEBP", lossless=lossless, save_all=frames > 1, append_images=images[1:])
+    assert is_lossy_webp(sent.getvalue()) is (not lossless)
+    assert (b"ANMF" in sent.getvalue()) is (frames > 1)
 
 
 def test_saves_past_the_image_store_cap_are_refused_and_nothing_is_lost(tmp_path, synthetic_mnist_dir):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..data.labelled import IMAGE_SUFFIXES, LabelledFiles, image_folder, labelled_csv
 from ..data.mnist import load_mnist
@@ -26,6 +25,7 @@ from ..errors import ConvscopeError, DataError, InputError
 from ..evaluation import FileSet, MnistSet, evaluate_model, files_for
 from .db.tables import Evaluation, iso, utcnow
 from .errors import Conflict, NotFound
+from .slots import insert_holding_the_slot
 from .jobs import owner_gone, process_identity
 
 log = logging.getLogger("convscope.server")
@@ -185,17 +185,10 @@ class Evaluations:
                 raise InputError(f"{dataset.label} names no image that can be used: "
                                  + "; ".join(f"{s['file']}: {s['reason']}" for s in data.skipped[:3]))
         self.settle_stale()
-        try:
-            with state.db.session(write=True) as session:
-                row = Evaluation(model=model, version_id=ref.id, dataset=dataset_name, status="running", done=0,
-                                 total=len(data), owner=process_identity(), slot=1)
-                session.add(row)
-                session.flush()
-                evaluation_id = row.id
-        except IntegrityError:
-            with state.db.session() as session:
-                running = session.scalar(select(Evaluation.id).where(Evaluation.slot == 1))
-            raise Conflict(f"evaluation {running} is still running: one at a time") from None
+        row = Evaluation(model=model, version_id=ref.id, dataset=dataset_name, status="running", done=0,
+                         total=len(data), owner=process_identity(), slot=1)
+        evaluation_id = insert_holding_the_slot(state.db, row,
+                                                lambda running: f"evaluation {running} is still running: one at a time")
         threading.Thread(target=self._run, args=(evaluation_id, adapter, data, dataset, misclassified),
                          name=f"convscope-evaluation-{evaluation_id}", daemon=True).start()
         return evaluation_id

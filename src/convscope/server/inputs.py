@@ -1,7 +1,7 @@
 """Turning what a client sends (an uploaded file, a canvas data URL, a 28x28 pixel array) into the stored image
 and the model input. Everything is re-encoded by the server: what is stored and served back is always an image
-Pillow wrote (no metadata, nothing the client crafted), a JPEG for a JPEG (a photo as PNG is 15-23x bigger), a
-PNG for the rest."""
+Pillow wrote (no metadata, nothing the client crafted): a JPEG for a JPEG and a WebP for a lossy WebP (a photo as PNG
+is 15-23x bigger), a PNG for the rest."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from ..images import open_image
 from ..preprocessing import Framing, Preprocessing
 
 FORMATS = ("PNG", "JPEG", "WEBP")
-JPEG_QUALITY = 95  # a re-encoded JPEG this close to its original shows no new artefacts, at about its size
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
+LOSSY_QUALITY = 95  # a photo re-encoded this close to its original shows no new artefacts, at about its size
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp);base64,(.*)", re.DOTALL)
 
 
@@ -31,13 +31,15 @@ class UserImage:
     image: Image.Image
     preprocess: bool  # the model's full preprocessing (MNIST: crop, centre, scale); False: fit it as it is
     sent_as: str = "PNG"  # the format the client sent: PNG, JPEG or WEBP
+    lossy: bool = False  # sent lossily compressed (a JPEG, a lossy WebP): a photo, kept that way
 
     def stored(self) -> tuple[bytes, str]:
-        """The bytes to keep and their format ("jpeg" or "png"): a JPEG is kept a JPEG, at quality 95."""
+        """The bytes to keep and their format ("png", "jpeg" or "webp"): a lossy image is kept in its own format, at
+        quality 95; the rest (drawings, lossless files, transparency) as PNG."""
         out = io.BytesIO()
-        if self.sent_as == "JPEG" and self.image.mode in ("L", "RGB"):
-            self.image.save(out, format="JPEG", quality=JPEG_QUALITY)
-            return out.getvalue(), "jpeg"
+        if self.lossy and self.image.mode in ("L", "RGB"):
+            self.image.save(out, format=self.sent_as, quality=LOSSY_QUALITY)
+            return out.getvalue(), self.sent_as.lower()
         self.image.save(out, format="PNG")
         return out.getvalue(), "png"
 
@@ -61,7 +63,23 @@ def from_bytes(data: bytes, kind: str, max_pixels: int, preprocess: bool | None)
         raise UnreadableImageError(f"{sent_as} images are not accepted: send a PNG, JPEG or WebP")
     if image.mode not in ("L", "LA", "RGB", "RGBA"):  # palettes, CMYK, 16-bit: one of the modes PNG stores plainly
         image = image.convert("RGBA" if image.mode in ("P", "PA") or "transparency" in image.info else "RGB")
-    return UserImage(kind, image, True if preprocess is None else preprocess, sent_as)
+    lossy = sent_as == "JPEG" or (sent_as == "WEBP" and is_lossy_webp(data))
+    return UserImage(kind, image, True if preprocess is None else preprocess, sent_as, lossy)
+
+
+def is_lossy_webp(data: bytes) -> bool:
+    """Whether a WebP file's image is lossy ("VP8 " data) rather than lossless ("VP8L"). Its chunks follow the
+    12-byte RIFF header, each a four-letter name, a little-endian size and the data, padded to an even length."""
+    offset = 12
+    while offset + 8 <= len(data):
+        name, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
+        if name in (b"VP8 ", b"VP8L"):
+            return name == b"VP8 "
+        if name == b"ANMF":  # an animation frame: its image's chunks follow the frame's 16-byte header
+            offset += 8 + 16
+            continue
+        offset += 8 + size + (size & 1)
+    return False
 
 
 def from_data_url(url: str, max_pixels: int, preprocess: bool | None) -> UserImage:
@@ -94,4 +112,4 @@ def from_pixels(pixels: list[list[float]], preprocess: bool | None) -> UserImage
 def from_stored(data: bytes, kind: str, preprocess: bool) -> UserImage:
     """A stored input, read back for a re-run."""
     image = open_image(data)
-    return UserImage(kind, image, preprocess, image.format)
+    return UserImage(kind, image, preprocess, image.format, image.format != "PNG")

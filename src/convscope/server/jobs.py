@@ -27,7 +27,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..errors import InputError
 from ..models.registry import MODELS
@@ -37,6 +36,7 @@ from ..training import FineTuneConfig, TrainConfig
 from .db.database import Database
 from .db.tables import JobEvent, ModelVersion, TrainingJob, iso, utcnow
 from .errors import Conflict, NotFound
+from .slots import insert_holding_the_slot
 from .model_store import ModelStore
 from .worker import run_job
 
@@ -273,17 +273,9 @@ class JobManager:
         config.threads = config.threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core to the server
         stored = {**(extra or {}), **config.as_dict()}
         self.fail_stale_jobs()
-        try:
-            with self.db.session(write=True) as session:
-                job = TrainingJob(model=model, status="queued", slot=1, config=stored, history=[],
-                                  owner=process_identity())
-                session.add(job)
-                session.flush()
-                job_id = job.id
-        except IntegrityError:
-            with self.db.session() as session:
-                running = session.scalar(select(TrainingJob.id).where(TrainingJob.slot == 1))
-            raise Conflict(f"training job {running} is still running: one job at a time; cancel it or wait") from None
+        job = TrainingJob(model=model, status="queued", slot=1, config=stored, history=[], owner=process_identity())
+        job_id = insert_holding_the_slot(self.db, job, lambda running: f"training job {running} is still running: "
+                                                                       "one job at a time; cancel it or wait")
         self.models_dir.mkdir(parents=True, exist_ok=True)
         live = _LiveJob(job_id, model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
                         self.models_dir / f"{model}-job{job_id}.safetensors")

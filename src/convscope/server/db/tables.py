@@ -111,7 +111,7 @@ class Prediction(Base):
     preprocess: Mapped[bool] = mapped_column(Boolean)
     # As the server wrote it: a JPEG upload as JPEG, anything else as PNG; never the client's own bytes.
     input_image: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
-    input_format: Mapped[str] = mapped_column(String(8), default="png")  # "png" or "jpeg"
+    input_format: Mapped[str] = mapped_column(String(8), default="png")  # "png", "jpeg" or "webp"
     input_bytes: Mapped[int] = mapped_column(Integer, default=0)  # its size, which the store's cap sums
     predicted: Mapped[int] = mapped_column(Integer, index=True)  # the class index
     predicted_class: Mapped[str] = mapped_column(String(200))  # its name in the model's class list

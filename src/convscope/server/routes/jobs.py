@@ -1,4 +1,5 @@
 import asyncio
+from contextlib import aclosing
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -96,6 +97,9 @@ async def events(job_id: int = Depends(existing_job), state: AppState = Depends(
                  after: int = Query(0, ge=0, le=INT4_MAX, description="resume after this event id"),
                  last_event_id: int | None = Header(None, description="sent by EventSource on reconnect")):
     """Each event's ``id`` is its sequence number: a client that reconnects (``Last-Event-ID``) catches up."""
-    async for event in state.jobs.follow(job_id, max(after, last_event_id or 0)):
-        yield ServerSentEvent(raw_data=event.wire, event=event.type, id=str(event.seq))
+    # aclosing: a client that goes away closes this generator at its yield, and with it the feed it follows at
+    # once (a database reader per job is shared by its followers), not whenever the feed is garbage-collected
+    async with aclosing(state.jobs.follow(job_id, max(after, last_event_id or 0))) as feed:
+        async for event in feed:
+            yield ServerSentEvent(raw_data=event.wire, event=event.type, id=str(event.seq))
     yield ServerSentEvent(data=await asyncio.to_thread(_job, state, job_id), event="end")

@@ -14,10 +14,10 @@ router = APIRouter(prefix="/predictions", tags=["saved predictions"], route_clas
 
 
 def _save(state: AppState, image: UserImage, model: str, version: int | None) -> dict:
-    """The server computes the prediction itself from the image as it keeps it (a JPEG re-encoded: a re-run then
+    """The server computes the prediction itself from the image as it keeps it (a JPEG or WebP re-encoded: a re-run then
     sees the very pixels the prediction was made from): nothing the client says about it is kept."""
     stored = image.stored()  # encoded before the write transaction, which would otherwise wait on it
-    if stored[1] == "jpeg":
+    if stored[1] != "png":  # lossy
         image = from_stored(stored[0], image.kind, image.preprocess)
     result = state.infer_blocking(lambda: run(state.models, image, Options(model=model, version=version, layers=())))
     with state.db.session(write=True) as session:
@@ -56,8 +56,9 @@ def get_saved(prediction_id: RecordId, state: AppState = Depends(app_state)) -> 
         return records.prediction_body(records.get_prediction(session, prediction_id), with_image=True)
 
 
-@router.get("/{prediction_id}/image", summary="The saved input image (a JPEG upload as JPEG, the rest as PNG)",
-            response_class=Response, responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
+@router.get("/{prediction_id}/image", summary="The saved input image (a JPEG or lossy WebP upload as such, the rest "
+            "as PNG)", response_class=Response,
+            responses={200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}})
 def get_image(prediction_id: RecordId, state: AppState = Depends(app_state),
               v: int | None = Query(None, ge=0, description="the record's creation time, as listings give it in "
                                                              "image_url: a reused id then never hits a stale cache")

@@ -30,10 +30,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from PIL import Image  # the JPEGs go back to PNG, as the old revision reads every image: nothing is lost
+    from PIL import Image  # the JPEGs and WebPs go back to PNG, as the old revision reads every image: nothing is lost
 
     connection = op.get_bind()
-    ids = connection.execute(sa.text("SELECT id FROM predictions WHERE input_format = 'jpeg'")).scalars().all()
+    ids = connection.execute(sa.text("SELECT id FROM predictions WHERE input_format <> 'png'")).scalars().all()
     for row_id in ids:  # one image in memory at a time
         data = connection.execute(sa.text("SELECT input_image FROM predictions WHERE id = :id"),
                                   {"id": row_id}).scalar()
