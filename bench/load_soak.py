@@ -59,30 +59,22 @@ def rss_mb(pid: int) -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError, StopIteration):
-            continue
-    return total / 1024
-
-
 class MemoryWatch:
+    """Every 0.5 s, the resident memory of the server's processes: their total (``samples``) and, at the start of
+    each minute, each one's (``by_minute``: pid -> MB), to tell a plateau from a leak."""
+
     def __init__(self, pid: int):
-        self.pid, self.samples, self.stop = pid, [], threading.Event()
+        self.pid, self.samples, self.by_minute, self.stop = pid, [], [], threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        started = time.monotonic()
         while not self.stop.is_set():
-            self.samples.append(tree_rss_mb(self.pid))
+            by_process = {pid: rss_mb(pid) for pid in processes(self.pid)}
+            self.samples.append(sum(by_process.values()))
+            if (time.monotonic() - started) // 60 >= len(self.by_minute):
+                self.by_minute.append(by_process)
             self.stop.wait(0.5)
 
     def close(self) -> list[float]:
@@ -164,14 +156,16 @@ def main() -> None:
         print(f"convscope serve, 2 workers, a training job running; {args.seconds:g} s per level")
         levels = [int(n) for n in args.levels.split(",")]
         if args.soak:
+            names = processes(server.process.pid)
             watch = MemoryWatch(server.process.pid)
-            before = {pid: (name, rss_mb(pid)) for pid, name in processes(server.process.pid).items()}
             outcome = asyncio.run(level(server, job["id"], pixels, levels[0], args.soak))
             memory = watch.close()
             report(levels[0], args.soak, outcome, memory)
-            print(f"       soak: RSS {memory[0]:,.0f} MB at the start, {memory[-1]:,.0f} MB at the end; by process:")
-            for pid, (name, start) in before.items():
-                print(f"         {pid:>7} {start:7.0f} -> {rss_mb(pid):7.0f} MB  {name}")
+            print(f"       soak: RSS {memory[0]:,.0f} MB at the start, {memory[-1]:,.0f} MB at the end; by process, "
+                  "MB at the start of each minute and at the end:")
+            for pid, name in names.items():
+                print(f"         {pid:>7} " + " ".join(f"{minute.get(pid, 0):5.0f}" for minute in watch.by_minute)
+                      + f" | {rss_mb(pid):5.0f}  {name}")
             return
         for clients in levels:
             watch = MemoryWatch(server.process.pid)

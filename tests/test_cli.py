@@ -15,7 +15,10 @@ from PIL import Image, ImageDraw
 from conftest import serve_real_mnist, write_mnist_dir
 from convscope.cli.launch import fast_allocator
 from convscope.cli.main import main
-from convscope.models import read_metadata
+from convscope.data.mnist import load_mnist
+from convscope.evaluation import MnistSet, evaluate_model
+from convscope.models import load_model, read_metadata
+from convscope.settings import Settings
 
 
 @pytest.fixture
@@ -107,9 +110,15 @@ def test_explain_an_mnist_sample(env, capsys):
 def test_evaluate(env, capsys):
     body = run_json(capsys, ["evaluate", "--json"])
     metrics = body["metrics"]
-    assert metrics["count"] == 100 and len(metrics["confusion"]) == 10 and 0 <= metrics["accuracy"] <= 1
+    engine = evaluate_model(load_model("mnist_cnn").adapter,
+                            MnistSet(load_mnist("test", Settings(mnist_dir=env / "mnist")), "test"),
+                            misclassified_limit=20).as_dict()  # the default --misclassified
+    assert metrics["count"] == 100 and metrics["confusion"] == engine["metrics"]["confusion"]
+    right = sum(metrics["confusion"][i][i] for i in range(10))
+    assert metrics["accuracy"] == engine["metrics"]["accuracy"] == right / 100
     assert body["dataset"] == {"kind": "mnist", "source": "MNIST test", "count": 100, "skipped": 0}
-    assert len(body["misclassified"]) == min(20, round(100 * (1 - metrics["accuracy"])))  # --misclassified 20
+    assert [e["source"] for e in body["misclassified"]] == [e["source"] for e in engine["misclassified"]]
+    assert len(body["misclassified"]) == min(20, round(100 * (1 - metrics["accuracy"])))
     assert main(["evaluate", "--model", "mnist_mlp"]) == 0
     assert "class  precision  recall      F1  images" in capsys.readouterr().out
 
@@ -122,8 +131,9 @@ def test_train_json_summary_and_checkpoint(env, capsys):
     body = json.loads(captured.out)
     assert captured.err.endswith(f"saved the model to {out}\n")  # stdout stays one JSON document
     assert body["status"] == "completed" and body["steps"] == 6 and body["wall_s"] > 0
-    assert 0 <= body["test_accuracy"] <= 1 and body["checkpoint"] == str(out)
+    assert body["checkpoint"] == str(out)
     meta = read_metadata(out)
+    assert body["test_accuracy"] == meta["test_metrics"]["accuracy"]
     assert meta["training"]["command"].startswith("convscope train --epochs 1")
     assert meta["training"]["config"]["seed"] == 3
     body = run_json(capsys, ["evaluate", "--checkpoint", str(out), "--json"])

@@ -4,6 +4,7 @@ matches the engine's, its images, and the errors a user meets (SQLite and Postgr
 from __future__ import annotations
 
 import io
+import threading
 import time
 
 import pytest
@@ -118,7 +119,7 @@ def test_a_csv_dataset_names_files_inside_the_datasets_folder_only(client, datas
     assert sorted((s["file"], s["reason"]) for s in report["skipped"]) == [
         ("missing.png", "no such file"), ("outside.png", "outside the datasets folder")]
     image = client.get("/api/datasets/csv:labelled/image", params={"file": "photos/espresso/coffee.png"})
-    assert image.status_code == 200
+    assert image.status_code == 200 and image.content == (datasets_dir / "photos/espresso/coffee.png").read_bytes()
     assert client.get("/api/datasets/csv:labelled/image", params={"file": "../outside.png"}).status_code == 404
 
 
@@ -127,11 +128,23 @@ def test_an_evaluation_can_be_cancelled_and_a_lost_one_frees_the_slot(client, mo
 
     from convscope.server import evaluations
     from convscope.server.db.tables import Evaluation, utcnow
-    # one image a batch and a check after each: 600 synthetic digits take far longer than the cancel takes to arrive
+    # one image a batch and a check after each; the batches wait until the cancel has been answered, so it is
+    # certain to arrive while the evaluation runs
     monkeypatch.setattr(evaluations, "SERVER_BATCH", 1)
     monkeypatch.setattr(evaluations, "PROGRESS_EVERY_S", 0.0)
+    cancelled = threading.Event()
+    real_evaluate = evaluations.evaluate_model
+
+    def held_back(adapter, data, forward, **options):
+        def waiting_forward(x):
+            assert cancelled.wait(30)
+            return forward(x)
+        return real_evaluate(adapter, data, forward=waiting_forward, **options)
+
+    monkeypatch.setattr(evaluations, "evaluate_model", held_back)
     started = client.post("/api/evaluations", json={"model": "mnist_cnn", "dataset": "mnist:train"}).json()
     assert client.post(f"/api/evaluations/{started['id']}/cancel").status_code == 202
+    cancelled.set()
     final = finished(client, started["id"])
     assert final["status"] == "cancelled" and final["report"] is None and final["done"] < 600
     assert client.post(f"/api/evaluations/{started['id']}/cancel").status_code == 409

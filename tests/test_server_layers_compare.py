@@ -101,7 +101,9 @@ def test_compare_runs_each_model_and_says_whether_they_agree(client, monkeypatch
     single = client.post("/api/predict", json={"pixels": pixels_of_a_bar()}).json()
     assert cnn["predicted_class"] == single["predicted_class"]
     assert [t["probability"] for t in cnn["top"]] == sorted(single["probabilities"], reverse=True)[:5]
-    assert cnn["parameters"] == 225_034 and cnn["macs"] > 0 and cnn["time_ms"] > 0
+    layers = client.get("/api/models/mnist_cnn/architecture").json()["layers"]
+    assert cnn["parameters"] == 225_034 and cnn["time_ms"] > 0
+    assert cnn["macs"] == sum(layer["macs"] or 0 for layer in layers) == 2_631_040
     assert cnn["cam"]["layer"] == "relu2" and mlp["cam"] is None  # no spatial layer in the MLP
     assert "no active version" in vgg["error"]  # weights not here: that column says so, the others answer
     assert body["agree"] is False
@@ -139,4 +141,6 @@ def test_a_page_too_big_to_send_asks_for_thumbnails(client):
     twice = list(range(96)) * 2  # 192 maps of 112x112: 2.4 million values
     too_big = client.post("/api/layers/activations", json={**photo, "channels": twice})
     assert too_big.status_code == 422 and "ask for fewer channels or a max_side" in too_big.json()["error"]["message"]
-    assert client.post("/api/layers/activations", json={**photo, "channels": twice, "max_side": 56}).status_code == 200
+    thumbnails = client.post("/api/layers/activations", json={**photo, "channels": twice, "max_side": 56})
+    assert thumbnails.status_code == 200 and thumbnails.json()["order"] == twice
+    assert list(decode_tensor(thumbnails.json()["activation"]).shape) == [192, 56, 56]

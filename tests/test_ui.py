@@ -3,13 +3,13 @@ the mouse, samples, CAM options, save and report, the dashboard, re-runs, errors
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
 from PIL import Image
 
-from convscope.testing.browser import ONE, SEVEN, checked_page, module_fixtures, stroke, wait_until
+from convscope.server.encoding import decode_layers
+from convscope.testing.browser import ONE, SEVEN, assert_fits, checked_page, module_fixtures, stroke, wait_until
 from conftest import REAL_MNIST
 
 
@@ -22,6 +22,24 @@ def page(context, server):
         page.goto(server.url + "/")
         page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
         yield page
+
+
+# The box of an overlay canvas's painted pixels (left, top, right, bottom) and how many colours they have.
+PAINTED = """c => {
+  const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const box = [c.width, c.height, 0, 0];
+  const colours = new Set();
+  for (let y = 0; y < c.height; y++) {
+    for (let x = 0; x < c.width; x++) {
+      const i = (y * c.width + x) * 4;
+      if (!data[i + 3]) continue;
+      box[0] = Math.min(box[0], x); box[1] = Math.min(box[1], y);
+      box[2] = Math.max(box[2], x + 1); box[3] = Math.max(box[3], y + 1);
+      colours.add(data[i] * 65536 + data[i + 1] * 256 + data[i + 2]);
+    }
+  }
+  return { box, colours: colours.size };
+}"""
 
 
 def draw(page, strokes) -> dict:
@@ -44,22 +62,29 @@ def test_drawing_a_one_and_a_seven_predicts_them_and_updates_every_view(page):
         wait_until(page, f"document.querySelector('.prediction .predicted-class').textContent === '{expected}'")
         assert answer["predicted"] == int(expected)
     assert re.fullmatch(r"\d+\.\d%", page.locator(".prediction .confidence").inner_text())
-    # every layer has its view, with its readout on hover
     names = page.locator("section.layer").evaluate_all("els => els.map(e => e.dataset.layer)")
     assert names == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1", "relu3", "fc2",
                      "softmax"]
+    # every layer has its view, with its readout on hover: the values of the answer the page got
+    layers = decode_layers(answer["layers"])
     conv1 = page.locator("section.layer[data-layer=conv1] canvas.maps")
     conv1.hover(position={"x": 3, "y": 3})
-    assert re.fullmatch(r"channel 0: -?[\d.]+ to -?[\d.]+", page.locator("[data-layer=conv1] .readout").inner_text())
+    low, high = re.fullmatch(r"channel 0: (-?[\d.]+) to (-?[\d.]+)",
+                             page.locator("[data-layer=conv1] .readout").inner_text()).groups()
+    channel = layers["conv1"][0]
+    assert (float(low), float(high)) == pytest.approx((float(channel.min()), float(channel.max())), abs=0.011)
     page.locator("[data-layer=fc1] canvas.maps").hover(position={"x": 2, "y": 2})
-    assert page.locator("[data-layer=fc1] .readout").inner_text().startswith("unit 0: ")
+    unit = re.fullmatch(r"unit 0: (-?[\d.]+)", page.locator("[data-layer=fc1] .readout").inner_text()).group(1)
+    assert float(unit) == pytest.approx(float(layers["fc1"][0]), abs=0.011)
     conv1.click(position={"x": 3, "y": 3})
     assert page.locator("dialog.enlarge h3").inner_text() == "conv1, channel 0"
     page.get_by_role("button", name="Close").click()
-    # the CAM is drawn over the drawing: the overlay canvas has coloured pixels
-    painted = page.locator("canvas.pad-overlay").evaluate(
-        "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0)")
-    assert painted
+    # the CAM is laid over the drawing where the preprocessing took the digit from (the answer's framing), in more
+    # than one colour: a map, not a flat tint
+    painted = page.locator("canvas.pad-overlay").evaluate(PAINTED)
+    x0, y0, x1, y1 = answer["framing"]["source"]
+    assert painted["box"] == pytest.approx([x0, y0, x1, y1], abs=2)
+    assert painted["colours"] > 10
     timings = page.evaluate("window.__convscope.timings")
     assert all(0 < t < 10_000 for t in timings)
 
@@ -130,7 +155,11 @@ def test_save_report_dashboard_rerun_and_text_stays_text(page, server):
     assert report.locator(".reason").inner_text() == reason  # shown as text
     assert report.locator("b, script").count() == 0
     assert page.evaluate("window.pwned") is None
-    assert page.locator(".cards").inner_text().count("1") >= 2
+    status, stats = server.request("GET", "/api/stats")
+    assert status == 200 and stats["reported_predictions"] >= 1 and stats["reports"]["open"] >= 1
+    assert page.locator(".card").all_text_contents() == [
+        f"{stats['predictions']} saved predictions", f"{stats['reported_predictions']} reported wrong",
+        f"{stats['reported_error_rate'] * 100:.1f}% reported error rate", f"{stats['reports']['open']} open reports"]
     assert "correct class 1" in report.inner_text()
     # statistics by class name: the 7 saved and reported, the correction 7 -> 1 in the confusion matrix
     page.locator("table.per-class").wait_for()
@@ -213,6 +242,9 @@ def test_the_page_has_no_inline_script_and_its_policy_says_so(server):
     assert status == 200 and b"<script>" not in html and b'type="module" src="/js/app.js"' in html
 
 
-def test_png_screens_render_at_1280x800(page):
-    png = page.screenshot()
-    assert Image.open(io.BytesIO(png)).size == (1280, 800)
+@pytest.mark.parametrize("view", ["draw", "photo", "compare", "architecture", "dashboard", "train", "evaluate",
+                                  "network"])
+def test_every_view_fits_a_1280x800_screen(page, server, view):
+    page.goto(f"{server.url}/#/{view}", wait_until="networkidle")
+    assert page.locator("#view > *").count() > 0 and page.locator(".message.error:visible").count() == 0
+    assert_fits(page)

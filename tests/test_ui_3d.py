@@ -5,13 +5,12 @@ Lite0) shown as pictures of chosen channels, one layer per spatial size, with th
 
 from __future__ import annotations
 
-import io
+import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from convscope.testing.browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import (changed_pixels, checked_page, drawn_share, module_fixtures, stage_once,
+                                       stage_settled, wait_until)
 
 
 server, context = module_fixtures("ui-3d")
@@ -23,11 +22,6 @@ def page(context, server):
         yield page
 
 
-def stage_pixels(page) -> np.ndarray:
-    png = page.locator(".stage canvas").screenshot()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-
-
 def updates(page) -> int:
     return page.evaluate("window.__convscope.network3d?.updates ?? 0")
 
@@ -36,7 +30,6 @@ def open_with_a_sample(page, server) -> None:
     page.goto(server.url + "/#/network")
     page.get_by_role("button", name="Random sample").click()
     wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
-    page.wait_for_timeout(300)
 
 
 def test_layers_are_labelled_and_the_whole_network_is_in_view(page, server):
@@ -62,17 +55,25 @@ def test_the_view_follows_a_drawing_made_on_its_pad(page, server):
     page.goto(server.url + "/#/network")
     page.locator(".mini-pad canvas").wait_for()
     page.locator(".stage-label.layer-label").last.wait_for()  # the cells are built, still grey: no input yet
-    page.wait_for_timeout(200)
-    before = stage_pixels(page)
+    before = stage_settled(page)
+    assert updates(page) == 0
     box = page.locator(".mini-pad canvas").bounding_box()
+    answers = []  # the view predicts while the stroke is drawn too: the last answer is the one it shows
+    page.on("response", lambda r: r.url.endswith("/api/predict") and r.ok and answers.append(r))
     page.mouse.move(box["x"] + 70, box["y"] + 15)
     page.mouse.down()
     page.mouse.move(box["x"] + 70, box["y"] + 125, steps=12)
     page.mouse.up()
     wait_until(page, "window.__convscope.network3d.updates >= 1", 30)
-    page.wait_for_timeout(300)
-    assert "predicts" in page.locator(".network-view .message").inner_text()
-    assert (np.abs(stage_pixels(page) - before).sum(axis=2) > 30).sum() > 100  # the cells took the drawing's colours
+    deadline = time.monotonic() + 10
+    while True:  # until the message shows the latest answer
+        predicted = answers[-1].json()
+        shown = f"mnist_cnn v1 predicts {predicted['predicted_class']} ({predicted['confidence'] * 100:.1f}%)"
+        if page.locator(".network-view .message").inner_text() == shown:
+            break
+        assert time.monotonic() < deadline, (page.locator(".network-view .message").inner_text(), shown)
+        time.sleep(0.05)
+    stage_once(page, lambda picture: changed_pixels(picture, before) > 100)  # the cells took the drawing's colours
 
 
 def test_the_mlp_says_why_it_has_no_surfaces(page, server):
@@ -90,7 +91,6 @@ def test_an_imagenet_model_is_shown_as_pictures_of_chosen_channels(page, server)
     page.wait_for_selector("[data-testid=top-classes] li")
     page.get_by_role("link", name="Network in 3D").click()
     wait_until(page, "window.__convscope.network3d?.updates >= 1", 60)
-    page.wait_for_timeout(300)
     labels = page.locator(".stage-label.layer-label").all_inner_texts()
     assert labels[0] == "input · 3×224×224"
     # one layer per spatial size: the last activation before the maps shrink (the expansion before each
@@ -101,8 +101,7 @@ def test_an_imagenet_model_is_shown_as_pictures_of_chosen_channels(page, server)
     assert all(label.endswith(" · the 16 strongest channels") for label in labels[1:])
     winner = page.locator(".stage-label.winner").inner_text()
     assert winner.startswith("espresso ")
-    pixels = stage_pixels(page)
-    assert (np.abs(pixels - np.array([244, 245, 247])).sum(axis=2) > 30).mean() > 0.05  # pictures, not blank
+    stage_once(page, lambda picture: drawn_share(picture) > 0.05)  # pictures, not blank
 
     page.get_by_label("Layer whose channels to choose").select_option(index=1)
     page.get_by_label("Channels to show").fill("0-3, 9")

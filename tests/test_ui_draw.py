@@ -128,12 +128,16 @@ def test_the_report_form_asks_refuses_the_prediction_offers_none_and_keeps_the_f
     label = page.get_by_label("Correct class")
     assert label.evaluate("s => s.value") == ""  # nothing chosen for the user
     assert label.locator("option[value='1']").evaluate("o => [o.disabled, o.textContent]") == [True, "1 (predicted)"]
+    reports = []
+    page.on("request", lambda r: r.url.endswith("/reports") and r.method == "POST" and reports.append(r))
     page.get_by_role("button", name="Send report").click()  # nothing chosen: the form does not send
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Correct class"
     label.select_option("none")
     page.get_by_label("Reason").fill("a stick, not a digit")
+    assert reports == []
     page.get_by_role("button", name="Send report").click()
     page.get_by_text("none of these classes. Thank you.").wait_for()
+    assert len(reports) == 1 and reports[0].post_data_json == {"correct_label": None, "reason": "a stick, not a digit"}
     assert page.evaluate("document.activeElement.textContent").startswith("Reported #")
 
 

@@ -9,18 +9,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from convscope.testing.browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import assert_fits, checked_page, module_fixtures, wait_until
 from test_ui_train_3d import run_job
 
 SIZES = [(390, 844), (768, 1024)]
-OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
-# Every visible control whose box reaches past the left or right edge of the screen.
-OFF_SCREEN = """() => [...document.querySelectorAll('main button, main select, main input, main textarea, main a')]
-  .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
-  .filter((e) => { const box = e.getBoundingClientRect(); return box.left < 0 || box.right > window.innerWidth; })
-  .map((e) => e.outerHTML.slice(0, 80))"""
-
-
 server, context = module_fixtures("ui-mobile")
 
 
@@ -47,11 +39,6 @@ def screen(context, server, width: int, height: int, path: str):
         yield page
 
 
-def fits(page) -> None:
-    assert page.evaluate(OVERFLOW) <= 0
-    assert page.evaluate(OFF_SCREEN) == []
-
-
 def draw_one(page) -> None:
     """A "1" drawn with touch-sized mouse moves across the pad, whatever size the pad is shown at."""
     box = page.locator("canvas.pad").bounding_box()
@@ -69,7 +56,7 @@ def test_the_draw_view_fits_and_shows_the_prediction_under_the_pad(context, serv
         page.wait_for_selector("section.layer[data-layer=conv1] canvas.maps")
         draw_one(page)
         wait_until(page, "document.querySelector('.prediction .predicted-class').textContent === '1'")
-        fits(page)
+        assert_fits(page)
         assert page.evaluate("window.scrollY") == 0
         prediction = page.locator(".prediction").bounding_box()
         pad = page.locator("canvas.pad").bounding_box()
@@ -86,17 +73,17 @@ def test_the_draw_view_fits_and_shows_the_prediction_under_the_pad(context, serv
         page.locator(".prediction .truth", has_text="true label 4").wait_for()
         page.get_by_role("button", name="Save").click()
         page.get_by_text("Saved as #").wait_for()
-        fits(page)
+        assert_fits(page)
 
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_the_dashboard_fits(context, server, width, height):
     with screen(context, server, width, height, "/#/dashboard") as page:
         page.locator("tr.row").first.wait_for()
-        fits(page)
+        assert_fits(page)
         page.locator("tr.row").first.click()  # the detail view, with its re-run
         page.get_by_role("button", name="Re-run").first.wait_for()
-        fits(page)
+        assert_fits(page)
 
 
 @pytest.mark.parametrize("width, height", SIZES)
@@ -104,7 +91,7 @@ def test_the_train_view_fits(context, server, width, height):
     with screen(context, server, width, height, "/#/train") as page:
         page.locator(".train-view .message.info", has_text="finished").wait_for(timeout=30_000)
         wait_until(page, "document.querySelectorAll('.probe').length === 10", 20)
-        fits(page)
+        assert_fits(page)
         page.get_by_label("Epochs").fill("2")
         assert page.get_by_role("button", name="Activate").is_visible()
 
@@ -113,8 +100,8 @@ def test_the_train_view_fits(context, server, width, height):
 def test_the_architecture_and_3d_views_fit(context, server, width, height):
     with screen(context, server, width, height, "/#/architecture") as page:
         page.locator("[data-testid=layer-panel] .layer-weights").wait_for()  # the graph and the first layer
-        fits(page)
+        assert_fits(page)
         page.goto(server.url + "/#/network")
         page.get_by_role("button", name="Random sample").click()
         wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
-        fits(page)
+        assert_fits(page)

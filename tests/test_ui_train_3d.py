@@ -3,15 +3,14 @@ training runs in seconds; a temporary database)."""
 
 from __future__ import annotations
 
-import io
 import re
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from convscope.testing.browser import SEVEN, checked_page, module_fixtures, stroke, wait_until
+from convscope.server.encoding import decode_layers
+from convscope.testing.browser import (SEVEN, changed_pixels, checked_page, drawn_share, module_fixtures, stage_once,
+                                       stroke, wait_until)
 from convscope.training import TrainConfig
 
 
@@ -47,14 +46,16 @@ def wait_for_points(page, count: int, timeout_s: float) -> None:
 
 
 def test_a_run_streams_live_finishes_and_its_activated_model_is_used_on_the_home_page(page, server):
-    start_run(page, server, "30", "8")
+    run_id = start_run(page, server, "30", "8")
     wait_for_points(page, points(page) + 1, 30)  # the curve grows while the run goes on
     first = points(page)
     assert re.search(r"ETA", page.locator(".train-view progress + p").inner_text())
     wait_until(page, "document.querySelectorAll('.probe').length === 10", 30)
     message = page.locator(".train-view .message.info")
     message.wait_for(timeout=90_000)
-    assert re.search(r"Run #\d+ finished: test accuracy [\d.]+%, saved as mnist_cnn v2", message.inner_text())
+    accuracy = server.request("GET", f"/api/jobs/{run_id}")[1]["test_metrics"]["accuracy"]
+    assert message.inner_text().startswith(
+        f"Run #{run_id} finished: test accuracy {accuracy * 100:.2f}%, saved as mnist_cnn v2")
     assert page.evaluate("document.querySelectorAll('.chart')[0].data[1].x.length") == 30  # one per epoch
     assert points(page) > first
     latencies = page.evaluate("window.__convscope.eventLatencies")
@@ -138,7 +139,7 @@ def test_each_past_run_opens_to_show_its_curves(page, server):
     assert validation_points(page) == 2 and points(page) >= 1
     assert page.locator(".runs tr.shown").get_attribute("data-run") == str(two["id"])
     assert page.evaluate("document.querySelectorAll('.probe').length") == 10  # its test digits as it ended
-    assert page.locator("canvas.live-filters").evaluate("c => c.width") > 0
+    assert page.locator("canvas.live-filters").evaluate("c => [c.width, c.height]") == [8 * 4 - 1, 4 * 4 - 1]
 
 
 def test_chosen_runs_are_compared_curves_overlaid_and_hyperparameters_against_metrics(page, server):
@@ -175,31 +176,27 @@ def test_a_diverged_run_says_so_and_offers_no_activation(page, server):
     assert row.locator("td[data-label=version]").inner_text() == "–"  # no version
 
 
-def canvas_png(page) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(page.locator(".stage canvas").screenshot())).convert("RGB")).astype(int)
-
-
 def test_the_3d_view_draws_every_layer_updates_in_place_reads_cells_and_cleans_up(page, server):
     page.goto(server.url + "/#/network")
     page.get_by_label("Digit to sample").select_option("1")
     page.get_by_role("button", name="Random sample").click()
     wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
-    page.wait_for_timeout(300)
-    before = canvas_png(page)
-    background = np.array([244, 245, 247])
-    assert (np.abs(before - background).sum(axis=2) > 30).mean() > 0.05  # not blank
+    before = stage_once(page, lambda picture: drawn_share(picture) > 0.05)  # not blank
     page.get_by_label("Digit to sample").select_option("0")
-    page.get_by_role("button", name="Random sample").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/predict") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Random sample").click()
     wait_until(page, "window.__convscope.network3d.updates >= 2", 30)
-    page.wait_for_timeout(300)
-    after = canvas_png(page)
-    assert (np.abs(after - before).sum(axis=2) > 30).sum() > 100  # the colours changed with the input
+    stage_once(page, lambda picture: changed_pixels(picture, before) > 100)  # the colours changed with the input
 
+    # A pooling layer's cell reads that cell's value (a hover once read the wrong layer here)
+    pool1 = decode_layers(answer.value.json()["layers"])["pool1"]
     point = page.evaluate("window.__convscope.network3d.screenPosition('pool1', 5, 6, 6)")
     page.mouse.move(point["x"], point["y"])
     tooltip = page.locator(".tooltip")
     wait_until(page, "document.querySelector('.tooltip').textContent.includes('channel')", 10)
-    assert re.fullmatch(r"\w+ \((relu|pool)\), channel \d+, row \d+, column \d+: -?\d+\.\d{3}", tooltip.inner_text())
+    reading = re.fullmatch(r"pool1 \(pool\), channel 5, row 6, column 6: (-?\d+\.\d{3})", tooltip.inner_text())
+    assert reading, tooltip.inner_text()
+    assert float(reading.group(1)) == pytest.approx(float(pool1[5, 6, 6]), abs=1e-3)
     measured = page.evaluate("window.__convscope.network3d.measureFps(3)")
     assert measured["cells"] == 784 + 32 * 26 * 26 + 32 * 13 * 13 + 64 * 11 * 11 + 64 * 5 * 5 + 128 + 10
     assert measured["drawCalls"] <= 20  # one per layer mesh, plus labels and lines: not one per cell

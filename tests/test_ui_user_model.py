@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from convscope.server.encoding import decode_layers
 from convscope.testing.browser import browser_context, checked_page, ui_server, wait_until
 from user_net import CLASSES, GATED_PREPROCESSING, TINY_PREPROCESSING, write_user_files
 
@@ -116,9 +117,9 @@ def test_class_selects_labels_and_reports_use_the_models_class_names(page, files
 
 def test_the_3d_view_follows_the_skip_connection_and_names_the_classes(page, files):
     upload_photo(page, files)
-    page.get_by_role("link", name="Network in 3D").click()
+    with page.expect_response(lambda r: "/api/predict" in r.url and r.request.method == "POST") as answer:
+        page.get_by_role("link", name="Network in 3D").click()  # (the upload is sent again: /api/predict/upload)
     wait_until(page, "window.__convscope.network3d?.updates >= 1", 30)
-    page.wait_for_timeout(300)
     # a cell after the add depends on the relu before it twice: through the 1x1 conv (every channel) and directly
     point = page.evaluate("window.__convscope.network3d.screenPosition('relu:2', 1, 5, 5)")
     page.mouse.move(point["x"], point["y"])
@@ -131,4 +132,6 @@ def test_the_3d_view_follows_the_skip_connection_and_names_the_classes(page, fil
     point = page.evaluate("window.__convscope.network3d.screenPosition('head', 2)")
     page.mouse.move(point["x"], point["y"])
     wait_until(page, "document.querySelector('.tooltip').textContent.startsWith('head ')", 10)
-    assert re.fullmatch(r"head \(linear\), class tabby cat: -?\d+\.\d{3}", page.locator(".tooltip").inner_text())
+    shown = re.fullmatch(r"head \(linear\), class tabby cat: (-?\d+\.\d{3})", page.locator(".tooltip").inner_text())
+    assert shown and float(shown.group(1)) == pytest.approx(
+        float(decode_layers(answer.value.json()["layers"])["head"][2]), abs=1e-3)

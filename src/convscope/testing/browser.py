@@ -58,6 +58,79 @@ ONE = [[(140, 40), (140, 250)]]
 SEVEN = [[(60, 50), (220, 50), (120, 250)]]
 
 
+# How far the page reaches past the right edge of the screen (sideways scrolling when > 0).
+OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
+# Every visible control whose box reaches past the left or right edge of the screen.
+OFF_SCREEN = """() => [...document.querySelectorAll('main button, main select, main input, main textarea, main a')]
+  .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+  .filter((e) => { const box = e.getBoundingClientRect(); return box.left < 0 || box.right > window.innerWidth; })
+  .map((e) => e.outerHTML.slice(0, 80))"""
+
+
+def assert_fits(page) -> None:
+    """Nothing of the page reaches past the screen's sides: no sideways scrolling, every control in reach."""
+    assert page.evaluate(OVERFLOW) <= 0
+    assert page.evaluate(OFF_SCREEN) == []
+
+
+BACKGROUND = (244, 245, 247)  # the 3D stage's background colour
+
+
+def stage_picture(page):
+    """The 3D view's stage as an (H, W, 3) int array."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    png = page.locator(".stage canvas").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def changed_pixels(picture, other) -> int:
+    """How many pixels differ clearly between two pictures of the same size."""
+    import numpy as np
+
+    return int((np.abs(picture - other).sum(axis=2) > 30).sum())
+
+
+def drawn_share(picture) -> float:
+    """The share of a stage picture that is not background."""
+    import numpy as np
+
+    return changed_pixels(picture, np.array(BACKGROUND)[None, None]) / (picture.shape[0] * picture.shape[1])
+
+
+def stage_once(page, condition, timeout_s: float = 10.0):
+    """The 3D stage's picture once ``condition(picture)`` holds: WebGL draws on its next frames, not at once."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        picture = stage_picture(page)
+        if condition(picture):
+            return picture
+        if time.monotonic() > deadline:
+            raise AssertionError("the 3D stage never showed what was expected")
+        time.sleep(0.05)
+
+
+def stage_settled(page, timeout_s: float = 10.0):
+    """The 3D stage's picture once two taken 0.1 s apart are the same: whatever it was drawing is drawn."""
+    import time
+
+    last = stage_picture(page)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        time.sleep(0.1)
+        picture = stage_picture(page)
+        if picture.shape == last.shape and not changed_pixels(picture, last):
+            return picture
+        if time.monotonic() > deadline:
+            raise AssertionError("the 3D stage kept changing")
+        last = picture
+
+
 def wait_until(page, expression: str, timeout_s: float = 10.0):
     """Poll a JavaScript expression until it is truthy. (Playwright's wait_for_function compiles its predicate
     with eval, which the app's Content-Security-Policy rightly forbids; page.evaluate is not affected.)"""
