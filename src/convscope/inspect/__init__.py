@@ -1,13 +1,16 @@
 """Inspection: ``Inspector`` runs one forward and one backward for the prediction, every layer's activation and an
-explanation map (``METHODS``); ``InputWarning`` flags input whose answer deserves doubt; weight statistics."""
+explanation map (``METHODS``); ``attribute`` explains with any of the ``ATTRIBUTIONS`` (Integrated Gradients,
+SmoothGrad, occlusion... at their own cost); ``sanity_check`` tests whether a method's maps depend on the learned
+weights; ``InputWarning`` flags input whose answer deserves doubt; weight statistics."""
 
+from .attribution import ATTRIBUTIONS, Attribution, Cancelled, attribute
 from .cams import CAM, CAM_METHODS, GradCAM, GradCAMPlusPlus, HiResCAM
 from .inputs import InputWarning
 from .inspector import METHODS, SALIENCY, Inspection, Inspector, Method, default_layers
 from .weights import filter_images, histogram, layer_weights, tensor_summary
 
 __all__ = [
-    "CAM", "CAM_METHODS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "InputWarning", "Inspection", "Inspector",
-    "METHODS", "Method", "SALIENCY", "default_layers", "filter_images", "histogram", "layer_weights",
-    "tensor_summary",
+    "ATTRIBUTIONS", "Attribution", "CAM", "CAM_METHODS", "Cancelled", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
+    "InputWarning", "Inspection", "Inspector", "METHODS", "Method", "SALIENCY", "attribute", "default_layers",
+    "filter_images", "histogram", "layer_weights", "tensor_summary",
 ]

@@ -1,0 +1,149 @@
+"""The model parameter randomisation test of Adebayo et al. (2018, "Sanity Checks for Saliency Maps"): randomise
+the model's weights layer by layer, from the logits down (cascading), explain the same input and class again after
+each layer, and measure how much the explanation still looks like the original. An explanation of the model must
+change once the weights it learned are gone; one that stays the same shows the input's outline, not the model.
+
+Similarity is the Spearman rank correlation of the absolute attributions and the SSIM of the maps each scaled to
+[0, 1], the paper's two measures. The verdict: a method passes when, with every layer randomised, the rank
+correlation has fallen below ``PASS_BELOW``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...models.adapter import ModelAdapter
+from .base import Attribution, ProgressFn
+from .registry import attribute
+
+PASS_BELOW = 0.5
+
+
+@dataclass
+class SanityStep:
+    randomised: str  # the layer randomised at this step (with every layer above it, randomised before)
+    spearman: float | None  # of the absolute attributions, the mean over the inputs; None when the maps are flat
+    ssim: float  # the mean over the inputs
+    attribution: Attribution = field(repr=False)  # the first input's, with the weights as randomised so far
+
+
+@dataclass
+class SanityCheck:
+    method: str
+    targets: list[int]  # each input's class explained
+    original: Attribution = field(repr=False)  # the first input's
+    steps: list[SanityStep]
+
+    @property
+    def passes(self) -> bool:
+        final = self.steps[-1].spearman if self.steps else None
+        return final is None or abs(final) < PASS_BELOW
+
+    @property
+    def verdict(self) -> str:
+        if not self.steps:
+            return "no layer with weights to randomise"
+        final = self.steps[-1]
+        measured = (f"rank correlation {final.spearman:.2f}" if final.spearman is not None else
+                    "the randomised maps are flat") + f", SSIM {final.ssim:.2f} with every layer randomised"
+        if self.passes:
+            return f"passes: the maps change when the weights are randomised ({measured})"
+        return f"fails: the maps barely change when the weights are randomised ({measured})"
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "targets": self.targets, "passes": self.passes, "verdict": self.verdict,
+                "pass_below": PASS_BELOW,
+                "steps": [{"randomised": s.randomised, "spearman": s.spearman, "ssim": s.ssim} for s in self.steps]}
+
+
+def layers_with_weights(module: nn.Module) -> list[str]:
+    """The modules that hold parameters of their own, in the order they were defined (the forward order for the
+    usual models), by their names in the module."""
+    return [name for name, m in module.named_modules() if name and any(True for _ in m.parameters(recurse=False))]
+
+
+def randomise(module: nn.Module, generator: torch.Generator) -> None:
+    """Draw a module's own parameters afresh: normal, mean 0, each tensor's own standard deviation (the scale the
+    layer had, so activations neither explode nor vanish; what was learned is gone)."""
+    with torch.no_grad():
+        for param in module.parameters(recurse=False):
+            scale = float(param.std()) if param.numel() > 1 else 1.0
+            param.copy_(torch.randn(param.shape, generator=generator) * (scale or 1.0))
+
+
+def cascading_randomisation(model: ModelAdapter, images: torch.Tensor, method: str, target: int | None = None,
+                            layer: str | None = None, seed: int = 0, progress: ProgressFn | None = None,
+                            cancelled: Callable[[], bool] | None = None) -> SanityCheck:
+    """Explain each of ``images`` (one prepared input (C, H, W), or a batch (N, C, H, W)) for ``target``
+    (default: each one's predicted class) with ``method``; then again after randomising each layer with weights in
+    turn, from the last to the first, on a copy of the model (the model itself is untouched). Each step's measures
+    are the means over the inputs. ``progress(done, total)`` counts explanations."""
+    images = torch.as_tensor(images).reshape(-1, *model.input_shape)
+    originals = [attribute(model, x, method, target, layer, cancelled=cancelled) for x in images]
+    names = layers_with_weights(model.module)
+    copied = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    modules = dict(copied.module.named_modules())
+    steps, total = [], len(images) * (len(names) + 1)
+    for step, name in enumerate(reversed(names), 1):
+        randomise(modules[name], generator)
+        again = [attribute(copied, x, method, original.target, original.layer, cancelled=cancelled)
+                 for x, original in zip(images, originals, strict=True)]
+        pairs = [(o.values, a.values) for o, a in zip(originals, again, strict=True)]
+        correlations = [c for c in (spearman(*pair) for pair in pairs) if c is not None]
+        steps.append(SanityStep(name, float(np.mean(correlations)) if correlations else None,
+                                float(np.mean([ssim(*pair) for pair in pairs])), again[0]))
+        if progress is not None:
+            progress(len(images) * (step + 1), total)
+    return SanityCheck(method, [o.target for o in originals], originals[0], steps)
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given their mean rank (a CAM's many zeros are one tie)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2  # ranks starts+1 .. ends, averaged
+    result = np.empty(len(values))
+    result[order] = mean_rank[np.cumsum(first) - 1]
+    return result
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """Spearman's rank correlation of |a| and |b|; None when either is constant."""
+    ra, rb = ranks(a.abs().flatten().double().numpy()), ranks(b.abs().flatten().double().numpy())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    norm = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / norm) if norm > 0 else None
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Structural similarity (Wang et al. 2004) of two (H, W) maps, each |map| scaled to [0, 1] by its maximum: a
+    Gaussian window (sigma 1.5, 11 wide or the map's smaller side), over the positions it fits in whole."""
+    def scaled(m: torch.Tensor) -> torch.Tensor:
+        m = m.abs().double()
+        return m / m.max() if m.max() > 0 else m
+
+    x, y = scaled(a)[None, None], scaled(b)[None, None]
+    side = min(11, *x.shape[2:])
+    side -= 1 - side % 2  # odd
+    offsets = torch.arange(side, dtype=torch.float64) - side // 2
+    g = torch.exp(-offsets ** 2 / (2 * 1.5 ** 2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window)
+
+    mx, my = mean(x), mean(y)
+    vx, vy, cxy = mean(x * x) - mx ** 2, mean(y * y) - my ** 2, mean(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    return float(index.mean())
