@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -17,6 +18,8 @@ from convscope.cli.launch import fast_allocator
 from convscope.cli.main import main
 from convscope.data.mnist import load_mnist
 from convscope.evaluation import MnistSet, evaluate_model
+from convscope.inspect import attribute
+from convscope.inspect.attribution import cascading_randomisation
 from convscope.models import load_model, read_metadata
 from convscope.settings import Settings
 
@@ -366,3 +369,41 @@ def test_the_command_runs_itself_under_the_fast_allocator():
     assert f"malloc: {library}" in version()
     assert "malloc: the system allocator; faster with tcmalloc: apt-get install" in version(
         CONVSCOPE_ALLOCATOR="system")
+
+
+def test_explain_writes_attributions_side_by_side_and_every_tensor_as_npy_and_json(env, capsys):
+    out = env / "attributions"
+    body = run_json(capsys, ["explain", "--index", "0", "--out", str(out), "--attributions",
+                             "integrated_gradients,guided_backprop", "--format", "png,npy,json", "--json"])
+    x = torch.from_numpy(np.load(out / "input.npy"))
+    model = load_model("mnist_cnn").adapter
+    for name in ("integrated_gradients", "guided_backprop"):
+        engine = attribute(model, x, name, int(body["target"]))
+        saved = np.load(out / f"attribution_{name}.npy")
+        assert saved.shape == (28, 28) and np.allclose(saved, engine.values.numpy(), atol=1e-6)
+        summary = body["attributions"][name]
+        assert summary["signed"] is True and summary["max"] == pytest.approx(float(engine.values.max()))
+        assert Image.open(out / f"attribution_{name}.png").size == (280, 280)
+    assert body["attributions"]["integrated_gradients"]["forward_passes"] == 50
+    tensors = json.loads((out / "tensors.json").read_text())
+    assert tensors["activation_conv1"]["shape"] == [32, 26, 26]
+    assert np.allclose(np.array(tensors["activation_conv1"]["values"]), np.load(out / "activation_conv1.npy"))
+    assert np.allclose(np.array(tensors["probabilities"]["values"]), [body["probabilities"][str(d)] for d in range(10)],
+                       atol=1e-6)
+    assert main(["explain", "--index", "0", "--out", str(out), "--attributions", "lime"]) == 2
+    assert "unknown attribution method(s) lime" in capsys.readouterr().err
+    assert main(["explain", "--index", "0", "--out", str(out), "--format", "gif"]) == 2
+    assert "--format takes a comma-separated list of png, npy, json; got 'gif'" in capsys.readouterr().err
+
+
+def test_sanity_randomises_from_the_logits_down_and_says_whether_the_method_passes(env, capsys):
+    body = run_json(capsys, ["sanity", "--method", "gradcam", "--images", "3", "--json"])
+    images = load_mnist("test", Settings(mnist_dir=env / "mnist")).images[:3].float()[:, None] / 255
+    engine = cascading_randomisation(load_model("mnist_cnn").adapter, images, "gradcam").as_dict()
+    assert body == {"model": "mnist_cnn", "images": 3, **engine}
+    assert [step["randomised"] for step in body["steps"]] == ["fc2", "fc1", "conv2", "conv1"]
+    assert body["passes"] == (abs(body["steps"][-1]["spearman"]) < body["pass_below"])
+    assert main(["sanity", "--method", "gradcam", "--images", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("mnist_cnn, gradcam, 2 inputs: ")
+    assert "randomised down to   rank corr.   SSIM\nfc2 " in text

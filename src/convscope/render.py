@@ -117,6 +117,16 @@ def cam_image(x: torch.Tensor, heat: torch.Tensor, factor: int = 1, alpha: float
     return overlay(x.mean(dim=0), heat, alpha=alpha, factor=factor)
 
 
+def attribution_image(x: torch.Tensor, values: torch.Tensor, signed: bool, factor: int = 1) -> np.ndarray:
+    """An (H, W) attribution as a picture: one without sign (a CAM, a gradient's size) in heat colours over the
+    input, scaled by its maximum; a signed one alone, blue against the class, white nothing, red for it, scaled by
+    its largest magnitude (so zero stays white)."""
+    peak = float(values.abs().max()) or 1.0
+    if not signed:
+        return cam_image(x, values.abs() / peak, factor)
+    return upscale(colorize((values.detach().float().cpu().numpy() / peak + 1) / 2, DIVERGING), factor)
+
+
 def save_png(array: np.ndarray, path: Path) -> Path:
     """An RGB or greyscale uint8 array as a PNG file."""
     Image.fromarray(array).save(path, format="PNG")

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .. import render
-from ..inspect import Inspection, filter_images
+from ..errors import InputError
+from ..inspect import ATTRIBUTIONS, Attribution, Inspection, filter_images
 from ..models.adapter import ModelAdapter
 from ..models.kinds import LayerKind
 
@@ -50,6 +51,61 @@ def write_explanation(out: Path, original: np.ndarray | None, result: Inspection
         if (i == 0 or tap.name in result.activations) and weight.shape[0] * weight.shape[1] <= render.MAX_FILTER_TILES:
             save(f"filters_{tap.name}", render.filters_grid(filter_images(weight)))
     return files
+
+
+FORMATS = ("png", "npy", "json")
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    wrong = [f for f in formats if f not in FORMATS]
+    if wrong or not formats:
+        raise InputError(f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {text!r}")
+    return formats
+
+
+def write_attributions(out: Path, result: Inspection, attributions: dict[str, Attribution]) -> dict:
+    """Each attribution as a PNG (over the input, or on its own diverging scale when signed): {name: file}."""
+    out.mkdir(parents=True, exist_ok=True)
+    factor = render.enlargement(result.input.shape[-1])
+    return {f"attribution_{name}": render.save_png(
+        render.attribution_image(result.input, a.values, a.signed, factor), out / f"attribution_{name}.png").name
+        for name, a in attributions.items()}
+
+
+def explanation_tensors(result: Inspection, attributions: dict[str, Attribution]) -> dict[str, torch.Tensor]:
+    """Every tensor behind the pictures, by the name its files get."""
+    tensors = {"input": result.input, "probabilities": result.probabilities, "logits": result.logits}
+    if result.cam is not None:
+        tensors["cam"] = result.cam
+    if result.saliency is not None:
+        tensors["saliency"] = result.saliency
+    tensors.update({f"activation_{name}": value for name, value in result.activations.items()})
+    tensors.update({f"attribution_{name}": a.values for name, a in attributions.items()})
+    return {name.replace(":", "-"): value for name, value in tensors.items()}
+
+
+def write_tensors(out: Path, tensors: dict[str, torch.Tensor], formats: list[str]) -> dict:
+    """``npy``: one NumPy file per tensor (float32, its shape); ``json``: all of them in ``tensors.json``, each
+    {"shape", "values"} (nested lists). Returns {name: file}."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    if "npy" in formats:
+        for name, value in tensors.items():
+            np.save(out / f"{name}.npy", value.detach().float().cpu().numpy())
+            files[f"{name}.npy"] = f"{name}.npy"
+    if "json" in formats:
+        body = {name: {"shape": list(value.shape), "values": value.detach().float().cpu().tolist()}
+                for name, value in tensors.items()}
+        (out / "tensors.json").write_text(json.dumps(body))
+        files["tensors"] = "tensors.json"
+    return files
+
+
+def attribution_summary(attributions: dict[str, Attribution]) -> dict:
+    return {name: {"title": ATTRIBUTIONS[name].title, "cost": ATTRIBUTIONS[name].cost, "signed": a.signed,
+                   "layer": a.layer, "seconds": round(a.seconds, 4), "forward_passes": a.forward_passes,
+                   "min": float(a.values.min()), "max": float(a.values.max())} for name, a in attributions.items()}
 
 
 def explanation_summary(result: Inspection, class_names: tuple[str, ...], files: dict) -> dict:

@@ -15,6 +15,7 @@ from ..errors import ConvscopeError
 from .evaluate import add_evaluate_parser, cmd_evaluate
 from .finetune import add_finetune_parser, cmd_finetune
 from .layers import add_layers_parser, cmd_layers
+from .sanity import add_sanity_parser, cmd_sanity
 from .options import (Parser, add_mnist_dir_option, add_model_options, add_run_options, positive_int,
                       settings_from_args, user_model_from_args)
 from .serve import add_serve_parser, cmd_serve
@@ -67,7 +68,7 @@ def _add_train_parser(commands) -> None:
 
 
 def _add_explain_parser(commands) -> None:
-    from ..inspect import METHODS
+    from ..inspect import ATTRIBUTIONS, METHODS
     p = commands.add_parser("explain", help="write PNGs of what the model sees in an image or an MNIST sample")
     _image_args(p)
     add_model_options(p)
@@ -83,7 +84,13 @@ def _add_explain_parser(commands) -> None:
     p.add_argument("--layers", help="comma-separated layers whose feature maps to draw (default: every layer of a "
                                     "small model, the CAM layer of a big one)")
     p.add_argument("--page", type=int, default=0, help="which 64 channels of each layer to draw: 0 = the first 64")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNG files")
+    p.add_argument("--attributions", metavar="M1,M2", default="",
+                   help=f"more explanations, side by side, each with its cost: {', '.join(ATTRIBUTIONS)} (the "
+                        "slow ones: smoothgrad, integrated_gradients, occlusion)")
+    p.add_argument("--format", default="png", metavar="png,npy,json",
+                   help="what to write: PNG pictures, every tensor as a NumPy .npy file, and/or all tensors in "
+                        "tensors.json with their shapes")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
     p.add_argument("--json", action="store_true", help="print the summary (also written to DIR/summary.json) as JSON")
 
 
@@ -123,6 +130,7 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     _add_explain_parser(commands)
     add_layers_parser(commands)
     add_weights_parser(commands)
+    add_sanity_parser(commands)
     add_tensorboard_parser(commands)
     add_streamlit_parser(commands)
     return parser
@@ -297,8 +305,9 @@ def cmd_predict(args) -> None:
 def cmd_explain(args) -> None:
     from ..data import sample_digit
     from ..errors import InputError
-    from ..inspect import Inspector
-    from .explain import explanation_summary, sample_rgb, save_summary, write_explanation
+    from ..inspect import ATTRIBUTIONS, Inspector, attribute
+    from .explain import (attribution_summary, explanation_summary, explanation_tensors, parse_formats, sample_rgb,
+                          save_summary, write_attributions, write_explanation, write_tensors)
     chosen = sum(x is not None for x in (args.image, args.photo, args.sample, args.index))
     if chosen != 1:
         raise InputError("give exactly one of IMAGE, --photo NAME, --sample DIGIT or --index N")
@@ -312,23 +321,36 @@ def cmd_explain(args) -> None:
         sample = sample_digit(args.sample, "test", seed=args.seed, index=args.index, settings=settings_from_args(args))
         original, x = sample_rgb(sample.image), sample.image
         source = {"mnist_split": "test", "index": sample.index, "label": sample.label}
+    formats = parse_formats(args.format)
+    methods = [name.strip() for name in args.attributions.split(",") if name.strip()]
+    unknown = [name for name in methods if name not in ATTRIBUTIONS]
+    if unknown:
+        raise InputError(f"unknown attribution method(s) {', '.join(unknown)}; choose from {', '.join(ATTRIBUTIONS)}")
     layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
     result = Inspector(checkpoint.adapter).inspect_prepared(x, target=args.target, cam_layer=args.layer,
                                                             method=args.method, layers=layers)
-    files = write_explanation(args.out, original, result, checkpoint.adapter, page=args.page)
+    attributions = {name: attribute(checkpoint.adapter, result.input, name, result.target,
+                                    args.layer if ATTRIBUTIONS[name].needs_layer else None) for name in methods}
+    files = {}
+    if "png" in formats:
+        files.update(write_explanation(args.out, original, result, checkpoint.adapter, page=args.page))
+        files.update(write_attributions(args.out, result, attributions))
+    files.update(write_tensors(args.out, explanation_tensors(result, attributions), formats))
     summary = {"model": checkpoint.spec.name, "source": source,
-               **explanation_summary(result, checkpoint.spec.class_names, files)}
+               **explanation_summary(result, checkpoint.spec.class_names, files),
+               "attributions": attribution_summary(attributions)}
     save_summary(args.out, summary)
     if args.json:
         print(json.dumps(summary))
         return
-    print(f"predicted {summary['predicted']} ({result.confidence:.2%}); wrote {len(files)} PNGs to {args.out}")
+    print(f"predicted {summary['predicted']} ({result.confidence:.2%}); wrote {len(files)} files to {args.out}")
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "finetune": cmd_finetune,
             "evaluate": lambda args: cmd_evaluate(args, _load),
             "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights,
-            "layers": lambda args: cmd_layers(args, _load), "tensorboard": cmd_tensorboard,
+            "layers": lambda args: cmd_layers(args, _load), "sanity": lambda args: cmd_sanity(args, _load),
+            "tensorboard": cmd_tensorboard,
             "streamlit": cmd_streamlit}
 
 
