@@ -27,24 +27,10 @@ def add_sanity_parser(commands) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def sanity_inputs(checkpoint, count: int, settings):
-    """(N, C, H, W) prepared inputs: the first ``count`` MNIST test digits, or the sample photos."""
-    import torch  # (not at the top: `convscope serve` builds this module's parser and must not import torch)
-
-    if checkpoint.spec.dataset == "mnist":
-        from ..data import load_mnist
-        split = load_mnist("test", settings)
-        return split.images[:count].float()[:, None] / 255.0
-    from ..data.photos import PHOTOS
-    from ..images import open_image
-    prepare = checkpoint.adapter.preprocessing.prepare
-    return torch.stack([prepare(open_image(photo.path))[0] for photo in list(PHOTOS.values())[:count]])
-
-
 def cmd_sanity(args, load) -> None:
-    from ..inspect.attribution import cascading_randomisation
+    from ..inspect.attribution.sanity import cascading_randomisation, sanity_inputs
     checkpoint = load(args)
-    images = sanity_inputs(checkpoint, args.images, settings_from_args(args))
+    images = sanity_inputs(checkpoint.adapter, checkpoint.spec.dataset, args.images, settings_from_args(args))
     with tqdm(desc=f"{args.method}, randomising", unit=" maps", file=sys.stderr, leave=False,
               disable=args.json) as shown:
         def progress(done: int, total: int) -> None:

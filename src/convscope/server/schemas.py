@@ -9,10 +9,11 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..training.config import FineTuneConfig, TrainConfig
-from ..inspect import METHODS
+from ..inspect import ATTRIBUTIONS, METHODS
 from .inference import Options
 
 ExplainMethod = Literal[METHODS]  # type: ignore[valid-type]
+AttributionName = Literal[tuple(ATTRIBUTIONS)]  # type: ignore[valid-type]
 
 
 # The database's integers are 32-bit (PostgreSQL int4): anything that may reach a column stays inside them.
@@ -85,6 +86,28 @@ class PredictRequest(InputFields, ExplainFields):
 
 class SaveRequest(InputFields):
     pass
+
+
+class AttributionRequest(InputFields):
+    methods: list[AttributionName] = Field(min_length=1, max_length=len(ATTRIBUTIONS),
+                                           description="the methods to explain with, side by side")
+    target: int | None = Field(None, ge=0, le=INT4_MAX, description="class to explain; default: the predicted class")
+    layer: str | None = Field(None, description="where the CAM methods look: a layer with a spatial (C, H, W) "
+                                                "output; default: the model's")
+
+    @model_validator(mode="after")
+    def _each_once(self):
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("name each method once")
+        return self
+
+
+class SanityRequest(ModelChoice):
+    method: AttributionName
+    layer: str | None = Field(None, description="where a CAM method looks; default: the model's")
+    images: int = Field(8, ge=1, le=32, description="how many inputs to average over: MNIST test digits for a digit "
+                                                    "model, the sample photos (four) for the others")
+    seed: int = Field(0, ge=0, le=INT4_MAX, description="seed of the random weights")
 
 
 class RerunRequest(Strict, ExplainFields):

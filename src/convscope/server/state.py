@@ -15,6 +15,7 @@ from .db.database import Database
 from .evaluations import Evaluations
 from .jobs import JobManager
 from .model_store import ModelStore
+from .sanity_cache import SanityChecks
 from .settings import ServerSettings
 
 T = TypeVar("T")
@@ -31,6 +32,7 @@ class AppState:
     # on one dedicated thread at 274; more throughput comes from more worker processes, not threads.
     inference: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "convscope-inference"))
     evaluations: Evaluations = field(init=False)
+    sanity_checks: SanityChecks = field(default_factory=SanityChecks)
 
     def __post_init__(self) -> None:
         self.evaluations = Evaluations(self)

@@ -104,6 +104,18 @@ def cascading_randomisation(model: ModelAdapter, images: torch.Tensor, method: s
     return SanityCheck(method, [o.target for o in originals], originals[0], steps)
 
 
+def sanity_inputs(model: ModelAdapter, dataset: str, count: int, settings=None) -> torch.Tensor:
+    """(N, C, H, W) inputs to check a method on: the first ``count`` MNIST test digits for a model that reads them
+    (``dataset`` "mnist"), the sample photos (four) prepared for any other."""
+    if dataset == "mnist":
+        from ...data import load_mnist
+        return load_mnist("test", settings).images[:count].float()[:, None] / 255.0
+    from ...data.photos import PHOTOS
+    from ...images import open_image
+    return torch.stack([model.preprocessing.prepare(open_image(photo.path))[0]
+                        for photo in list(PHOTOS.values())[:count]])
+
+
 def ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks, ties given their mean rank (a CAM's many zeros are one tie)."""
     order = np.argsort(values, kind="mergesort")
