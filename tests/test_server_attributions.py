@@ -71,4 +71,7 @@ def test_a_sanity_check_is_the_engines_and_is_kept(client):
     again = client.post("/api/sanity", json=asked).json()
     assert again == {**body, "cached": True}
     assert client.post("/api/sanity", json={"method": "lime"}).status_code == 422
+    costly = client.post("/api/sanity", json={"model": "efficientnet_lite0", "method": "integrated_gradients",
+                                              "images": 4})
+    assert costly.status_code == 422 and "ask for fewer images or a method with fewer passes" in costly.text
     assert client.post("/api/sanity", json={"method": "gradcam", "model": "nope"}).status_code == 404

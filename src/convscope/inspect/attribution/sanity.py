@@ -77,6 +77,18 @@ def randomise(module: nn.Module, generator: torch.Generator) -> None:
             param.copy_(torch.randn(param.shape, generator=generator) * (scale or 1.0))
 
 
+def check_cost(model: ModelAdapter, method: str, images: int) -> int:
+    """The multiply-accumulates a check would take: every input explained once per layer with weights, and once
+    more with the weights as trained (a backward counted as two forwards)."""
+    from .base import Run
+    from .registry import ATTRIBUTIONS
+
+    chosen = ATTRIBUTIONS[method]
+    passes = chosen.passes(Run(model, torch.zeros(1, *model.input_shape), 0, None))
+    forward = sum(tap.macs for tap in model.graph.taps)
+    return images * (len(layers_with_weights(model.module)) + 1) * passes * forward * 3
+
+
 def cascading_randomisation(model: ModelAdapter, images: torch.Tensor, method: str, target: int | None = None,
                             layer: str | None = None, seed: int = 0, progress: ProgressFn | None = None,
                             cancelled: Callable[[], bool] | None = None) -> SanityCheck:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from ...inspect.attribution import ATTRIBUTIONS, attribute
-from ...inspect.attribution.sanity import cascading_randomisation, sanity_inputs
+from ...errors import InputError
+from ...inspect.attribution.sanity import cascading_randomisation, check_cost, sanity_inputs
 from ..encoding import encode_tensor
 from ..schemas import AttributionRequest, SanityRequest, errors
 from ..state import AppState, app_state
@@ -16,6 +17,10 @@ from ._documented import DocumentedRoute
 from ._inputs import json_image
 
 router = APIRouter(tags=["explain"], route_class=DocumentedRoute, responses=errors(404))
+# At most about half a minute of two cores: mnist_cnn takes any method over 32 digits (occlusion: 215 GMACs, 4 s);
+# efficientnet_lite0 the one-pass methods over its four photos (462 GMACs, about 15 s), not the slow ones (IG: 23
+# TMACs, some ten minutes: convscope sanity runs those).
+SANITY_MOST_MACS = 1e12
 
 
 @router.get("/attributions", summary="The attribution methods: name, title, paper, cost, whether slow, whether "
@@ -58,6 +63,10 @@ async def sanity(request: SanityRequest, state: AppState = Depends(app_state)):
         if cached is not None:
             return {**cached, "cached": True}
         adapter = loaded.checkpoint.adapter
+        cost = check_cost(adapter, request.method, request.images)
+        if cost > SANITY_MOST_MACS:  # the worker's one inference thread would be held for minutes
+            raise InputError(f"this check would take {cost / 1e9:,.0f} GMACs (over {SANITY_MOST_MACS / 1e9:,.0f}): "
+                             "ask for fewer images or a method with fewer passes, or run convscope sanity")
         images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
                                state.settings.engine_settings())
         started = time.perf_counter()
