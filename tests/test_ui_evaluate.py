@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from convscope.testing.browser import checked_page, module_fixtures, wait_until
+from convscope.testing.browser import assert_fits, checked_page, module_fixtures, wait_until
 from conftest import SHAPES, write_shapes
 from convscope.data.photos import get_photo
 
@@ -119,14 +119,13 @@ def test_a_dataset_the_model_cannot_read_is_refused_with_the_reason(page, server
 
 @pytest.mark.parametrize("width, height", [(390, 844), (768, 1024)])
 def test_a_report_fits_a_phone_and_a_tablet(page, server, width, height):
-    from test_ui_mobile import OFF_SCREEN, OVERFLOW
     status, started = server.request("POST", "/api/evaluations", {"model": "mnist_cnn", "dataset": "mnist:test"})
     assert status == 202, started
     page.set_viewport_size({"width": width, "height": height})
     page.goto(server.url + f"/#/evaluate/{started['id']}")  # followed until done, then shown
     page.get_by_test_id("evaluation-figures").wait_for()
     page.locator("[data-testid=confusion] .main-svg").first.wait_for()
-    assert page.evaluate(OVERFLOW) <= 0 and page.evaluate(OFF_SCREEN) == []
+    assert_fits(page)
 
 
 def test_a_model_fine_tuned_from_the_train_view_is_then_evaluated(page, server):
