@@ -27,7 +27,7 @@ def linear_model(size: int = 2, weights: torch.Tensor = W) -> nn.Module:
     return wrap(nn.Sequential(nn.Flatten(), head), ["a", "b"], {"name": "resize", "size": size, "channels": 1})
 
 
-def relu_model(inplace: bool = False):
+def relu_model(inplace: bool = False, rectifier: type = nn.ReLU):
     """x -> conv 1x1 (weight 1, no bias) -> ReLU -> flatten -> linear W: on a positive input the ReLU passes
     everything, so the plain gradient is W and Guided Backpropagation's is W with its negatives cut."""
     conv = nn.Conv2d(1, 1, 1, bias=False)
@@ -38,7 +38,7 @@ def relu_model(inplace: bool = False):
         head.bias.zero_()
     module = nn.Sequential()
     module.add_module("conv", conv)
-    module.add_module("relu", nn.ReLU(inplace=inplace))
+    module.add_module("relu", rectifier(inplace=inplace))
     module.add_module("flatten", nn.Flatten())
     module.add_module("fc", head)
     return wrap(module, ["a", "b"], {"name": "resize", "size": 2, "channels": 1})
@@ -81,11 +81,19 @@ def test_occlusion_is_the_mean_drop_over_the_patches_covering_each_pixel():
     result = attribute(model, image, "occlusion", 1)
     assert torch.allclose(result.values, drops / covers, atol=1e-5)
     assert result.forward_passes == 13 * 13 + 1
+    # three channels: the patch covers them all, and each pixel gets that one drop (not one per channel, summed)
+    head = nn.Linear(3 * size * size, 2)
+    with torch.no_grad():
+        head.weight.copy_(weights.repeat(1, 3) / 3)
+        head.bias.zero_()
+    rgb = wrap(nn.Sequential(nn.Flatten(), head), ["a", "b"], {"name": "resize", "size": size, "channels": 3})
+    grey_thrice = attribute(rgb, image.expand(3, size, size), "occlusion", 1)
+    assert torch.allclose(grey_thrice.values, drops / covers, atol=1e-5)
 
 
-@pytest.mark.parametrize("inplace", [False, True])
-def test_guided_backprop_passes_only_positive_gradients_back_through_relus(inplace):
-    model = relu_model(inplace)
+@pytest.mark.parametrize("inplace, rectifier", [(False, nn.ReLU), (True, nn.ReLU), (False, nn.ReLU6)])
+def test_guided_backprop_passes_only_positive_gradients_back_through_relus(inplace, rectifier):
+    model = relu_model(inplace, rectifier)
     guided = attribute(model, X, "guided_backprop", 0)
     assert torch.allclose(guided.values, W[0].clamp(min=0).reshape(2, 2))  # -2 cut: a plain gradient keeps it
     assert torch.allclose(attribute(model, X, "saliency", 0).values, W[0].abs().reshape(2, 2))
@@ -94,6 +102,33 @@ def test_guided_backprop_passes_only_positive_gradients_back_through_relus(inpla
     gradcam = (W[0].mean() * X[0]).clamp(min=0)
     combined = attribute(model, X, "guided_gradcam", 0, layer="relu")
     assert torch.allclose(combined.values, W[0].clamp(min=0).reshape(2, 2) * gradcam, atol=1e-6)
+
+
+class FunctionalRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 1, 1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+def test_guided_backprop_refuses_a_model_whose_relus_it_cannot_guide():
+    model = wrap(FunctionalRelu(), ["a", "b"], {"name": "resize", "size": 2, "channels": 1})
+    with pytest.raises(ModelError, match="applies relu as a function \\(relu\\): choose another method"):
+        attribute(model, X, "guided_backprop", 0)
+    with pytest.raises(ModelError, match="this model has none"):
+        attribute(linear_model(), X, "guided_backprop", 0)
+
+
+def test_smoothgrad_draws_the_same_noise_every_time():
+    model = load_model("mnist_cnn").adapter
+    image = torch.rand(1, 28, 28)
+    torch.manual_seed(5)
+    first = attribute(model, image, "smoothgrad", 4).values
+    state = torch.random.get_rng_state()
+    assert torch.equal(attribute(model, image, "smoothgrad", 4).values, first)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's generator untouched
 
 
 def test_the_cams_are_the_inspectors_and_eigencam_is_the_first_principal_component():
@@ -179,12 +214,18 @@ def test_cascading_randomisation_catches_a_method_blind_to_the_weights_and_passe
     blind = cascading_randomisation(model, image, "eigencam", layer="conv")
     assert [step.randomised for step in blind.steps] == ["fc", "conv"]  # from the logits down
     assert all(step.spearman == pytest.approx(1.0) and step.ssim == pytest.approx(1.0) for step in blind.steps)
-    assert not blind.passes and blind.verdict.startswith("fails: the maps barely change")
+    assert blind.outcome == "fails" and blind.verdict.startswith("fails: the maps barely change")
     # saliency of a linear model is |its weights|: fresh random weights give an unrelated map
     heard = []
     seeing = cascading_randomisation(linear_model(8, torch.randn(2, 64)), image, "saliency", target=1,
                                      progress=lambda done, total: heard.append((done, total)))
     assert heard == [(6, 6)] and seeing.targets == [1, 1, 1]
     assert [step.randomised for step in seeing.steps] == ["1"]  # the Sequential's Linear
-    assert abs(seeing.steps[-1].spearman) < PASS_BELOW and seeing.passes and seeing.verdict.startswith("passes")
+    assert abs(seeing.steps[-1].spearman) < PASS_BELOW and seeing.outcome == "passes"
+    assert seeing.verdict.startswith("passes") and seeing.as_dict()["outcome"] == "passes"
+    asked = []
+    with pytest.raises(Cancelled):  # a fast method stops too: asked before each map and each layer
+        cascading_randomisation(model, image, "eigencam", layer="conv",
+                                cancelled=lambda: bool(asked.append(1)) or len(asked) > 3)
+    assert len(asked) == 4  # three maps of the original model, then the first layer's turn
     assert all(torch.equal(p, before[name]) for name, p in model.module.named_parameters())  # the model untouched

@@ -46,6 +46,15 @@ def test_several_methods_side_by_side_are_the_engines_maps_with_their_raw_values
         decode_tensor(explained["maps"][0]["values"]), attribute(model, x, "saliency", 5).values, atol=0.01)
 
 
+def test_a_request_that_would_hold_the_worker_for_minutes_is_refused(client, monkeypatch):
+    from convscope.server.routes import attributions
+    monkeypatch.setattr(attributions, "MOST_MACS", 50_000_000)  # 10 mnist_cnn saliency maps' worth
+    pixels = sample_pixels(client, 1)
+    assert client.post("/api/attributions", json={"pixels": pixels, "methods": ["saliency"]}).status_code == 200
+    costly = client.post("/api/attributions", json={"pixels": pixels, "methods": ["saliency", "smoothgrad"]})
+    assert costly.status_code == 422 and "ask for fewer or cheaper methods" in costly.text
+
+
 def test_attribution_mistakes_are_422_with_what_to_do(client):
     pixels = sample_pixels(client, 1)
     for body, message in [({"methods": ["lime"]}, "methods"), ({"methods": ["saliency", "saliency"]},
@@ -67,7 +76,8 @@ def test_a_sanity_check_is_the_engines_and_is_kept(client):
     model = load_model("mnist_cnn").adapter
     engine = cascading_randomisation(model, sanity_inputs(model, "mnist", 2, settings), "gradcam").as_dict()
     assert {key: body[key] for key in engine} == engine and body["cached"] is False
-    assert (body["model"], body["version"], body["images"]) == ("mnist_cnn", 1, 2)
+    assert (body["model"], body["version"], body["images"]) == ("mnist_cnn", 1, 2) and body["outcome"] in (
+        "passes", "fails")
     again = client.post("/api/sanity", json=asked).json()
     assert again == {**body, "cached": True}
     assert client.post("/api/sanity", json={"method": "lime"}).status_code == 422

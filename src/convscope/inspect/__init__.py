@@ -1,9 +1,9 @@
 """Inspection: ``Inspector`` runs one forward and one backward for the prediction, every layer's activation and an
 explanation map (``METHODS``); ``attribute`` explains with any of the ``ATTRIBUTIONS`` (Integrated Gradients,
-SmoothGrad, occlusion... at their own cost); ``sanity_check`` tests whether a method's maps depend on the learned
-weights; ``InputWarning`` flags input whose answer deserves doubt; weight statistics."""
+SmoothGrad, occlusion... at their own cost); ``cascading_randomisation`` tests whether a method's maps depend on
+the learned weights; ``InputWarning`` flags input whose answer deserves doubt; weight statistics."""
 
-from .attribution import ATTRIBUTIONS, Attribution, Cancelled, attribute
+from .attribution import ATTRIBUTIONS, Attribution, Cancelled, attribute, cascading_randomisation
 from .cams import CAM, CAM_METHODS, GradCAM, GradCAMPlusPlus, HiResCAM
 from .inputs import InputWarning
 from .inspector import METHODS, SALIENCY, Inspection, Inspector, Method, default_layers
@@ -11,6 +11,6 @@ from .weights import filter_images, histogram, layer_weights, tensor_summary
 
 __all__ = [
     "ATTRIBUTIONS", "Attribution", "CAM", "CAM_METHODS", "Cancelled", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
-    "InputWarning", "Inspection", "Inspector", "METHODS", "Method", "SALIENCY", "attribute", "default_layers",
-    "filter_images", "histogram", "layer_weights", "tensor_summary",
+    "InputWarning", "Inspection", "Inspector", "METHODS", "Method", "SALIENCY", "attribute",
+    "cascading_randomisation", "default_layers", "filter_images", "histogram", "layer_weights", "tensor_summary",
 ]

@@ -57,13 +57,21 @@ class Run:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """``model.logits`` that counts what it evaluates, reports progress and raises Cancelled when asked to
         stop: what the methods hand to Captum, which calls it once per chunk."""
+        self.check()
+        logits = self.model.logits(batch)
+        self.count(batch.shape[0])
+        return logits
+
+    def check(self) -> None:
+        """Raise Cancelled if the caller asked to stop."""
         if self.cancelled is not None and self.cancelled():
             raise Cancelled("the attribution was cancelled")
-        logits = self.model.logits(batch)
-        self.evaluated += batch.shape[0]
+
+    def count(self, inputs: int) -> None:
+        """``inputs`` more evaluated: progress reported."""
+        self.evaluated += inputs
         if self.progress is not None:
             self.progress(min(self.evaluated, self.expected), self.expected)
-        return logits
 
 
 class AttributionMethod:
@@ -76,11 +84,16 @@ class AttributionMethod:
     slow: ClassVar[bool] = False  # many passes: run with progress, cancellable
     signed: ClassVar[bool] = False
     needs_layer: ClassVar[bool] = False  # a CAM: explained at a spatial layer
-    uses_captum: ClassVar[bool] = False
+    backward: ClassVar[bool] = True  # its passes go back through the model too (counted as two forwards more)
 
     def passes(self, run: Run) -> int:
         """How many inputs the method will evaluate (for progress)."""
         return 1
+
+    def macs(self, model: ModelAdapter) -> int:
+        """About what one attribution costs with ``model``, in multiply-accumulates."""
+        passes = self.passes(Run(model, torch.zeros(1, *model.input_shape), 0, None))
+        return passes * sum(tap.macs for tap in model.graph.taps) * (3 if self.backward else 1)
 
     def explain(self, run: Run) -> torch.Tensor:
         """(H, W) or (C, H, W) attribution of ``run.target`` for ``run.x``."""

@@ -24,9 +24,10 @@ class CamAttribution(AttributionMethod):
         self.name, self.title, self.paper = name, self.cam.title, self.cam.paper
 
     def explain(self, run: Run) -> torch.Tensor:
+        run.check()
         x = run.x.detach().requires_grad_(True)
         logits, acts = run.model.capture(x, [run.layer])
-        run.evaluated += 1
+        run.count(1)
         gradient, = torch.autograd.grad(logits[0, run.target], acts[run.layer])
         layer_map = self.cam.combine(acts[run.layer].detach().float(), gradient.float())[0]
         return upsampled(layer_map, tuple(x.shape[2:]))
@@ -41,10 +42,12 @@ class EigenCAM(AttributionMethod):
     paper = "Muhammad & Yeasin 2020, Eigen-CAM: Class Activation Map using Principal Components"
     cost = "1 forward to the layer"
     needs_layer = True
+    backward = False
 
     def explain(self, run: Run) -> torch.Tensor:
+        run.check()
         acts = run.model.activations(run.x, [run.layer])[run.layer][0].float()  # (K, h, w)
-        run.evaluated += 1
+        run.count(1)
         points = acts.flatten(1).T  # (h*w, K)
         _, _, components = torch.linalg.svd(points, full_matrices=False)
         projection = (points @ components[0]).reshape(acts.shape[1:])

@@ -1,23 +1,22 @@
-"""The methods made of input gradients, through Captum: saliency, SmoothGrad, Integrated Gradients and Guided
-Backpropagation, each on the model's logits for the target class."""
+"""The methods made of input gradients, each on the model's logits for the target class: saliency, SmoothGrad and
+Integrated Gradients through Captum; Guided Backpropagation ours."""
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 from torch import nn
 
+from ...errors import ModelError
 from .base import AttributionMethod, Run, captum_attr
 
 CHUNK = 16  # inputs per batch for the many-sample methods: memory stays bounded whatever the sample count
+NOISE_SEED = 0
 
 
 class Saliency(AttributionMethod):
     name, title = "saliency", "Saliency (|gradient|)"
     paper = "Simonyan et al. 2014, Deep Inside Convolutional Networks"
     cost = "1 forward, 1 backward"
-    uses_captum = True
 
     def explain(self, run: Run) -> torch.Tensor:
         return captum_attr().Saliency(run.forward).attribute(run.x, target=run.target, abs=True)[0]
@@ -33,7 +32,6 @@ class SmoothGrad(AttributionMethod):
     noise = 0.15
     cost = f"{samples} forwards and backwards (noisy copies, in batches of {CHUNK})"
     slow = True
-    uses_captum = True
 
     def passes(self, run: Run) -> int:
         return self.samples
@@ -41,8 +39,12 @@ class SmoothGrad(AttributionMethod):
     def explain(self, run: Run) -> torch.Tensor:
         attr = captum_attr()
         smooth = attr.NoiseTunnel(attr.Saliency(run.forward))
-        return smooth.attribute(run.x, target=run.target, nt_type="smoothgrad", nt_samples=self.samples,
-                                nt_samples_batch_size=CHUNK, stdevs=self.noise, abs=True)[0]
+        # The same noise every time (Captum draws from torch's global generator): a map can be reproduced, and a
+        # sanity check compares maps made with the same noise, not two draws of it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(NOISE_SEED)
+            return smooth.attribute(run.x, target=run.target, nt_type="smoothgrad", nt_samples=self.samples,
+                                    nt_samples_batch_size=CHUNK, stdevs=self.noise, abs=True)[0]
 
 
 class IntegratedGradients(AttributionMethod):
@@ -56,7 +58,6 @@ class IntegratedGradients(AttributionMethod):
     cost = f"{steps} forwards and backwards (points on the path, in batches of {CHUNK})"
     slow = True
     signed = True
-    uses_captum = True
 
     def passes(self, run: Run) -> int:
         return self.steps
@@ -67,39 +68,48 @@ class IntegratedGradients(AttributionMethod):
                             internal_batch_size=CHUNK)[0]
 
 
-class _Logits(nn.Module):
-    """The adapter's logits as a module whose children are the model's own: Captum finds its ReLU modules there
-    (Guided Backpropagation changes how gradients pass them)."""
-
-    def __init__(self, run: Run):
-        super().__init__()
-        self.model = run.model.module
-        self.run = run
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run.forward(x)
+GUIDED = (nn.ReLU, nn.ReLU6)  # the rectifiers Guided Backpropagation guides
 
 
 class GuidedBackprop(AttributionMethod):
-    """The gradient with every ReLU passing back only positive gradients where its input was positive. Its maps
-    look sharp, but Adebayo et al. (2018) found they barely change when the weights are randomised: they outline
-    the input more than they explain the model. Only ``nn.ReLU`` modules are changed: a model calling
-    ``torch.relu`` or ``F.relu`` gets plain gradients there."""
+    """The gradient with every rectifier passing back only positive gradients, where its input let the signal
+    through. Its maps look sharp, but Adebayo et al. (2018) found they barely change when the weights are
+    randomised: they outline the input more than they explain the model.
+
+    Ours, not Captum's: Captum guides ``nn.ReLU`` modules only, and EfficientNet's rectifiers are ``nn.ReLU6``
+    (with Captum its "guided" map was the plain gradient). A model that applies relu as a function (``F.relu``:
+    Inception v3) has nothing to hook, and is refused rather than given a plain gradient under this name."""
 
     name, title = "guided_backprop", "Guided Backpropagation"
     paper = "Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net"
     cost = "1 forward, 1 backward"
     signed = True
-    uses_captum = True
 
     def explain(self, run: Run) -> torch.Tensor:
-        relus = [m for m in run.model.module.modules() if isinstance(m, nn.ReLU) and m.inplace]
-        for relu in relus:  # a backward hook cannot follow a tensor written in place
-            relu.inplace = False
+        functional = [tap.name for tap in run.model.graph.taps if tap.op in ("relu", "relu_", "relu6")
+                      and tap.module is None]
+        rectifiers = [m for m in run.model.module.modules() if isinstance(m, GUIDED)]
+        if functional or not rectifiers:
+            raise ModelError(f"{self.title} guides nn.ReLU and nn.ReLU6 modules; this model "
+                             + (f"applies relu as a function ({', '.join(functional[:3])})" if functional
+                                else "has none") + ": choose another method")
+        inplace = [m for m in rectifiers if m.inplace]
+        for module in inplace:  # a gradient hook needs the rectifier's own output tensor
+            module.inplace = False
+        hooks = [m.register_forward_hook(_guide) for m in rectifiers]
         try:
-            with warnings.catch_warnings():  # Captum says it hooks the ReLUs: that is the method
-                warnings.filterwarnings("ignore", "Setting backward hooks on ReLU", UserWarning)
-                return captum_attr().GuidedBackprop(_Logits(run)).attribute(run.x, target=run.target)[0]
+            x = run.x.detach().requires_grad_(True)
+            gradient, = torch.autograd.grad(run.forward(x)[0, run.target], x)
+            return gradient[0]
         finally:
-            for relu in relus:
-                relu.inplace = True
+            for hook in hooks:
+                hook.remove()
+            for module in inplace:
+                module.inplace = True
+
+
+def _guide(_module: nn.Module, _inputs, output: torch.Tensor) -> None:
+    """Only the positive part of the gradient reaching a rectifier's output goes back through it (the
+    rectifier's own backward then masks where its input was cut)."""
+    if output.requires_grad:
+        output.register_hook(lambda gradient: gradient.clamp(min=0))

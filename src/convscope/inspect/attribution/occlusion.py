@@ -1,6 +1,6 @@
 """Occlusion, through Captum: a black patch slid over the input; each pixel's attribution is the mean drop
 of the target's logit over the patches that covered it. Model-agnostic (no gradient), and slow: one forward per
-patch position."""
+patch position. The patch covers every channel, so each pixel has one value."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ def window(side: int) -> tuple[int, int]:
 class Occlusion(AttributionMethod):
     name, title = "occlusion", "Occlusion"
     paper = "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks"
-    cost = "1 forward per patch position (in batches of 16): 169 on a 28x28 input, 169 on 224x224"
+    cost = ("1 forward per patch position, plus 1 (in batches of 16): 170 on a 28x28 or 224x224 input, 197 on "
+            "299x299")
     slow = True
+    backward = False
     signed = True
-    uses_captum = True
 
     def _positions(self, run: Run) -> int:
         _, _, height, width = run.x.shape
@@ -39,4 +40,4 @@ class Occlusion(AttributionMethod):
         (patch_h, stride_h), (patch_w, stride_w) = window(height), window(width)
         return captum_attr().Occlusion(run.forward).attribute(
             run.x, target=run.target, baselines=0.0, sliding_window_shapes=(channels, patch_h, patch_w),
-            strides=(channels, stride_h, stride_w), perturbations_per_eval=CHUNK)[0]
+            strides=(channels, stride_h, stride_w), perturbations_per_eval=CHUNK)[0, 0]  # every channel the same

@@ -17,10 +17,17 @@ from ._documented import DocumentedRoute
 from ._inputs import json_image
 
 router = APIRouter(tags=["explain"], route_class=DocumentedRoute, responses=errors(404))
-# At most about half a minute of two cores: mnist_cnn takes any method over 32 digits (occlusion: 215 GMACs, 4 s);
-# efficientnet_lite0 the one-pass methods over its four photos (462 GMACs, about 15 s), not the slow ones (IG: 23
-# TMACs, some ten minutes: convscope sanity runs those).
-SANITY_MOST_MACS = 1e12
+# The most one request may take of the worker's one inference thread, about half a minute of two cores here:
+# mnist_cnn takes any method, and a sanity check of any over 32 digits (occlusion: 72 GMACs); efficientnet_lite0
+# every method side by side (about 0.3 TMACs), and a check of the one-pass methods over its four photos (Grad-CAM:
+# 0.46 TMACs, about 15 s), not of the slow ones (Integrated Gradients: 23 TMACs, minutes: convscope sanity runs
+# those); VGG16's occlusion alone is 2.6 TMACs.
+MOST_MACS = 1e12
+
+
+def refuse_above(macs: float, what: str, instead: str) -> None:
+    if macs > MOST_MACS:  # other requests would wait behind it for minutes
+        raise InputError(f"this {what} would take {macs / 1e9:,.0f} GMACs (at most {MOST_MACS / 1e9:,.0f}): {instead}")
 
 
 @router.get("/attributions", summary="The attribution methods: name, title, paper, cost, whether slow, whether "
@@ -37,6 +44,8 @@ async def attributions(request: AttributionRequest, state: AppState = Depends(ap
         image = json_image(request, state.settings)
         loaded = state.models.load(state.models.resolve(request.model, request.version))
         adapter = loaded.checkpoint.adapter
+        refuse_above(sum(ATTRIBUTIONS[name].macs(adapter) for name in request.methods), "request",
+                     "ask for fewer or cheaper methods, or run convscope explain --attributions")
         x, framing = image.model_input(adapter.preprocessing)
         maps = [attribute(adapter, x, name, request.target, request.layer) for name in request.methods]
         target = maps[0].target
@@ -63,12 +72,10 @@ async def sanity(request: SanityRequest, state: AppState = Depends(app_state)):
         if cached is not None:
             return {**cached, "cached": True}
         adapter = loaded.checkpoint.adapter
-        cost = check_cost(adapter, request.method, request.images)
-        if cost > SANITY_MOST_MACS:  # the worker's one inference thread would be held for minutes
-            raise InputError(f"this check would take {cost / 1e9:,.0f} GMACs (over {SANITY_MOST_MACS / 1e9:,.0f}): "
-                             "ask for fewer images or a method with fewer passes, or run convscope sanity")
         images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
                                state.settings.engine_settings())
+        refuse_above(check_cost(adapter, request.method, len(images)), "check",
+                     "ask for fewer images or a method with fewer passes, or run convscope sanity")
         started = time.perf_counter()
         check = cascading_randomisation(adapter, images, request.method, layer=request.layer, seed=request.seed)
         body = {"model": loaded.ref.model, "version": loaded.ref.version, "images": len(images),
