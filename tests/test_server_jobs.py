@@ -51,6 +51,21 @@ def start(client, **config) -> dict:
     return response.json()
 
 
+def test_a_follower_behind_what_a_running_job_keeps_in_memory_reads_the_rest_from_the_database(client, monkeypatch):
+    from convscope.server import jobs
+    monkeypatch.setattr(jobs, "KEEP_EVENTS", 3)
+    job = start(client, **LONG)
+    feed = client.app.state.convscope.jobs._live[job["id"]].feed
+    deadline = time.monotonic() + 60
+    while feed.dropped < 5:  # more events than memory keeps: the first ones are only in the database now
+        assert time.monotonic() < deadline, "the job did not get going"
+        time.sleep(0.05)
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    events = read_events(client, job["id"])  # from the running job's feed (the cancel takes a moment)
+    assert [seq for seq, _, _ in events[:-1]] == list(range(1, len(events)))  # every one, in order, from 1
+    assert events[0][1] == "started" and events[-1][1] == "end"
+
+
 def test_a_job_streams_its_events_and_registers_a_version_that_can_be_activated(client):
     job = start(client, **QUICK)
     assert job["status"] in ("queued", "running") and job["config"]["epochs"] == 1 and job["version"] is None

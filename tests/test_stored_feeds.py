@@ -4,7 +4,7 @@ poll; each stream gets every event after the one it asked for; the reader stops 
 import asyncio
 import time
 
-from convscope.server.jobs import StoredFeeds
+from convscope.server.jobs import FeedEvent, JobFeed, StoredFeeds
 
 POLL_S = 0.02
 
@@ -122,3 +122,33 @@ def test_a_follower_of_an_ended_job_gets_every_event_and_ends():
         return first, await followed(feeds, 1)
 
     assert asyncio.run(scenario()) == ([1, 2, 3], [2, 3])
+
+
+def test_a_feed_keeps_its_newest_events_and_reads_older_ones_back_a_page_at_a_time():
+    stored = [FeedEvent(seq, "progress", {"step": seq}) for seq in range(1, 11)]  # all written to the database
+    pages = []
+
+    def earlier(after: int, up_to: int) -> list[FeedEvent]:
+        page = [e for e in stored if after < e.seq <= up_to][:2]  # two events a read
+        pages.append([e.seq for e in page])
+        return page
+
+    async def scenario():
+        feed = JobFeed(asyncio.get_running_loop(), earlier, keep=4)
+        for event in stored[:10]:
+            feed.publish(event)
+        assert [e.seq for e in feed.events] == [7, 8, 9, 10] and feed.dropped == 6  # memory holds the newest four
+        late = asyncio.create_task(collect(feed, 0))
+        recent = asyncio.create_task(collect(feed, 8))
+        await asyncio.sleep(0.05)
+        feed.publish(FeedEvent(11, "finished", {}))
+        feed.publish(None)
+        return await late, await recent
+
+    late, recent = asyncio.run(scenario())
+    assert late == list(range(1, 12)) and recent == [9, 10, 11]
+    assert pages == [[1, 2], [3, 4], [5, 6]]  # only the late follower read, and only what memory no longer had
+
+
+async def collect(feed: JobFeed, after: int) -> list[int]:
+    return [event.seq async for event in feed.follow(after)]

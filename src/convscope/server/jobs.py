@@ -111,14 +111,31 @@ class FeedEvent:
         return json.dumps(self.data, separators=(",", ":"), allow_nan=False)
 
 
-class JobFeed:
-    """A running job's events for any number of async subscribers; written from the monitor thread."""
+# A feed keeps its newest events in memory; a follower further behind (a page opened late on a long job) reads the
+# older ones from the database. Every event stayed in memory while its job ran: a progress event with its probes
+# is about 25 KB, so a worker grew about 10 MB a minute during a long job (bench/load_soak.py --soak). 256 events
+# are a minute of progress, long after they were written to the database (every FLUSH_S).
+KEEP_EVENTS = 256
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+# (after, up_to) -> the first stored events with after < seq <= up_to (at most READ_PAGE of them)
+EarlierEvents = Callable[[int, int], list["FeedEvent"]]
+READ_PAGE = 500  # events per database read: about 12 MB of progress events at most in memory at once
+
+
+class JobFeed:
+    """A running job's events for any number of async subscribers; written from the monitor thread. Seqs run from 1
+    without gaps; the oldest events beyond ``keep`` leave memory and are read back with ``earlier`` (in a thread)
+    for a follower that needs them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, earlier: EarlierEvents | None = None,
+                 keep: int | None = None):
         self.events: list[FeedEvent] = []
+        self.dropped = 0  # events no longer in memory: events[i] has seq dropped + i + 1
         self.done = False
         self.error: str | None = None  # why the feed broke off (its followers raise; the job may still run)
         self._loop = loop
+        self._earlier = earlier
+        self._keep = keep or KEEP_EVENTS
         self._waiters: set[asyncio.Event] = set()
 
     def publish(self, event: FeedEvent | None) -> None:
@@ -127,6 +144,9 @@ class JobFeed:
             self.done = True
         else:
             self.events.append(event)
+            extra = len(self.events) - self._keep
+            if extra > 0:  # a new list: a follower on the loop's thread may be reading the old one
+                self.events, self.dropped = self.events[extra:], self.dropped + extra
         try:
             self._loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the server's loop has closed (shutdown): nobody is listening any more
@@ -143,9 +163,16 @@ class JobFeed:
             waiter = asyncio.Event()
             self._waiters.add(waiter)  # before looking, so an event published meanwhile still wakes us
             try:
-                while position < len(self.events):
-                    yield self.events[position]
-                    position += 1
+                if position < self.dropped:  # behind what memory holds: from the database, a page at a time
+                    page = await asyncio.to_thread(self._earlier, position, self.dropped) if self._earlier else []
+                    for event in page:
+                        yield event
+                    position = page[-1].seq if page else self.dropped
+                    continue
+                while position - self.dropped < len(self.events):
+                    event = self.events[position - self.dropped]
+                    yield event
+                    position = event.seq
                 if self.done:
                     if self.error:  # a stream that breaks off (no "end") makes an EventSource reconnect and resume
                         raise ConnectionError(self.error)
@@ -173,9 +200,15 @@ class StoredFeeds:
         self._feeds: dict[int, tuple[JobFeed, asyncio.Task]] = {}
         self._followers: dict[int, int] = {}
 
+    def _earlier(self, job_id: int) -> EarlierEvents:
+        """What a job's feed reads when a follower is behind what it keeps: the stored events."""
+        def read(after: int, up_to: int) -> list[FeedEvent]:
+            return [FeedEvent(seq, kind, data) for seq, kind, data in self.read(job_id, after)[0] if seq <= up_to]
+        return read
+
     async def follow(self, job_id: int, after: int = 0) -> AsyncIterator[FeedEvent]:
         if job_id not in self._feeds:
-            feed = JobFeed(self.loop)
+            feed = JobFeed(self.loop, self._earlier(job_id))
             self._feeds[job_id] = feed, asyncio.create_task(self._poll(job_id, feed))
         feed, task = self._feeds[job_id]
         self._followers[job_id] = self._followers.get(job_id, 0) + 1
@@ -208,7 +241,8 @@ class StoredFeeds:
                 position = seq
             if ended:
                 break
-            await asyncio.sleep(self.poll_s)
+            if len(stored) < READ_PAGE:  # a full page may have left more behind: read on at once
+                await asyncio.sleep(self.poll_s)
         feed.publish(None)
 
 
@@ -277,7 +311,8 @@ class JobManager:
         job_id = insert_holding_the_slot(self.db, job, lambda running: f"training job {running} is still running: "
                                                                        "one job at a time; cancel it or wait")
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        live = _LiveJob(job_id, model, None, self._context.Queue(), self._context.Event(), JobFeed(self.loop),
+        live = _LiveJob(job_id, model, None, self._context.Queue(), self._context.Event(),
+                        JobFeed(self.loop, self.stored._earlier(job_id)),
                         self.models_dir / f"{model}-job{job_id}.safetensors")
         # Each job logs to TensorBoard as a CLI run does (when the tensorboard package is installed); the folder
         # (like the dataset's) stays out of the job's stored config, which the API shows: no server paths.
@@ -321,12 +356,14 @@ class JobManager:
         return live.feed.follow(after) if live else self.stored.follow(job_id, after)
 
     def _read_stored(self, job_id: int, after: int) -> tuple[list[tuple[int, str, dict]], bool]:
+        """The first READ_PAGE stored events with seq > after, and whether the job has ended with none left."""
         with self.db.session() as session:
             status = session.scalar(select(TrainingJob.status).where(TrainingJob.id == job_id))
             rows = session.execute(select(JobEvent.seq, JobEvent.type, JobEvent.data).where(
-                JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)).all()
+                JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq).limit(READ_PAGE)).all()
         # finite(): an older database may hold NaN, which JSON (and so the stream) cannot carry
-        return [(seq, kind, finite(data)[0]) for seq, kind, data in rows], status not in ACTIVE
+        ended = status not in ACTIVE and len(rows) < READ_PAGE
+        return [(seq, kind, finite(data)[0]) for seq, kind, data in rows], ended
 
     def fail_stale_jobs(self) -> None:
         """Jobs left queued or running by a server that stopped: failed, and the training slot freed. A job whose
