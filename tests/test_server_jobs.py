@@ -66,6 +66,21 @@ def test_a_follower_behind_what_a_running_job_keeps_in_memory_reads_the_rest_fro
     assert events[0][1] == "started" and events[-1][1] == "end"
 
 
+def test_a_training_process_that_cannot_start_fails_its_job_and_frees_the_slot(client, monkeypatch):
+    manager = client.app.state.convscope.jobs
+
+    def refuse(process):
+        raise RuntimeError("spawn failed")
+
+    monkeypatch.setattr(manager._context.Process, "start", refuse)
+    job = start(client, **QUICK)
+    body = client.get(f"/api/jobs/{job['id']}").json()
+    assert body["status"] == "failed" and body["error"] == "the training process could not start: spawn failed"
+    assert job["id"] not in manager._live  # nothing left for shutdown to join
+    monkeypatch.undo()
+    assert client.post(f"/api/jobs/{start(client, **QUICK)['id']}/cancel").status_code == 202  # the slot was free
+
+
 def test_a_job_streams_its_events_and_registers_a_version_that_can_be_activated(client):
     job = start(client, **QUICK)
     assert job["status"] in ("queued", "running") and job["config"]["epochs"] == 1 and job["version"] is None

@@ -324,7 +324,8 @@ class JobManager:
         self._live[job_id] = live
         try:
             live.process.start()
-        except OSError as e:  # no process could be made (memory, process limits): the job fails, the slot frees
+        except Exception as e:  # noqa: BLE001 - no process could be made (memory, process limits; spawn's own
+            # RuntimeErrors): the job fails, the slot frees, and shutdown has no unstarted process to join
             self._live.pop(job_id)
             with self.db.session(write=True) as session:
                 job = session.get(TrainingJob, job_id)
