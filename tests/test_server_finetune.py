@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import SHAPES, write_shapes
-from convscope.models import MODELS
+from convscope.inspect import Inspector
+from convscope.models import MODELS, load_checkpoint
 from convscope.server.settings import ServerSettings
 from server_fixtures import make_client
 from test_server_jobs import read_events, wait_for
@@ -64,7 +65,13 @@ def test_a_finetune_job_makes_a_new_model_that_answers_like_any_other(client):
     folder = client.app.state.convscope.settings.datasets_dir / "shapes"
     answer = client.post("/api/predict", json={"image": data_url(folder / "square" / "0.png"), "model": "shapes"})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["predicted_class"] in SHAPES and len(answer.json()["probabilities"]) == 3
+    # the answer is the saved model's own, run by the engine from its file
+    kept = client.app.state.convscope.jobs.models_dir / f"shapes-job{job['id']}.safetensors"
+    adapter = load_checkpoint(kept).adapter
+    engine = Inspector(adapter).inspect_prepared(adapter.preprocessing.prepare(Image.open(folder / "square" /
+                                                                                           "0.png"))[0])
+    assert answer.json()["predicted_class"] == SHAPES[engine.predicted]
+    assert answer.json()["probabilities"] == pytest.approx(engine.probabilities.tolist(), abs=1e-5)
 
     del MODELS["shapes"]  # as in a worker that did not run the job: it finds the model in the database
     assert client.get("/api/models/shapes").status_code == 200 and "shapes" in MODELS

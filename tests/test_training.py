@@ -143,8 +143,9 @@ def test_probe_digits_are_predicted_in_every_progress_and_epoch_event():
     from convscope.training import TrainConfig, train
 
     events = []
-    train(TrainConfig(epochs=1, batch_size=32, probes=10, progress_interval_s=0, evaluate_test=False, seed=0),
-          on_event=events.append, train_data=synthetic_split(200, 0), test_data=synthetic_split(100, 1))
+    result = train(TrainConfig(epochs=1, batch_size=32, probes=10, progress_interval_s=0, evaluate_test=False,
+                               seed=0), on_event=events.append, train_data=synthetic_split(200, 0),
+                   test_data=synthetic_split(100, 1))
     progress = [e for e in events if e.type == "progress"]
     assert all(len(e.probes) == 10 for e in progress)
     assert all(tuple(e.first_conv_weight.shape) == (32, 1, 3, 3) for e in progress)  # the filters, live
@@ -152,5 +153,9 @@ def test_probe_digits_are_predicted_in_every_progress_and_epoch_event():
     assert [p["label"] for p in first] == list(range(10))
     test = synthetic_split(100, 1)
     assert [p["index"] for p in first] == [int((test.labels == d).nonzero()[0]) for d in range(10)]
+    # after the one epoch the weights are the final ones: the probes are the trained model's own predictions
     epoch = next(e for e in events if e.type == "epoch")
-    assert all(0 <= p["confidence"] <= 1 and 0 <= p["predicted"] <= 9 for p in epoch.probes)
+    with torch.no_grad():
+        probabilities = result.model.eval()(test.images[[p["index"] for p in first]].float()[:, None] / 255)
+    assert [p["predicted"] for p in epoch.probes] == probabilities.argmax(dim=1).tolist()
+    assert [p["confidence"] for p in epoch.probes] == pytest.approx(probabilities.max(dim=1).values.tolist(), abs=1e-4)
