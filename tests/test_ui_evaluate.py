@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from convscope.testing.browser import assert_fits, checked_page, module_fixtures, wait_until
 from conftest import SHAPES, write_shapes
@@ -167,7 +168,7 @@ def test_a_folder_uploaded_from_this_computer_becomes_a_dataset(page, server, tm
     wait_until(page, "document.querySelector('.evaluate-form [data-testid=upload-status]')"
                      ".textContent.startsWith('Uploaded')", timeout_s=30)
     assert status.inner_text().startswith("Uploaded 9 images to folder:my-shapes; 1 refused (circle/readme.png")
-    assert page.get_by_label("Dataset").input_value() == "folder:my-shapes"
+    expect(page.get_by_label("Dataset")).to_have_value("folder:my-shapes")  # chosen once the list has reloaded
     listed = {d["name"]: d for d in api(server, "/api/datasets")["items"]}
     assert listed["folder:my-shapes"]["classes"] == {"circle": 3, "square": 3, "triangle": 3}
     assert server.request("DELETE", "/api/datasets/folder:my-shapes")[0] == 204  # leave the module's server as it was
