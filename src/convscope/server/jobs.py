@@ -200,7 +200,7 @@ class StoredFeeds:
         self._feeds: dict[int, tuple[JobFeed, asyncio.Task]] = {}
         self._followers: dict[int, int] = {}
 
-    def _earlier(self, job_id: int) -> EarlierEvents:
+    def earlier(self, job_id: int) -> EarlierEvents:
         """What a job's feed reads when a follower is behind what it keeps: the stored events."""
         def read(after: int, up_to: int) -> list[FeedEvent]:
             return [FeedEvent(seq, kind, data) for seq, kind, data in self.read(job_id, after)[0] if seq <= up_to]
@@ -208,7 +208,7 @@ class StoredFeeds:
 
     async def follow(self, job_id: int, after: int = 0) -> AsyncIterator[FeedEvent]:
         if job_id not in self._feeds:
-            feed = JobFeed(self.loop, self._earlier(job_id))
+            feed = JobFeed(self.loop, self.earlier(job_id))
             self._feeds[job_id] = feed, asyncio.create_task(self._poll(job_id, feed))
         feed, task = self._feeds[job_id]
         self._followers[job_id] = self._followers.get(job_id, 0) + 1
@@ -312,7 +312,7 @@ class JobManager:
                                                                        "one job at a time; cancel it or wait")
         self.models_dir.mkdir(parents=True, exist_ok=True)
         live = _LiveJob(job_id, model, None, self._context.Queue(), self._context.Event(),
-                        JobFeed(self.loop, self.stored._earlier(job_id)),
+                        JobFeed(self.loop, self.stored.earlier(job_id)),
                         self.models_dir / f"{model}-job{job_id}.safetensors")
         # Each job logs to TensorBoard as a CLI run does (when the tensorboard package is installed); the folder
         # (like the dataset's) stays out of the job's stored config, which the API shows: no server paths.

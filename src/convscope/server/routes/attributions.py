@@ -47,8 +47,9 @@ async def attributions(request: AttributionRequest, state: AppState = Depends(ap
         refuse_above(sum(ATTRIBUTIONS[name].macs(adapter) for name in request.methods), "request",
                      "ask for fewer or cheaper methods, or run convscope explain --attributions")
         x, framing = image.model_input(adapter.preprocessing)
-        maps = [attribute(adapter, x, name, request.target, request.layer) for name in request.methods]
-        target = maps[0].target
+        maps = [attribute(adapter, x, request.methods[0], request.target, request.layer)]
+        target = maps[0].target  # the predicted class, found once, when none was asked for
+        maps += [attribute(adapter, x, name, target, request.layer) for name in request.methods[1:]]
         return {"model": loaded.ref.model, "version": loaded.ref.version, "target": target,
                 "target_class": adapter.class_names[target], "framing": framing.as_dict(),
                 "input": encode_tensor(x if x.shape[0] > 1 else x[0]),
