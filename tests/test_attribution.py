@@ -9,7 +9,9 @@ from torch import nn
 
 from convscope.errors import InputError, ModelError
 from convscope.inspect import Inspector
-from convscope.inspect.attribution import ATTRIBUTIONS, Cancelled, attribute, cascading_randomisation
+from convscope.inspect.attribution import (ATTRIBUTIONS, Cancelled, attribute, cascading_randomisation,
+                                           data_randomisation, deletion_insertion)
+from convscope.inspect.attribution.faithfulness import blur
 from convscope.inspect.attribution.sanity import PASS_BELOW, layers_with_weights, ranks, spearman, ssim
 from convscope.inspect.attribution.gradients import CHUNK
 from convscope.inspect.attribution.occlusion import window
@@ -229,3 +231,57 @@ def test_cascading_randomisation_catches_a_method_blind_to_the_weights_and_passe
                                 cancelled=lambda: bool(asked.append(1)) or len(asked) > 3)
     assert len(asked) == 4  # three maps of the original model, then the first layer's turn
     assert all(torch.equal(p, before[name]) for name, p in model.module.named_parameters())  # the model untouched
+
+
+def test_deletion_and_insertion_curves_of_a_linear_model_follow_its_weights():
+    model = linear_model()  # predicts class 0 for X: logits 1.9 and 1.1
+    result = deletion_insertion(model, X[None], "saliency", steps=4)
+    # saliency |W0| = [1, 2, 3, 0.5]: pixels go in the order 2, 1, 0, 3
+    removed = [[0.2, 0.4, 0.6, 0.8], [0.2, 0.4, 0.0, 0.8], [0.2, 0.0, 0.0, 0.8], [0.0, 0.0, 0.0, 0.8], [0.0] * 4]
+    logits = torch.tensor(removed) @ W.T + torch.tensor([0.3, -0.1])
+    expected = logits.softmax(1)[:, 0].tolist()
+    assert result.deletion.scores == pytest.approx(expected, abs=1e-6)
+    assert result.deletion.fractions == [0, 0.25, 0.5, 0.75, 1]
+    assert result.deletion.auc == pytest.approx(0.25 * (sum(expected) - (expected[0] + expected[-1]) / 2))
+    # insertion: from the blurred input, the same pixels put back in the same order
+    blurred = blur(X).flatten().tolist()
+    order = [2, 1, 0, 3]
+    inserted = [[X.flatten()[i].item() if i in order[:k] else blurred[i] for i in range(4)] for k in range(5)]
+    expected = (torch.tensor(inserted) @ W.T + torch.tensor([0.3, -0.1])).softmax(1)[:, 0].tolist()
+    assert result.insertion.scores == pytest.approx(expected, abs=1e-6)
+    assert result.as_dict()["deletion"]["auc"] == round(result.deletion.auc, 4)
+
+
+def test_blur_keeps_flat_images_flat_and_spreads_a_point_evenly():
+    flat = torch.full((1, 20, 20), 0.3)
+    assert torch.allclose(blur(flat), flat)
+    point = torch.zeros(1, 20, 20)
+    point[0, 10, 10] = 1.0
+    spread = blur(point)[0]  # sigma 2 px: its 3-sigma window fits, so nothing is lost at the edges
+    assert spread.sum().item() == pytest.approx(1.0, abs=1e-5) and spread.argmax().item() == 210
+    assert spread[10, 8].item() == pytest.approx(spread[8, 10].item()) == pytest.approx(spread[10, 12].item())
+
+
+def test_a_map_that_ranks_pixels_by_their_effect_beats_a_random_order():
+    # 8x8 linear model: class 0's score is 0.05 times the sum of the left half's pixels (plus 0.3), class 1's -0.1;
+    # the input is bright on the left, dark on the right
+    left = torch.tensor([1.0 if column < 4 else 0.0 for row in range(8) for column in range(8)])
+    model = linear_model(8, torch.stack([0.05 * left, torch.zeros(64)]))
+    x = left.reshape(1, 1, 8, 8)
+    result = deletion_insertion(model, x, "saliency")
+    assert result.deletion.auc < result.random_deletion.auc and result.insertion.auc > result.random_insertion.auc
+    assert result.beats_random
+    # half the pixels gone, the whole left half: class 0 is down to its bias
+    assert result.deletion.scores[8] == pytest.approx(torch.tensor([0.3, -0.1]).softmax(0)[0].item())
+
+
+def test_data_randomisation_compares_the_maps_of_the_two_models():
+    model = linear_model()
+    shuffled = linear_model(weights=torch.tensor([[2.0, -0.5, 3.0, 1.0], [0.0, 1.0, 0.0, 1.0]]))
+    result = data_randomisation(model, shuffled, X[None], "saliency")
+    # |W0| ranks [2, 3, 4, 1] against [3, 1, 4, 2]: Spearman 1 - 6 * 6 / (4 * 15) = 0.4
+    assert result.spearman == pytest.approx(0.4) and result.outcome == "passes" and result.targets == [0]
+    same = data_randomisation(model, linear_model(), X[None], "saliency")
+    assert same.spearman == pytest.approx(1.0) and same.outcome == "fails" and "barely change" in same.verdict
+    with pytest.raises(InputError, match="cannot be compared"):
+        data_randomisation(model, linear_model(8, torch.zeros(2, 64)), X[None], "saliency")

@@ -58,6 +58,8 @@ def _add_train_parser(commands) -> None:
     p.add_argument("--validation-split", type=float, default=defaults.validation_split,
                    help="share of the training set held out for validation")
     p.add_argument("--augment", action="store_true", help="random small rotations, scalings, shifts, thickening")
+    p.add_argument("--shuffle-labels", action="store_true",
+                   help="train on shuffled labels: the model the data randomisation check compares with")
     p.add_argument("--target-accuracy", type=float,
                    help="stop once validation accuracy reaches this (0-1); default: train every epoch")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
@@ -205,8 +207,9 @@ def cmd_train(args) -> None:
     config = TrainConfig(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         schedule=args.schedule, weight_decay=args.weight_decay, validation_split=args.validation_split,
-        augment=args.augment, target_accuracy=args.target_accuracy, seed=args.seed, device=args.device,
-        precision=args.precision, threads=args.threads, tensorboard_dir=train_log_dir(args),
+        augment=args.augment, shuffle_labels=args.shuffle_labels, target_accuracy=args.target_accuracy,
+        seed=args.seed, device=args.device, precision=args.precision, threads=args.threads,
+        tensorboard_dir=train_log_dir(args),
     )
     settings = settings_from_args(args)
     out = args.out or settings.models_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"

@@ -1,5 +1,5 @@
-"""The sanity checks a worker has run, kept: a check costs seconds to minutes, and the same model version, method
-and inputs give the same answer."""
+"""The checks of attribution methods a worker has run (sanity, faithfulness), kept: a check costs seconds to
+minutes, and the same model version, method and inputs give the same answer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ SANITY_CACHE_SIZE = 64  # checks kept per worker: each is a few hundred bytes
 
 
 class SanityChecks:
-    """The checks this worker has run, by model version, method, layer, input count and seed (the newest kept)."""
+    """The checks this worker has run, by kind, model version, method, layer, input count and seed (the newest
+    kept)."""
 
     def __init__(self) -> None:
         self.done: OrderedDict[tuple, dict] = OrderedDict()

@@ -102,12 +102,25 @@ class AttributionRequest(InputFields):
         return self
 
 
-class SanityRequest(ModelChoice):
+class MethodCheck(ModelChoice):
+    """A check of one attribution method over test inputs."""
+
     method: AttributionName
     layer: str | None = Field(None, description="where a CAM method looks; default: the model's")
     images: int = Field(8, ge=1, le=32, description="how many inputs to average over: MNIST test digits for a digit "
                                                     "model, the sample photos (four) for the others")
-    seed: int = Field(0, ge=0, le=INT4_MAX, description="seed of the random weights")
+    seed: int = Field(0, ge=0, le=INT4_MAX, description="seed of the random weights (sanity), of the random pixel "
+                                                        "order the curves are compared with (faithfulness)")
+
+
+class SanityRequest(MethodCheck):
+    against_version: int | None = Field(None, ge=1, le=INT4_MAX,
+                                        description="the data randomisation test instead: compare the maps with "
+                                                    "this version's, trained on shuffled labels")
+
+
+class FaithfulnessRequest(MethodCheck):
+    pass
 
 
 class RerunRequest(Strict, ExplainFields):
@@ -189,6 +202,8 @@ class JobRequest(Strict):
     schedule: Literal["onecycle", "cosine", "constant"] = TRAIN_DEFAULTS.schedule
     weight_decay: float = Field(TRAIN_DEFAULTS.weight_decay, ge=0)
     augment: bool = TRAIN_DEFAULTS.augment
+    shuffle_labels: bool = Field(TRAIN_DEFAULTS.shuffle_labels, description="train on shuffled labels: a model for "
+                                 "the data randomisation sanity check")
     target_accuracy: float | None = Field(TRAIN_DEFAULTS.target_accuracy, gt=0, le=1)
     seed: int = Field(TRAIN_DEFAULTS.seed, ge=0, le=INT4_MAX)
 

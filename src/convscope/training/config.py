@@ -45,6 +45,9 @@ class TrainConfig(_Record):
     weight_decay: float = 0.0
     validation_split: float = 0.1  # fraction of the training set held out for validation
     augment: bool = False  # small random rotations, scalings, shifts and stroke thickening
+    # Train on the training labels shuffled once (with the seed): the data randomisation test of Adebayo et al.
+    # (2018) compares a method's maps for the model and for one trained like this. Validation and test keep theirs.
+    shuffle_labels: bool = False
     target_accuracy: float | None = None  # stop early once validation accuracy reaches this (0-1)
     seed: int = 0
     device: str = "auto"

@@ -178,6 +178,8 @@ class _Run:
         self.generator = torch.Generator().manual_seed(config.seed)
         train_x, train_y, self.val_x, self.val_y = _split_validation(train_data, config.validation_split,
                                                                      self.generator)
+        if config.shuffle_labels:
+            train_y = train_y[torch.randperm(len(train_y), generator=self.generator)]
         self.train_x, self.train_y = train_x.to(self.device), train_y.to(self.device)
         self.model = get_spec(config.model).build().to(self.device, memory_format=self.memory_format)
         self.steps_per_epoch = math.ceil(len(self.train_y) / config.batch_size)

@@ -5,7 +5,8 @@ Backpropagation), ours the rest (the CAM family, Eigen-CAM, Guided Grad-CAM)."""
 
 from .base import Attribution, AttributionMethod, Cancelled
 from .registry import ATTRIBUTIONS, attribute
-from .sanity import SanityCheck, cascading_randomisation
+from .faithfulness import Faithfulness, deletion_insertion
+from .sanity import DataRandomisation, SanityCheck, cascading_randomisation, data_randomisation
 
-__all__ = ["ATTRIBUTIONS", "Attribution", "AttributionMethod", "Cancelled", "SanityCheck", "attribute",
-           "cascading_randomisation"]
+__all__ = ["ATTRIBUTIONS", "Attribution", "AttributionMethod", "Cancelled", "DataRandomisation", "Faithfulness",
+           "SanityCheck", "attribute", "cascading_randomisation", "data_randomisation", "deletion_insertion"]

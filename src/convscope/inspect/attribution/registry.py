@@ -31,11 +31,7 @@ def attribute(model: ModelAdapter, x: torch.Tensor, method: str, target: int | N
         raise ModelError(f"unknown attribution method {method!r}; choose from {', '.join(ATTRIBUTIONS)}")
     chosen = ATTRIBUTIONS[method]
     x = torch.as_tensor(x).float().reshape(1, *model.input_shape).to(model.device, model.dtype)
-    if chosen.needs_layer:
-        layer = layer or model.graph.default_cam_layer()
-        if layer is None or not model.graph[layer].spatial:
-            raise ModelError(f"{chosen.title} needs a layer with a spatial (C, H, W) output; "
-                             f"{'this model has none' if layer is None else f'{layer!r} has none'}")
+    layer = layer_for(model, method, layer)
     if target is None:
         with torch.no_grad():
             target = int(model.logits(x)[0].argmax())
@@ -44,3 +40,16 @@ def attribute(model: ModelAdapter, x: torch.Tensor, method: str, target: int | N
     run = Run(model, x.detach().clone().requires_grad_(True), target, layer, progress, cancelled)
     return chosen(run)
 
+
+
+def layer_for(model: ModelAdapter, method: str, layer: str | None) -> str | None:
+    """Where ``method`` looks: for a CAM, ``layer`` or the model's default CAM layer, checked to be spatial;
+    ``layer`` unchanged for the others. Raises ModelError for a CAM with no such layer."""
+    chosen = ATTRIBUTIONS[method]
+    if not chosen.needs_layer:
+        return layer
+    layer = layer or model.graph.default_cam_layer()
+    if layer is None or not model.graph[layer].spatial:
+        raise ModelError(f"{chosen.title} needs a layer with a spatial (C, H, W) output; "
+                         f"{'this model has none' if layer is None else f'{layer!r} has none'}")
+    return layer

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import InputError
 from ...models.adapter import ModelAdapter
 from .base import Attribution, ProgressFn
 from .base import Cancelled
@@ -123,6 +124,61 @@ def cascading_randomisation(model: ModelAdapter, images: torch.Tensor, method: s
         if progress is not None:
             progress(len(images) * (step + 1), total)
     return SanityCheck(method, [o.target for o in originals], originals[0], steps)
+
+
+@dataclass
+class DataRandomisation:
+    """The data randomisation test: the same inputs and classes explained by the model and by one of the same
+    architecture trained on shuffled labels. A map that explains what the model learned from its labels must
+    differ between the two."""
+
+    method: str
+    against: str  # the model trained on shuffled labels
+    targets: list[int]
+    spearman: float | None  # of the absolute attributions, the mean over the inputs; None when the maps are flat
+    ssim: float
+
+    @property
+    def outcome(self) -> str:
+        if self.spearman is None:
+            return "inconclusive"
+        return "passes" if abs(self.spearman) < PASS_BELOW else "fails"
+
+    @property
+    def verdict(self) -> str:
+        if self.spearman is None:
+            return "inconclusive: the maps are flat (no ranks to compare)"
+        measured = f"rank correlation {self.spearman:.2f}, SSIM {self.ssim:.2f} against {self.against}"
+        if self.outcome == "passes":
+            return f"passes: the maps change when the labels were shuffled in training ({measured})"
+        return f"fails: the maps barely change when the labels were shuffled in training ({measured})"
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "against": self.against, "targets": self.targets, "outcome": self.outcome,
+                "verdict": self.verdict, "pass_below": PASS_BELOW, "spearman": self.spearman, "ssim": self.ssim}
+
+
+def data_randomisation(model: ModelAdapter, shuffled: ModelAdapter, images: torch.Tensor, method: str,
+                       layer: str | None = None, progress: ProgressFn | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> DataRandomisation:
+    """Explain each of ``images`` for the class ``model`` predicts, with ``model`` and with ``shuffled`` (the same
+    architecture trained on shuffled labels), and compare the maps (means over the inputs)."""
+    if shuffled.input_shape != model.input_shape or shuffled.num_classes != model.num_classes:
+        raise InputError(f"{shuffled.name} takes {shuffled.input_shape} with {shuffled.num_classes} classes; "
+                         f"{model.name} takes {model.input_shape} with {model.num_classes}: they cannot be compared")
+    images = torch.as_tensor(images).reshape(-1, *model.input_shape)
+    pairs, targets = [], []
+    for done, x in enumerate(images):
+        original = attribute(model, x, method, layer=layer, cancelled=cancelled)
+        pairs.append((original.values, attribute(shuffled, x, method, original.target, original.layer,
+                                                  cancelled=cancelled).values))
+        targets.append(original.target)
+        if progress is not None:
+            progress(done + 1, len(images))
+    correlations = [c for c in (spearman(*pair) for pair in pairs) if c is not None]
+    return DataRandomisation(method, shuffled.name, targets,
+                             float(np.mean(correlations)) if correlations else None,
+                             float(np.mean([ssim(*pair) for pair in pairs])))
 
 
 def sanity_inputs(model: ModelAdapter, dataset: str, count: int, settings=None) -> torch.Tensor:

@@ -1,17 +1,24 @@
-"""Attribution methods side by side (``POST /api/attributions``), and the sanity check of a method against the
-model's weights (``POST /api/sanity``), on the inference thread like every model computation."""
+"""Attribution methods side by side (``POST /api/attributions``), the sanity checks of a method against the
+model's weights and against a model trained on shuffled labels (``POST /api/sanity``), and its deletion and
+insertion curves (``POST /api/faithfulness``): on the inference thread like every model computation, answered with
+progress to a client that accepts NDJSON (progress_stream.py), and stopped when that client goes away."""
 
 from __future__ import annotations
 
 import time
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from collections.abc import Callable
 
-from ...inspect.attribution import ATTRIBUTIONS, attribute
+from fastapi import APIRouter, Depends, Request
+
 from ...errors import InputError
-from ...inspect.attribution.sanity import cascading_randomisation, check_cost, sanity_inputs
+from ...inspect.attribution import ATTRIBUTIONS, attribute
+from ...inspect.attribution.base import Run
+from ...inspect.attribution.registry import layer_for
+from ...inspect.attribution.faithfulness import deletion_insertion, faithfulness_cost
+from ...inspect.attribution.sanity import cascading_randomisation, check_cost, data_randomisation, sanity_inputs
 from ..encoding import encode_tensor
-from ..schemas import AttributionRequest, SanityRequest, errors
+from ..progress_stream import NDJSON, answer_with_progress
+from ..schemas import AttributionRequest, FaithfulnessRequest, SanityRequest, errors
 from ..state import AppState, app_state
 from ._documented import DocumentedRoute
 from ._inputs import json_image
@@ -36,20 +43,37 @@ def methods() -> dict:
     return {"methods": [method.describe() for method in ATTRIBUTIONS.values()]}
 
 
+STREAMED = {200: {"description": f"the answer; with `Accept: {NDJSON}`, progress lines and then the answer",
+                   "content": {NDJSON: {}}}}
+
+
 @router.post("/attributions", summary="Explain an image (data URL) or a 28x28 array with several attribution "
                                       "methods, side by side: each map's raw values, so maps can share a scale",
-             responses=errors(415), response_class=JSONResponse)
-async def attributions(request: AttributionRequest, state: AppState = Depends(app_state)):
-    def work() -> dict:
+             responses={**errors(415), **STREAMED})
+async def attributions(request: AttributionRequest, http: Request, state: AppState = Depends(app_state)):
+    def prepare():
         image = json_image(request, state.settings)
         loaded = state.models.load(state.models.resolve(request.model, request.version))
         adapter = loaded.checkpoint.adapter
         refuse_above(sum(ATTRIBUTIONS[name].macs(adapter) for name in request.methods), "request",
                      "ask for fewer or cheaper methods, or run convscope explain --attributions")
+        for name in request.methods:  # a wrong layer is refused now, not once the answer has begun
+            layer_for(adapter, name, request.layer)
         x, framing = image.model_input(adapter.preprocessing)
-        maps = [attribute(adapter, x, request.methods[0], request.target, request.layer)]
-        target = maps[0].target  # the predicted class, found once, when none was asked for
-        maps += [attribute(adapter, x, name, target, request.layer) for name in request.methods[1:]]
+        return loaded, adapter, x, framing
+
+    loaded, adapter, x, framing = await state.infer(prepare)
+
+    def work(progress, cancelled) -> dict:
+        # one count for the whole request: the inputs each method evaluates, added up
+        expected = [ATTRIBUTIONS[name].passes(Run(adapter, x[None], 0, request.layer)) for name in request.methods]
+        maps, target = [], request.target
+        for k, name in enumerate(request.methods):
+            before = sum(expected[:k])
+            step = None if progress is None else (lambda done, _, before=before: progress(before + done,
+                                                                                          sum(expected)))
+            maps.append(attribute(adapter, x, name, target, request.layer, step, cancelled))
+            target = maps[0].target  # the predicted class, found once, when none was asked for
         return {"model": loaded.ref.model, "version": loaded.ref.version, "target": target,
                 "target_class": adapter.class_names[target], "framing": framing.as_dict(),
                 "input": encode_tensor(x if x.shape[0] > 1 else x[0]),
@@ -58,30 +82,82 @@ async def attributions(request: AttributionRequest, state: AppState = Depends(ap
                 "maps": [{**ATTRIBUTIONS[m.method].describe(), "layer": m.layer, "seconds": round(m.seconds, 4),
                           "forward_passes": m.forward_passes, "values": encode_tensor(m.values)} for m in maps]}
 
-    return JSONResponse(await state.infer(work))
+    return await answer_with_progress(http, state, work)
 
 
-@router.post("/sanity", summary="Sanity-check an attribution method against the model's weights: randomise them "
-                                "layer by layer from the logits down and measure how much the maps change "
-                                "(Spearman of |maps|, SSIM); cached per model version and method",
-             response_class=JSONResponse)
-async def sanity(request: SanityRequest, state: AppState = Depends(app_state)):
-    def work() -> dict:
-        loaded = state.models.load(state.models.resolve(request.model, request.version))
-        key = (loaded.ref.id, request.method, request.layer, request.images, request.seed)
-        cached = state.sanity_checks.get(key)
-        if cached is not None:
-            return {**cached, "cached": True}
-        adapter = loaded.checkpoint.adapter
-        images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
-                               state.settings.engine_settings())
-        refuse_above(check_cost(adapter, request.method, len(images)), "check",
-                     "ask for fewer images or a method with fewer passes, or run convscope sanity")
+def cached_check(state: AppState, key: tuple, check: Callable[..., dict]):
+    """``check(progress, cancelled)`` run once per key on this worker: later asks get the kept answer."""
+    def work(progress, cancelled) -> dict:
+        kept = state.sanity_checks.get(key)
+        if kept is not None:
+            return {**kept, "cached": True}
         started = time.perf_counter()
-        check = cascading_randomisation(adapter, images, request.method, layer=request.layer, seed=request.seed)
-        body = {"model": loaded.ref.model, "version": loaded.ref.version, "images": len(images),
-                "seconds": round(time.perf_counter() - started, 3), **check.as_dict()}
+        body = {**check(progress, cancelled), "seconds": round(time.perf_counter() - started, 3)}
         state.sanity_checks.put(key, body)
         return {**body, "cached": False}
 
-    return JSONResponse(await state.infer(work))
+    return work
+
+
+@router.post("/sanity", summary="Sanity-check an attribution method: randomise the model's weights layer by layer "
+                                "from the logits down and measure how much the maps change (Spearman of |maps|, "
+                                "SSIM); or, with against_version, compare with a version trained on shuffled "
+                                "labels. Cached per model version and method", responses=STREAMED)
+async def sanity(request: SanityRequest, http: Request, state: AppState = Depends(app_state)):
+    def prepare():
+        loaded = state.models.load(state.models.resolve(request.model, request.version))
+        adapter = loaded.checkpoint.adapter
+        images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
+                               state.settings.engine_settings())
+        shuffled = None
+        if request.against_version is not None:
+            shuffled = state.models.load(state.models.resolve(request.model, request.against_version))
+            if shuffled.ref.id == loaded.ref.id:
+                raise InputError("against_version is the version being checked: name one trained on shuffled labels")
+            cost = 2 * len(images) * ATTRIBUTIONS[request.method].macs(adapter)
+        else:
+            cost = check_cost(adapter, request.method, len(images))
+        refuse_above(cost, "check", "ask for fewer images or a method with fewer passes, or run convscope sanity")
+        return loaded, adapter, images, shuffled
+
+    loaded, adapter, images, shuffled = await state.infer(prepare)
+    about = {"model": loaded.ref.model, "version": loaded.ref.version, "images": len(images)}
+
+    def check(progress, cancelled) -> dict:
+        if shuffled is None:
+            found = cascading_randomisation(adapter, images, request.method, layer=request.layer, seed=request.seed,
+                                            progress=progress, cancelled=cancelled)
+            return {**about, "test": "model", **found.as_dict()}
+        found = data_randomisation(adapter, shuffled.checkpoint.adapter, images, request.method, request.layer,
+                                   progress, cancelled)
+        return {**about, "test": "data", "against_version": shuffled.ref.version, **found.as_dict(),
+                "against": f"{shuffled.ref.model} v{shuffled.ref.version}"}
+
+    key = ("sanity", loaded.ref.id, request.method, request.layer, request.images, request.seed,
+           shuffled.ref.id if shuffled else None)
+    return await answer_with_progress(http, state, cached_check(state, key, check))
+
+
+@router.post("/faithfulness", summary="Deletion and insertion curves of an attribution method over test inputs: "
+                                      "the target probability as the pixels it ranks highest are removed or put "
+                                      "back, against a random order; cached per model version and method",
+             responses=STREAMED)
+async def faithfulness(request: FaithfulnessRequest, http: Request, state: AppState = Depends(app_state)):
+    def prepare():
+        loaded = state.models.load(state.models.resolve(request.model, request.version))
+        adapter = loaded.checkpoint.adapter
+        images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
+                               state.settings.engine_settings())
+        refuse_above(faithfulness_cost(adapter, request.method, len(images)), "check",
+                     "ask for fewer images or a method with fewer passes")
+        return loaded, adapter, images
+
+    loaded, adapter, images = await state.infer(prepare)
+
+    def check(progress, cancelled) -> dict:
+        found = deletion_insertion(adapter, images, request.method, request.layer, seed=request.seed,
+                                   progress=progress, cancelled=cancelled)
+        return {"model": loaded.ref.model, "version": loaded.ref.version, **found.as_dict()}
+
+    key = ("faithfulness", loaded.ref.id, request.method, request.layer, request.images, request.seed)
+    return await answer_with_progress(http, state, cached_check(state, key, check))

@@ -19,8 +19,11 @@ router = APIRouter(prefix="/models", tags=["models"], route_class=DocumentedRout
 
 
 def _version_body(row: ModelVersion, active_id: int | None, details: bool) -> dict:
+    config = ((row.details or {}).get("training") or {}).get("config") or {}
     body = {"version": row.version, "source": row.source, "created_at": iso(row.created_at),
-            "test_accuracy": row.test_accuracy, "active": row.id == active_id, "job_id": row.job_id}
+            "test_accuracy": row.test_accuracy, "active": row.id == active_id, "job_id": row.job_id,
+            # trained on shuffled labels: what the data randomisation sanity check compares with
+            "shuffled_labels": bool(config.get("shuffle_labels"))}
     if details:
         body["details"] = row.details
     return body

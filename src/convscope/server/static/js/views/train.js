@@ -47,6 +47,8 @@ export function createTrainView(root, store) {
     validation_split: h("input", { type: "number", step: "0.05" }),
     optimizer: h("select", {}),
     seed: h("input", { type: "number", step: "1" }),
+    // a model that learned nothing from its labels: what the explain view's data randomisation check compares with
+    shuffle_labels: h("input", { type: "checkbox" }),
   };
   // (the model list itself comes from /api/models: the trainable ones; the schema gives its default)
   const formReady = requestSchema("JobRequest").then((schema) => applySchema(schema, inputs));
@@ -66,7 +68,8 @@ export function createTrainView(root, store) {
   let listed = [];
   const form = h("form", { class: "train-form", onsubmit: start },
     ...Object.entries({ Model: "model", Epochs: "epochs", "Batch size": "batch_size", "Learning rate": "lr",
-      "Validation split": "validation_split", Optimizer: "optimizer", Seed: "seed" })
+      "Validation split": "validation_split", Optimizer: "optimizer", Seed: "seed",
+      "Shuffle the labels": "shuffle_labels" })
       .map(([label, key]) => field(label, inputs[key])),
     h("div", { class: "toolbar" }, startButton, cancelButton));
   const tuning = finetuneForm(store.models, startFinetune, message);
@@ -296,7 +299,8 @@ export function createTrainView(root, store) {
     await formReady;
     const body = {};
     for (const [key, input] of Object.entries(inputs)) {
-      body[key] = input.tagName === "SELECT" ? input.value : Number(input.value);
+      body[key] = input.tagName === "SELECT" ? input.value : input.type === "checkbox" ? input.checked
+        : Number(input.value);
     }
     try {
       const record = await api("/api/jobs", { method: "POST", body });
