@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -185,3 +187,13 @@ def test_the_data_randomisation_check_compares_with_a_version_trained_on_shuffle
     assert body["test"] == "data" and body["outcome"] in ("passes", "fails")
     same = client.post("/api/sanity", json={"method": "gradcam", "against_version": 1})
     assert same.status_code == 422 and "trained on shuffled labels" in same.text
+
+
+def test_exact_values_are_the_engines_float32_map(client):
+    answer = client.post("/api/attributions", json={"pixels": sample_pixels(client, 2), "methods": ["saliency"],
+                                                    "exact": True}).json()
+    exact = answer["maps"][0]["exact"]
+    values = np.frombuffer(base64.b64decode(exact["data"]), "<f4").reshape(exact["shape"])
+    x = decode_tensor(answer["input"])[None]
+    engine = attribute(load_model("mnist_cnn").adapter, x, "saliency", answer["target"]).values
+    assert exact["encoding"] == "float32-le-base64" and np.array_equal(values, engine.numpy())

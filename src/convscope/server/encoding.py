@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 ENCODING = "uint8-zlib-base64"
+EXACT_ENCODING = "float32-le-base64"  # encode_exact
 CHANNELS_ENCODING = "uint8-zlib-base64-channels"  # the same, with a range per channel (encode_channels)
 # zlib level 1 is ~3x faster than the default 6 here and the payload only a few percent larger (docs/benchmarks.md).
 ZLIB_LEVEL = 1
@@ -39,6 +40,14 @@ def encode_tensor(tensor: torch.Tensor) -> dict:
     raw = levels.to(torch.uint8).numpy().tobytes()
     return {"shape": list(values.shape), "min": low, "max": high, "encoding": ENCODING,
             "data": base64.b64encode(zlib.compress(raw, ZLIB_LEVEL)).decode("ascii")}
+
+
+def encode_exact(tensor: torch.Tensor) -> dict:
+    """Every value as it is: float32, little-endian, base64 (no zlib: float noise hardly compresses). For exports,
+    where 8-bit levels would not do."""
+    values = tensor.detach().float().cpu().contiguous().numpy().astype("<f4")
+    return {"shape": list(values.shape), "encoding": EXACT_ENCODING,
+            "data": base64.b64encode(values.tobytes()).decode("ascii")}
 
 
 def encode_channels(tensor: torch.Tensor) -> dict:

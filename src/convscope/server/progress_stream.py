@@ -48,19 +48,21 @@ async def progress_lines(state: AppState, work: Work) -> AsyncIterator[bytes]:
 
     task = asyncio.ensure_future(state.infer(lambda: work(progress, stop.is_set)))
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even when nobody waits any more
+    waiting = None
     try:
         while not task.done():
             waiting = asyncio.ensure_future(updates.get())
             await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
             if waiting.done():
                 yield line(waiting.result())
-            else:
-                waiting.cancel()
+            waiting.cancel()
         while not updates.empty():
             yield line(updates.get_nowait())
         yield line(outcome(task))
     finally:
         stop.set()  # the client went away (or the answer is sent): work still running stops at its next batch
+        if waiting is not None:
+            waiting.cancel()
 
 
 def outcome(task: asyncio.Future) -> dict:

@@ -94,6 +94,8 @@ class AttributionRequest(InputFields):
     target: int | None = Field(None, ge=0, le=INT4_MAX, description="class to explain; default: the predicted class")
     layer: str | None = Field(None, description="where the CAM methods look: a layer with a spatial (C, H, W) "
                                                 "output; default: the model's")
+    exact: bool = Field(False, description="each map's values as float32 too (`exact`), for exports: the "
+                                           "`values` are 8-bit levels")
 
     @model_validator(mode="after")
     def _each_once(self):

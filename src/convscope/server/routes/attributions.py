@@ -16,7 +16,7 @@ from ...inspect.attribution.base import Run
 from ...inspect.attribution.registry import layer_for
 from ...inspect.attribution.faithfulness import deletion_insertion, faithfulness_cost
 from ...inspect.attribution.sanity import cascading_randomisation, check_cost, data_randomisation, sanity_inputs
-from ..encoding import encode_tensor
+from ..encoding import encode_exact, encode_tensor
 from ..progress_stream import NDJSON, answer_with_progress
 from ..schemas import AttributionRequest, FaithfulnessRequest, SanityRequest, errors
 from ..state import AppState, app_state
@@ -80,7 +80,8 @@ async def attributions(request: AttributionRequest, http: Request, state: AppSta
                 "range": {"min": min(float(m.values.min()) for m in maps),
                           "max": max(float(m.values.max()) for m in maps)},
                 "maps": [{**ATTRIBUTIONS[m.method].describe(), "layer": m.layer, "seconds": round(m.seconds, 4),
-                          "forward_passes": m.forward_passes, "values": encode_tensor(m.values)} for m in maps]}
+                          "forward_passes": m.forward_passes, "values": encode_tensor(m.values),
+                          **({"exact": encode_exact(m.values)} if request.exact else {})} for m in maps]}
 
     return await answer_with_progress(http, state, work)
 

@@ -16,23 +16,26 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, form, signal } = {}) {
+async function send(path, { method = "GET", body, form, signal, accept } = {}) {
   const init = { method, headers: {}, signal };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) init.headers.authorization = `Bearer ${token}`;
+  if (accept) init.headers.accept = accept;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   } else if (form) {
     init.body = form;
   }
-  let response;
   try {
-    response = await fetch(path, init);
+    return await fetch(path, init);
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, "The server cannot be reached. Is convscope serve running?");
   }
+}
+
+async function answerOf(response) {
   if (response.status === 204) return null;
   const isJson = (response.headers.get("content-type") || "").includes("json");
   const data = isJson ? await response.json() : await response.text();
@@ -40,6 +43,32 @@ export async function api(path, { method = "GET", body, form, signal } = {}) {
     throw new ApiError(response.status, data?.error?.message || `The server answered ${response.status}.`);
   }
   return data;
+}
+
+export async function api(path, options = {}) {
+  return answerOf(await send(path, options));
+}
+
+// Long work answered with progress (the server's NDJSON lines): `onProgress(done, total)` as it goes, then the
+// answer; aborting `signal` stops the server's work too (it notices the connection close).
+export async function streamed(path, { body, signal, onProgress = () => {} }) {
+  const response = await send(path, { method: "POST", body, signal, accept: "application/x-ndjson" });
+  if (!(response.headers.get("content-type") || "").includes("ndjson")) return answerOf(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new ApiError(0, "The server closed the answer before it was complete.");
+    buffered += value;
+    const lines = buffered.split("\n");
+    buffered = lines.pop();
+    for (const line of lines.filter(Boolean)) {
+      const message = JSON.parse(line);
+      if (message.progress) onProgress(message.progress.done, message.progress.total);
+      else if (message.error) throw new ApiError(message.error.status, message.error.message);
+      else return message.result;
+    }
+  }
 }
 
 export function query(params) {

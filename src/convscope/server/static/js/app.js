@@ -8,6 +8,7 @@ import { createCompareView } from "./views/compare.js";
 import { createDashboardView } from "./views/dashboard.js";
 import { createDrawView } from "./views/draw.js";
 import { createEvaluateView } from "./views/evaluate.js";
+import { createExplainView } from "./views/explain.js";
 import { createPhotoView } from "./views/photo.js";
 import { createTrainView } from "./views/train.js";
 import { modelLabel } from "./weightsstate.js";
@@ -22,9 +23,9 @@ async function createNetworkView(root, store) {
   }
 }
 
-const VIEWS = { draw: createDrawView, photo: createPhotoView, compare: createCompareView,
-  architecture: createArchitectureView, dashboard: createDashboardView, train: createTrainView,
-  evaluate: createEvaluateView, network: createNetworkView };
+const VIEWS = { draw: createDrawView, photo: createPhotoView, explain: createExplainView,
+  compare: createCompareView, architecture: createArchitectureView, dashboard: createDashboardView,
+  train: createTrainView, evaluate: createEvaluateView, network: createNetworkView };
 
 const store = createStore();
 const select = document.getElementById("model-select");

@@ -15,6 +15,7 @@ export function createStore() {
     model: "mnist_cnn",
     version: null, // null: the active version
     input: null,
+    explain: null, // an input handed to the explain view with the classes to explain: {fields, name, targets}
     select(model, version) {
       this.model = model;
       this.version = version;

@@ -1,6 +1,7 @@
 // Evaluate: a model version scored on a dataset (POST /api/evaluations, followed until it ends), and the report:
-// the headline figures, the reliability diagram, the confusion matrix, per-class precision/recall/F1 and the
-// most confident mistakes, each of which opens its explanation (CAMs for the predicted and the true class).
+// the headline figures, the reliability diagram, the confusion matrix (click a cell for its mistakes), per-class
+// precision/recall/F1 and the most confident mistakes, each of which opens its explanation (CAMs for the predicted
+// and the true class), and from there the explain view with every method.
 // #/evaluate/<id> opens a report directly.
 
 import { api, query } from "../api.js";
@@ -59,14 +60,16 @@ async function reliabilityChart(element, report) {
     yaxis: { title: { text: "accuracy" }, range: [0, 1] }, showlegend: false }, PLOT_CONFIG);
 }
 
-async function confusionChart(element, report) {
+// `onCell(trueName, predictedName, count)` when a cell (or a listed confusion) is clicked.
+async function confusionChart(element, report, onCell) {
   const m = report.metrics;
   const names = m.classes.map((c) => report.class_names[c]);
   if (names.length > CONFUSION_UP_TO) {
     const pairs = m.confusion.flatMap((row, i) => row.map((count, j) => ({ count, i, j })))
       .filter((p) => p.i !== p.j && p.count > 0).sort((a, b) => b.count - a.count).slice(0, 15);
     element.replaceChildren(h("h4", { text: "Most frequent confusions" }), h("ul", {}, ...pairs.map((p) =>
-      h("li", { text: `${names[p.i]} → ${names[p.j]}: ${p.count}` }))));
+      h("li", {}, h("button", { type: "button", class: "link", text: `${names[p.i]} → ${names[p.j]}: ${p.count}`,
+        onclick: () => onCell(names[p.i], names[p.j], p.count) })))));
     return;
   }
   const Plotly = await loadPlotly();
@@ -82,6 +85,10 @@ async function confusionChart(element, report) {
   { title: { text: "Confusion" }, height: 320 + 8 * names.length, margin: { l: 90, r: 10, t: 40, b: 80 },
     xaxis: { title: { text: "predicted" }, type: "category" },
     yaxis: { title: { text: "true class" }, autorange: "reversed", type: "category" } }, PLOT_CONFIG);
+  element.on("plotly_click", (event) => {
+    const cell = event.points[0];
+    onCell(cell.y, cell.x, m.confusion[names.indexOf(cell.y)][names.indexOf(cell.x)]);
+  });
 }
 
 const MNIST_SOURCE = /^mnist:(\w+):(\d+)$/;
@@ -114,7 +121,7 @@ function camFigure(answer, caption) {
 // A mistake's explanation: what made the model say what it said, and where it looked for the true class. Only the
 // last one clicked is shown, however the answers arrive.
 let explaining = 0;
-async function explainMistake(panel, mistake, evaluation) {
+async function explainMistake(panel, mistake, evaluation, store) {
   const report = evaluation.report;
   const turn = ++explaining;
   panel.replaceChildren(h("p", { class: "muted", text: `Explaining ${mistake.source}…` }));
@@ -127,16 +134,26 @@ async function explainMistake(panel, mistake, evaluation) {
     camFigure(wanted, `where it saw “${mistake.label}” (${percent(wanted.probabilities[truth])})`)];
   await Promise.all(figures.map((f) => f.ready));
   if (turn !== explaining) return;
+  const openInExplain = () => {
+    store.select(evaluation.model, evaluation.version);
+    store.explain = { fields: input, name: `${mistake.source} (a ${mistake.label})`,
+      targets: { first: String(said.predicted), second: String(truth) } };
+    location.hash = "#/explain";
+  };
   panel.replaceChildren(h("h4", { text: `${mistake.source}: ${mistake.label}, taken for ${mistake.predicted}` }),
     h("div", { class: "mistake-explained", "data-testid": "mistake-explained" }, ...figures.map((f) => f.element),
-      topClasses(mostLikely(said.probabilities, report.class_names), truth)));
+      topClasses(mostLikely(said.probabilities, report.class_names), truth)),
+    h("button", { type: "button", text: "Open in Explain: every method, for both classes", onclick: openInExplain }));
   panel.scrollIntoView({ block: "nearest" });
 }
 
-function mistakesGallery(evaluation, panel, message) {
+// The kept mistakes (most confident first), or those of one confusion cell: `cell` {label, predicted}.
+function mistakesGallery(evaluation, panel, message, store, cell = null) {
   const { report } = evaluation;
-  if (!report.misclassified.length) return h("p", { class: "muted", text: "No mistakes." });
-  return h("ol", { class: "mistakes", "data-testid": "mistakes" }, ...report.misclassified.map((mistake) => {
+  const mistakes = report.misclassified.filter((m) => !cell || (m.label === cell.label
+    && m.predicted === cell.predicted));
+  if (!mistakes.length) return h("p", { class: "muted", text: "No mistakes." });
+  return h("ol", { class: "mistakes", "data-testid": "mistakes" }, ...mistakes.map((mistake) => {
     const picture = h("img", { alt: mistake.source, loading: "lazy" });
     if (MNIST_SOURCE.test(mistake.source)) {
       mnistSample(mistake.source).then((sample) => { picture.src = sample.image; })
@@ -145,7 +162,7 @@ function mistakesGallery(evaluation, panel, message) {
       picture.src = folderImageUrl(mistake.source, evaluation.dataset);
     }
     return h("li", {}, h("button", { type: "button", class: "mistake", title: `${mistake.source}: explain`,
-      onclick: () => explainMistake(panel, mistake, evaluation).catch((e) => message.error(e.message)) },
+      onclick: () => explainMistake(panel, mistake, evaluation, store).catch((e) => message.error(e.message)) },
     picture, h("span", { text: `${mistake.label} → ${mistake.predicted}` }),
     h("span", { class: "muted", text: percent(mistake.confidence) })));
   }));
@@ -245,6 +262,27 @@ export function createEvaluateView(root, store) {
     const reliability = h("div", { class: "chart", "data-testid": "reliability" });
     const confusion = h("div", { class: "chart", "data-testid": "confusion" });
     const explanation = h("div", { class: "mistake-panel", "data-testid": "mistake-panel" });
+    const mistakesTitle = h("h4", { "data-testid": "mistakes-title" });
+    const gallery = h("div");
+    const showMistakes = (cell = null) => {
+      const kept = report.misclassified.length;
+      mistakesTitle.replaceChildren(cell ? `${cell.count} image(s) of ${cell.label} taken for ${cell.predicted}, `
+        + "most confident first (of the mistakes the report kept): click one for its explanation "
+        : `Most confident mistakes (${kept}): click one for its explanation `,
+      cell ? h("button", { type: "button", class: "link", text: "show all", onclick: () => showMistakes() }) : "");
+      gallery.replaceChildren(mistakesGallery(evaluation, explanation, message, store, cell));
+    };
+    const onCell = (label, predicted, count) => {
+      if (label === predicted) {
+        mistakesTitle.textContent = `${count} image(s) of ${label} classified right: the report keeps mistakes `
+          + "only. Click a cell off the diagonal.";
+        gallery.replaceChildren();
+      } else {
+        showMistakes({ label, predicted, count });
+      }
+      mistakesTitle.scrollIntoView({ block: "nearest" });
+    };
+    showMistakes();
     const skipped = report.skipped.length ? [h("p", { class: "muted",
       text: `${report.skipped.length} unreadable file(s) skipped: ${report.skipped.slice(0, 5).map((s) => s.file)
         .join(", ")}` })] : [];
@@ -255,9 +293,8 @@ export function createEvaluateView(root, store) {
         + "perfect; R² 0 is no better than always answering each class's frequency. ECE: how far confidence is "
         + "from accuracy, averaged over 15 confidence bins." }), ...skipped,
       confusion, h("h4", { text: "Per class" }), perClassTable(report),
-      h("h4", { text: `Most confident mistakes (${report.misclassified.length}): click one for its explanation` }),
-      mistakesGallery(evaluation, explanation, message), explanation);
-    await Promise.all([reliabilityChart(reliability, report), confusionChart(confusion, report)]);
+      mistakesTitle, gallery, explanation);
+    await Promise.all([reliabilityChart(reliability, report), confusionChart(confusion, report, onCell)]);
   }
 
   const opened = Number(location.hash.split("/")[2]);
