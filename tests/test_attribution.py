@@ -270,7 +270,7 @@ def test_a_map_that_ranks_pixels_by_their_effect_beats_a_random_order():
     x = left.reshape(1, 1, 8, 8)
     result = deletion_insertion(model, x, "saliency")
     assert result.deletion.auc < result.random_deletion.auc and result.insertion.auc > result.random_insertion.auc
-    assert result.beats_random
+    assert result.deletion_beats_random and result.insertion_beats_random
     # half the pixels gone, the whole left half: class 0 is down to its bias
     assert result.deletion.scores[8] == pytest.approx(torch.tensor([0.3, -0.1]).softmax(0)[0].item())
 
@@ -285,3 +285,11 @@ def test_data_randomisation_compares_the_maps_of_the_two_models():
     assert same.spearman == pytest.approx(1.0) and same.outcome == "fails" and "barely change" in same.verdict
     with pytest.raises(InputError, match="cannot be compared"):
         data_randomisation(model, linear_model(8, torch.zeros(2, 64)), X[None], "saliency")
+
+
+def test_a_shuffled_label_model_with_flat_maps_leaves_the_data_check_inconclusive_and_says_why():
+    dead = linear_model(weights=torch.zeros(2, 4))  # every gradient zero: what dead ReLUs give
+    dead.name = "shuffled.safetensors"
+    result = data_randomisation(linear_model(), dead, X[None], "saliency")
+    assert result.outcome == "inconclusive" and result.flat_against
+    assert result.verdict.startswith("inconclusive: every map of shuffled.safetensors is flat")

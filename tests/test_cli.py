@@ -19,8 +19,8 @@ from convscope.cli.main import main
 from convscope.data.mnist import load_mnist
 from convscope.evaluation import MnistSet, evaluate_model
 from convscope.inspect import attribute
-from convscope.inspect.attribution import cascading_randomisation
-from convscope.models import load_model, read_metadata
+from convscope.inspect.attribution import cascading_randomisation, data_randomisation, deletion_insertion
+from convscope.models import load_checkpoint, load_model, read_metadata
 from convscope.settings import Settings
 
 
@@ -400,10 +400,30 @@ def test_sanity_randomises_from_the_logits_down_and_says_whether_the_method_pass
     body = run_json(capsys, ["sanity", "--method", "gradcam", "--images", "3", "--json"])
     images = load_mnist("test", Settings(mnist_dir=env / "mnist")).images[:3].float()[:, None] / 255
     engine = cascading_randomisation(load_model("mnist_cnn").adapter, images, "gradcam").as_dict()
-    assert body == {"model": "mnist_cnn", "images": 3, **engine}
+    assert body == {"model": "mnist_cnn", "images": 3, "test": "model", **engine}
     assert [step["randomised"] for step in body["steps"]] == ["fc2", "fc1", "conv2", "conv1"]
     assert body["passes"] == (abs(body["steps"][-1]["spearman"]) < body["pass_below"])
     assert main(["sanity", "--method", "gradcam", "--images", "2"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("mnist_cnn, gradcam, 2 inputs: ")
     assert "randomised down to   rank corr.   SSIM\nfc2 " in text
+
+
+def test_sanity_against_shuffled_labels_and_with_faithfulness_is_the_engines(env, capsys):
+    shuffled = env / "shuffled.safetensors"
+    assert main(["train", "--epochs", "0.3", "--shuffle-labels", "--out", str(shuffled), "--quiet"]) == 0
+    capsys.readouterr()
+    body = run_json(capsys, ["sanity", "--method", "saliency", "--images", "2", "--against", str(shuffled),
+                             "--faithfulness", "--json"])
+    images = load_mnist("test", Settings(mnist_dir=env / "mnist")).images[:2].float()[:, None] / 255
+    model = load_model("mnist_cnn").adapter
+    other = load_checkpoint(shuffled).adapter
+    other.name = "shuffled.safetensors"
+    assert body == {"model": "mnist_cnn", "images": 2, "test": "data",
+                    **data_randomisation(model, other, images, "saliency").as_dict(),
+                    "faithfulness": deletion_insertion(model, images, "saliency").as_dict()}
+    assert load_checkpoint(shuffled).metadata["training"]["config"]["shuffle_labels"] is True
+    assert main(["sanity", "--method", "saliency", "--images", "2", "--against", str(shuffled),
+                 "--faithfulness"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"mnist_cnn, saliency, 2 inputs: {body['verdict']}\ndeletion AUC ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 
@@ -197,3 +198,20 @@ def test_exact_values_are_the_engines_float32_map(client):
     x = decode_tensor(answer["input"])[None]
     engine = attribute(load_model("mnist_cnn").adapter, x, "saliency", answer["target"]).values
     assert exact["encoding"] == "float32-le-base64" and np.array_equal(values, engine.numpy())
+
+
+def test_the_arrays_route_gives_each_map_as_numpy_arrays(client):
+    pixels = sample_pixels(client, 4)
+    answer = client.post("/api/attributions/arrays", json={"pixels": pixels, "methods": ["gradcam", "saliency"]})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/octet-stream"
+    assert answer.headers["content-disposition"] == 'attachment; filename="mnist_cnn-gradcam-saliency.npz"'
+    arrays = np.load(io.BytesIO(answer.content))
+    assert sorted(arrays.files) == ["gradcam", "input", "saliency", "target"]
+    model = load_model("mnist_cnn").adapter
+    x = torch.from_numpy(arrays["input"])[None]
+    assert x.shape == (1, 1, 28, 28) and int(arrays["target"]) == int(model.logits(x).argmax())
+    for name in ("gradcam", "saliency"):
+        assert arrays[name].dtype == np.float32 and np.array_equal(
+            arrays[name], attribute(model, x, name, int(arrays["target"])).values.numpy())
+    refused = client.post("/api/attributions/arrays", json={"pixels": pixels, "methods": ["lime"]})
+    assert refused.status_code == 422

@@ -104,10 +104,34 @@ def test_a_map_exported_as_png_npy_and_json_holds_the_apis_values(page, server, 
     written = json.loads(saved[".json"].read_text())
     assert written["shape"] == [28, 28] and written["target"] == answer["target"]
     assert np.array_equal(np.array(written["values"], dtype="<f4"), expected)
-    png = saved["PNG"].read_bytes()
+    # 12 px margins, the map at 280 px, its legend's bar (10 + 14) and ends (18), 4 lines: the caption's 3 and
+    # "Not checked yet"
+    figure_height = 280 + 10 + 14 + 18 + 4 * 18
+    assert png_size(saved["PNG"]) == (12 + 280 + 12, 12 + figure_height + 12)
+    assert_caption_drawn(page, saved["PNG"], tmp_path)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Save the row as PNG").click()
+    row = tmp_path / download.value.suggested_filename
+    download.value.save_as(row)
+    width, height = png_size(row)
+    assert row.name == f"mnist_cnn-v1-class{answer['target']}-methods.png"
+    assert width == 12 + 292 * len(DEFAULT_METHODS) and height == 12 + 24 + figure_height + 12  # a title line
+
+
+def png_size(path) -> tuple[int, int]:
+    png = path.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert width == 304 and height > 304 + 60  # the map at 280 px, then its legend and caption below it
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def assert_caption_drawn(page, path, tmp_path) -> None:
+    """The caption's area holds dark text on white, and the legend's row the colour table."""
+    from PIL import Image
+    picture = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    caption = picture[304 + 30:, 12:292]
+    assert (caption.sum(axis=2) < 300).mean() > 0.02  # text: dark pixels
+    bar = picture[12 + 280 + 10 + 7, 12:292]
+    assert len({tuple(p) for p in bar}) > 50  # the diverging table, not a blank
 
 
 def test_a_slow_method_shows_its_progress_and_can_be_cancelled(page, server):
@@ -133,7 +157,13 @@ def test_a_slow_method_shows_its_progress_and_can_be_cancelled(page, server):
 
 
 def test_each_method_is_shown_with_its_sanity_checks_and_faithfulness(page, server):
-    job = ask(server, "POST", "/api/jobs", {"epochs": 0.2, "shuffle_labels": True})
+    page.goto(server.url + "/#/train")  # a version trained on shuffled labels, from the train view's form
+    page.get_by_label("Epochs").fill("0.2")
+    page.get_by_label("Shuffle the labels").check()
+    with page.expect_response(re.compile(r"/api/jobs$")) as started:
+        page.get_by_role("button", name="Start training").click()
+    job = started.value.json()
+    assert job["config"]["shuffle_labels"] is True
     deadline = time.monotonic() + 120
     while ask(server, "GET", f"/api/jobs/{job['id']}")["status"] not in ("completed", "failed"):
         assert time.monotonic() < deadline, "the shuffled-label run did not finish"
@@ -145,7 +175,7 @@ def test_each_method_is_shown_with_its_sanity_checks_and_faithfulness(page, serv
         box.set_checked(box.get_attribute("value") in ("gradcam", "guided_backprop"))
     page.get_by_role("button", name="Check these methods").click()
     wait_until(page, "document.querySelectorAll('[data-testid=checks-gradcam] li, "
-                     "[data-testid=checks-guided_backprop] li').length === 6", 120)
+                     "[data-testid=checks-guided_backprop] li').length === 8", 120)
     assert page.get_by_test_id("checks-saliency").inner_text() == "Not checked yet: “Check these methods”."
     for method in ("gradcam", "guided_backprop"):
         sanity = ask(server, "POST", "/api/sanity", {"method": method})
@@ -155,10 +185,15 @@ def test_each_method_is_shown_with_its_sanity_checks_and_faithfulness(page, serv
         lines = page.get_by_test_id(f"checks-{method}").locator("li").all_inner_texts()
         assert lines[0] == f"Weights randomised: {sanity['verdict']}"
         assert lines[1] == f"Labels shuffled: {data['verdict']}"
-        assert lines[2].startswith(f"Deletion AUC {curves['deletion']['auc']:.3f} (random order "
-                                   f"{curves['random']['deletion']['auc']:.3f}")
+        assert lines[2:] == [
+            f"Deletion AUC {curves['deletion']['auc']:.3f} (random order {curves['random']['deletion']['auc']:.3f}; "
+            "lower is better)",
+            f"Insertion AUC {curves['insertion']['auc']:.3f} (random order {curves['random']['insertion']['auc']:.3f}; "
+            "higher is better)"]
         classes = page.get_by_test_id(f"checks-{method}").locator("li").evaluate_all("l => l.map(i => i.className)")
-        assert classes == [sanity["outcome"], data["outcome"], "passes" if curves["beats_random"] else "fails"]
+        verdict = {True: "passes", False: "fails"}
+        assert classes == [sanity["outcome"], data["outcome"], verdict[curves["deletion_beats_random"]],
+                           verdict[curves["insertion_beats_random"]]]
 
 
 def test_a_confusion_cell_opens_its_mistakes_and_one_opens_in_the_explain_view(page, server):

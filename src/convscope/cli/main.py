@@ -59,7 +59,8 @@ def _add_train_parser(commands) -> None:
                    help="share of the training set held out for validation")
     p.add_argument("--augment", action="store_true", help="random small rotations, scalings, shifts, thickening")
     p.add_argument("--shuffle-labels", action="store_true",
-                   help="train on shuffled labels: the model the data randomisation check compares with")
+                   help="train on shuffled labels: the model the data randomisation check compares with (use "
+                        "--lr 0.001: at the default its ReLUs die and every map is flat)")
     p.add_argument("--target-accuracy", type=float,
                    help="stop once validation accuracy reaches this (0-1); default: train every epoch")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random seed")

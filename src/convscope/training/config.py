@@ -47,6 +47,7 @@ class TrainConfig(_Record):
     augment: bool = False  # small random rotations, scalings, shifts and stroke thickening
     # Train on the training labels shuffled once (with the seed): the data randomisation test of Adebayo et al.
     # (2018) compares a method's maps for the model and for one trained like this. Validation and test keep theirs.
+    # At the default learning rate such a model's ReLUs die (every map flat); 0.001 keeps them alive.
     shuffle_labels: bool = False
     target_accuracy: float | None = None  # stop early once validation accuracy reaches this (0-1)
     seed: int = 0

@@ -3,7 +3,13 @@
 Deletion removes the pixels a map ranks highest first (sets them to zero) and follows the target class's
 probability as it falls: a faithful map makes it fall fast (a small area under the curve). Insertion starts from a
 blurred copy of the input and puts the original pixels back in the same order: a faithful map makes the probability
-rise fast (a large area). The same curves for a random order of the pixels are the reference a map must beat."""
+rise fast (a large area). The same curves for a random order of the pixels are the reference a map must beat.
+
+Each curve is judged against its reference on its own. On MNIST both references are informative. On ImageNet
+photos random-order deletion is not: black pixels strewn at random are salt noise no photo has, which destroys the
+prediction faster than removing any map's regions (EfficientNet-Lite0: area 0.05, below every method's; a blurred
+copy in place of black did the same, 0.075), so there methods are compared with each other, and insertion, whose
+random reference stays low, is the curve that separates them."""
 
 from __future__ import annotations
 
@@ -48,12 +54,19 @@ class Faithfulness:
     random_insertion: Curve
 
     @property
-    def beats_random(self) -> bool:
-        """Both curves better than the random order's: deletion falls faster, insertion rises faster."""
-        return self.deletion.auc < self.random_deletion.auc and self.insertion.auc > self.random_insertion.auc
+    def deletion_beats_random(self) -> bool:
+        """The probability falls faster than when the pixels go in a random order."""
+        return self.deletion.auc < self.random_deletion.auc
+
+    @property
+    def insertion_beats_random(self) -> bool:
+        """The probability rises faster than when the pixels come back in a random order."""
+        return self.insertion.auc > self.random_insertion.auc
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "images": self.images, "beats_random": self.beats_random,
+        return {"method": self.method, "images": self.images,
+                "deletion_beats_random": self.deletion_beats_random,
+                "insertion_beats_random": self.insertion_beats_random,
                 "deletion": self.deletion.as_dict(), "insertion": self.insertion.as_dict(),
                 "random": {"deletion": self.random_deletion.as_dict(),
                            "insertion": self.random_insertion.as_dict()}}

@@ -137,15 +137,19 @@ class DataRandomisation:
     targets: list[int]
     spearman: float | None  # of the absolute attributions, the mean over the inputs; None when the maps are flat
     ssim: float
+    flat_against: bool = False  # every map of the shuffled-label model is flat: it learned nothing at all
 
     @property
     def outcome(self) -> str:
-        if self.spearman is None:
+        if self.spearman is None or self.flat_against:
             return "inconclusive"
         return "passes" if abs(self.spearman) < PASS_BELOW else "fails"
 
     @property
     def verdict(self) -> str:
+        if self.flat_against:
+            return (f"inconclusive: every map of {self.against} is flat, so it learned nothing to compare with (its "
+                    "ReLUs died in training: train it with a smaller learning rate, 0.001 say)")
         if self.spearman is None:
             return "inconclusive: the maps are flat (no ranks to compare)"
         measured = f"rank correlation {self.spearman:.2f}, SSIM {self.ssim:.2f} against {self.against}"
@@ -155,7 +159,8 @@ class DataRandomisation:
 
     def as_dict(self) -> dict:
         return {"method": self.method, "against": self.against, "targets": self.targets, "outcome": self.outcome,
-                "verdict": self.verdict, "pass_below": PASS_BELOW, "spearman": self.spearman, "ssim": self.ssim}
+                "verdict": self.verdict, "pass_below": PASS_BELOW, "spearman": self.spearman, "ssim": self.ssim,
+                "flat_against": self.flat_against}
 
 
 def data_randomisation(model: ModelAdapter, shuffled: ModelAdapter, images: torch.Tensor, method: str,
@@ -176,9 +181,10 @@ def data_randomisation(model: ModelAdapter, shuffled: ModelAdapter, images: torc
         if progress is not None:
             progress(done + 1, len(images))
     correlations = [c for c in (spearman(*pair) for pair in pairs) if c is not None]
+    flat = all(bool((b == b.flatten()[0]).all()) for _, b in pairs)
     return DataRandomisation(method, shuffled.name, targets,
                              float(np.mean(correlations)) if correlations else None,
-                             float(np.mean([ssim(*pair) for pair in pairs])))
+                             float(np.mean([ssim(*pair) for pair in pairs])), flat)
 
 
 def sanity_inputs(model: ModelAdapter, dataset: str, count: int, settings=None) -> torch.Tensor:

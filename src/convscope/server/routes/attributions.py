@@ -5,20 +5,23 @@ progress to a client that accepts NDJSON (progress_stream.py), and stopped when 
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from ...errors import InputError
-from ...inspect.attribution import ATTRIBUTIONS, attribute
+from ...inspect.attribution import ATTRIBUTIONS, Attribution, attribute
 from ...inspect.attribution.base import Run
 from ...inspect.attribution.registry import layer_for
 from ...inspect.attribution.faithfulness import deletion_insertion, faithfulness_cost
 from ...inspect.attribution.sanity import cascading_randomisation, check_cost, data_randomisation, sanity_inputs
 from ..encoding import encode_exact, encode_tensor
 from ..progress_stream import NDJSON, answer_with_progress
-from ..schemas import AttributionRequest, FaithfulnessRequest, SanityRequest, errors
+from ..schemas import AttributionRequest, FaithfulnessRequest, MethodCheck, SanityRequest, errors
 from ..state import AppState, app_state
 from ._documented import DocumentedRoute
 from ._inputs import json_image
@@ -47,33 +50,42 @@ STREAMED = {200: {"description": f"the answer; with `Accept: {NDJSON}`, progress
                    "content": {NDJSON: {}}}}
 
 
+def explained_input(state: AppState, request: AttributionRequest):
+    """The model, its adapter, the prepared input and its framing; a request too costly or naming a layer no CAM
+    can use refused before any work begins."""
+    image = json_image(request, state.settings)
+    loaded = state.models.load(state.models.resolve(request.model, request.version))
+    adapter = loaded.checkpoint.adapter
+    refuse_above(sum(ATTRIBUTIONS[name].macs(adapter) for name in request.methods), "request",
+                 "ask for fewer or cheaper methods, or run convscope explain --attributions")
+    for name in request.methods:
+        layer_for(adapter, name, request.layer)
+    x, framing = image.model_input(adapter.preprocessing)
+    return loaded, adapter, x, framing
+
+
+def explain_all(adapter, x, request: AttributionRequest, progress, cancelled) -> list[Attribution]:
+    """Each method's attribution, in order, all for one class: the one asked, or the predicted one (found once).
+    Progress counts the inputs all the methods evaluate, as one request."""
+    expected = [ATTRIBUTIONS[name].passes(Run(adapter, x[None], 0, request.layer)) for name in request.methods]
+    maps, target = [], request.target
+    for k, name in enumerate(request.methods):
+        before = sum(expected[:k])
+        step = None if progress is None else (lambda done, _, before=before: progress(before + done, sum(expected)))
+        maps.append(attribute(adapter, x, name, target, request.layer, step, cancelled))
+        target = maps[0].target
+    return maps
+
+
 @router.post("/attributions", summary="Explain an image (data URL) or a 28x28 array with several attribution "
                                       "methods, side by side: each map's raw values, so maps can share a scale",
              responses={**errors(415), **STREAMED})
 async def attributions(request: AttributionRequest, http: Request, state: AppState = Depends(app_state)):
-    def prepare():
-        image = json_image(request, state.settings)
-        loaded = state.models.load(state.models.resolve(request.model, request.version))
-        adapter = loaded.checkpoint.adapter
-        refuse_above(sum(ATTRIBUTIONS[name].macs(adapter) for name in request.methods), "request",
-                     "ask for fewer or cheaper methods, or run convscope explain --attributions")
-        for name in request.methods:  # a wrong layer is refused now, not once the answer has begun
-            layer_for(adapter, name, request.layer)
-        x, framing = image.model_input(adapter.preprocessing)
-        return loaded, adapter, x, framing
-
-    loaded, adapter, x, framing = await state.infer(prepare)
+    loaded, adapter, x, framing = await state.infer(lambda: explained_input(state, request))
 
     def work(progress, cancelled) -> dict:
-        # one count for the whole request: the inputs each method evaluates, added up
-        expected = [ATTRIBUTIONS[name].passes(Run(adapter, x[None], 0, request.layer)) for name in request.methods]
-        maps, target = [], request.target
-        for k, name in enumerate(request.methods):
-            before = sum(expected[:k])
-            step = None if progress is None else (lambda done, _, before=before: progress(before + done,
-                                                                                          sum(expected)))
-            maps.append(attribute(adapter, x, name, target, request.layer, step, cancelled))
-            target = maps[0].target  # the predicted class, found once, when none was asked for
+        maps = explain_all(adapter, x, request, progress, cancelled)
+        target = maps[0].target
         return {"model": loaded.ref.model, "version": loaded.ref.version, "target": target,
                 "target_class": adapter.class_names[target], "framing": framing.as_dict(),
                 "input": encode_tensor(x if x.shape[0] > 1 else x[0]),
@@ -84,6 +96,35 @@ async def attributions(request: AttributionRequest, http: Request, state: AppSta
                           **({"exact": encode_exact(m.values)} if request.exact else {})} for m in maps]}
 
     return await answer_with_progress(http, state, work)
+
+
+@router.post("/attributions/arrays", summary="The same explanation as NumPy arrays: an .npz archive holding the "
+                                             "model input and one float32 (H, W) map per method, by its name",
+             responses={**errors(415), 200: {"content": {"application/octet-stream": {}},
+                                             "description": "an .npz archive (numpy.load reads it)"}},
+             response_class=Response)
+async def attribution_arrays(request: AttributionRequest, state: AppState = Depends(app_state)):
+    def work() -> bytes:
+        _, adapter, x, _ = explained_input(state, request)
+        maps = explain_all(adapter, x, request, None, None)
+        arrays = {"input": x.numpy(), "target": np.array(maps[0].target),
+                  **{m.method: m.values.numpy().astype("<f4") for m in maps}}
+        archive = io.BytesIO()
+        np.savez(archive, **arrays)
+        return archive.getvalue()
+
+    stem = f"{request.model}-{'-'.join(request.methods)}"
+    return Response(await state.infer(work), media_type="application/octet-stream",
+                    headers={"content-disposition": f'attachment; filename="{stem}.npz"'})
+
+
+def check_inputs(state: AppState, request: MethodCheck):
+    """The model a check is asked for, its adapter and the inputs it runs over; a layer no CAM can use refused."""
+    loaded = state.models.load(state.models.resolve(request.model, request.version))
+    adapter = loaded.checkpoint.adapter
+    layer_for(adapter, request.method, request.layer)
+    images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images, state.settings.engine_settings())
+    return loaded, adapter, images
 
 
 def cached_check(state: AppState, key: tuple, check: Callable[..., dict]):
@@ -106,10 +147,7 @@ def cached_check(state: AppState, key: tuple, check: Callable[..., dict]):
                                 "labels. Cached per model version and method", responses=STREAMED)
 async def sanity(request: SanityRequest, http: Request, state: AppState = Depends(app_state)):
     def prepare():
-        loaded = state.models.load(state.models.resolve(request.model, request.version))
-        adapter = loaded.checkpoint.adapter
-        images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
-                               state.settings.engine_settings())
+        loaded, adapter, images = check_inputs(state, request)
         shuffled = None
         if request.against_version is not None:
             shuffled = state.models.load(state.models.resolve(request.model, request.against_version))
@@ -145,10 +183,7 @@ async def sanity(request: SanityRequest, http: Request, state: AppState = Depend
              responses=STREAMED)
 async def faithfulness(request: FaithfulnessRequest, http: Request, state: AppState = Depends(app_state)):
     def prepare():
-        loaded = state.models.load(state.models.resolve(request.model, request.version))
-        adapter = loaded.checkpoint.adapter
-        images = sanity_inputs(adapter, loaded.checkpoint.spec.dataset, request.images,
-                               state.settings.engine_settings())
+        loaded, adapter, images = check_inputs(state, request)
         refuse_above(faithfulness_cost(adapter, request.method, len(images)), "check",
                      "ask for fewer images or a method with fewer passes")
         return loaded, adapter, images

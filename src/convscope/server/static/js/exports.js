@@ -1,5 +1,5 @@
-// Saving what a view shows: a tensor as NumPy .npy (float32, its shape) or JSON ({shape, values} nested), and a
-// figure as PNG with its legend and caption drawn in, so the picture explains itself outside the app.
+// Saving what a view shows: a tensor as NumPy .npy (float32, its shape) or JSON ({shape, values} nested), and
+// figures as PNG with their legends and captions drawn in, so the picture explains itself outside the app.
 
 // The API's exact values ("float32-le-base64") -> Float32Array.
 export function decodeExact(encoded) {
@@ -42,35 +42,48 @@ export function jsonBlob(values, shape, about) {
 
 const SIDE = 280; // px a map is drawn at in an exported figure (nearest neighbour: a 28x28 map stays crisp)
 const PAD = 12;
+const LINE = 18;
 
-// The figure (a map's canvas, its legend's colour bar and end values, and a caption of one or more lines) as a
-// PNG blob.
-export function figurePng(mapCanvas, legendBar, [low, label, high], captionLines) {
-  const lineHeight = 18;
+function figureHeight(figure) {
+  return SIDE + 10 + 14 + LINE + figure.caption.length * LINE;
+}
+
+// One figure with its top left corner at (x, y): the map, its legend's colour bar and end values, its caption.
+function drawFigure(context, x, y, { map, bar, ends: [low, label, high], caption }) {
+  context.imageSmoothingEnabled = false;
+  context.drawImage(map, x, y, SIDE, SIDE);
+  y += SIDE + 10;
+  context.drawImage(bar, x, y, SIDE, 14);
+  y += 14 + LINE - 4;
+  context.fillStyle = "#222";
+  context.font = "12px sans-serif";
+  for (const [text, align, at] of [[low, "left", x], [label, "center", x + SIDE / 2], [high, "right", x + SIDE]]) {
+    context.textAlign = align;
+    context.fillText(text, at, y);
+  }
+  context.textAlign = "left";
+  context.font = "13px sans-serif";
+  for (const line of caption) {
+    y += LINE;
+    context.fillText(line, x, y, SIDE);
+  }
+}
+
+// Figures side by side, under a title if given, as a PNG blob. Each figure: {map: canvas, bar: its legend's
+// colour bar (a canvas), ends: [low, label, high] texts, caption: lines}.
+export function figuresPng(figures, title = null) {
+  const top = title ? PAD + LINE + 6 : PAD;
   const canvas = document.createElement("canvas");
-  canvas.width = SIDE + 2 * PAD;
-  canvas.height = PAD + SIDE + 10 + 14 + lineHeight + captionLines.length * lineHeight + PAD;
+  canvas.width = figures.length * (SIDE + PAD) + PAD;
+  canvas.height = top + Math.max(...figures.map(figureHeight)) + PAD;
   const context = canvas.getContext("2d");
   context.fillStyle = "#fff";
   context.fillRect(0, 0, canvas.width, canvas.height);
-  context.imageSmoothingEnabled = false;
-  context.drawImage(mapCanvas, PAD, PAD, SIDE, SIDE);
-  let y = PAD + SIDE + 10;
-  context.drawImage(legendBar, PAD, y, SIDE, 14);
-  y += 14 + lineHeight - 4;
-  context.fillStyle = "#222";
-  context.font = "12px sans-serif";
-  context.textAlign = "left";
-  context.fillText(low, PAD, y);
-  context.textAlign = "center";
-  context.fillText(label, PAD + SIDE / 2, y);
-  context.textAlign = "right";
-  context.fillText(high, PAD + SIDE, y);
-  context.textAlign = "left";
-  context.font = "13px sans-serif";
-  for (const line of captionLines) {
-    y += lineHeight;
-    context.fillText(line, PAD, y, SIDE);
+  if (title) {
+    context.fillStyle = "#111";
+    context.font = "bold 15px sans-serif";
+    context.fillText(title, PAD, PAD + LINE - 4, canvas.width - 2 * PAD);
   }
+  figures.forEach((figure, k) => drawFigure(context, PAD + k * (SIDE + PAD), top, figure));
   return new Promise((resolve) => { canvas.toBlob(resolve, "image/png"); });
 }

@@ -8,7 +8,7 @@
 import { api, streamed } from "../api.js";
 import { DIVERGING, GREY, HEAT, legend } from "../colors.js";
 import { h, messageBox } from "../dom.js";
-import { decodeExact, figurePng, jsonBlob, npyBlob, save } from "../exports.js";
+import { decodeExact, figuresPng, jsonBlob, npyBlob, save } from "../exports.js";
 import { photoInput } from "../photoinput.js";
 import { paintInput, paintMap } from "../pictures.js";
 import { inputFields } from "../predict.js";
@@ -199,10 +199,19 @@ export function createExplainView(root, store) {
   function draw() {
     const everything = shown.flatMap((answer) => answer.maps);
     const sharedPeak = Math.max(...everything.map((m) => peakOf(m.exactValues)));
-    rows.replaceChildren(...shown.map((answer) => h("section", { class: "attribution-row" },
-      h("h3", { text: `Why “${answer.target_class}”` }),
-      h("div", { class: "attribution-maps" }, ...answer.maps.map((map) => figure(answer, map,
-        scale.value === "shared" ? sharedPeak : peakOf(map.exactValues)))))));
+    rows.replaceChildren(...shown.map((answer) => {
+      const figures = answer.maps.map((map) => figure(answer, map,
+        scale.value === "shared" ? sharedPeak : peakOf(map.exactValues)));
+      const title = `Why “${answer.target_class}”`;
+      const scaleNote = scale.value === "shared" ? "one scale for all maps" : "each map on its own scale";
+      const saveRow = async () => save(await figuresPng(figures.map((f) => f.picture),
+        `${input.name}: ${title}, ${answer.model} v${answer.version} (${scaleNote})`),
+      `${answer.model}-v${answer.version}-class${answer.target}-methods.png`);
+      return h("section", { class: "attribution-row" },
+        h("div", { class: "toolbar" }, h("h3", { text: title }),
+          h("button", { type: "button", text: "Save the row as PNG", onclick: saveRow })),
+        h("div", { class: "attribution-maps" }, ...figures.map((f) => f.element)));
+    }));
   }
 
   function figure(answer, map, peak) {
@@ -219,18 +228,20 @@ export function createExplainView(root, store) {
       model: answer.model, version: answer.version, layer: map.layer };
     const stem = `${answer.model}-v${answer.version}-${map.name}-class${answer.target}`;
     const verdicts = checkLines(map.name);
-    return h("figure", { class: "attribution", "data-method": map.name },
+    const picture = { map: canvas, bar: key.querySelector("canvas"), ends,
+      caption: [...caption, ...verdicts.map((v) => v.text)] };
+    const element = h("figure", { class: "attribution", "data-method": map.name },
       canvas, key, h("figcaption", {}, ...caption.map((line) => h("div", { text: line }))),
       h("ul", { class: "checks", "data-testid": `checks-${map.name}` }, ...verdicts.map((v) => h("li", {
         class: v.outcome ?? "", text: v.text }))),
       h("div", { class: "toolbar exports" },
         h("button", { type: "button", text: "PNG", title: "The map with its legend and caption",
-          onclick: async () => save(await figurePng(canvas, key.querySelector("canvas"), ends,
-            [...caption, ...verdicts.map((v) => v.text)]), `${stem}.png`) }),
+          onclick: async () => save(await figuresPng([picture]), `${stem}.png`) }),
         h("button", { type: "button", text: ".npy", title: "The raw values, float32",
           onclick: () => save(npyBlob(map.exactValues, [height, width]), `${stem}.npy`) }),
         h("button", { type: "button", text: ".json", title: "The raw values with their shape",
           onclick: () => save(jsonBlob(map.exactValues, [height, width], about), `${stem}.json`) })));
+    return { element, picture };
   }
 
   // What the checks found for `method`, one line each; none yet: a hint.
@@ -242,9 +253,10 @@ export function createExplainView(root, store) {
     if (found.data) lines.push({ outcome: found.data.outcome, text: `Labels shuffled: ${found.data.verdict}` });
     if (found.faithfulness) {
       const f = found.faithfulness;
-      lines.push({ outcome: f.beats_random ? "passes" : "fails", text: `Deletion AUC ${f.deletion.auc.toFixed(3)} `
-        + `(random order ${f.random.deletion.auc.toFixed(3)}, lower is better); insertion AUC `
-        + `${f.insertion.auc.toFixed(3)} (random ${f.random.insertion.auc.toFixed(3)}, higher is better)` });
+      lines.push({ outcome: f.deletion_beats_random ? "passes" : "fails", text: `Deletion AUC `
+        + `${f.deletion.auc.toFixed(3)} (random order ${f.random.deletion.auc.toFixed(3)}; lower is better)` });
+      lines.push({ outcome: f.insertion_beats_random ? "passes" : "fails", text: `Insertion AUC `
+        + `${f.insertion.auc.toFixed(3)} (random order ${f.random.insertion.auc.toFixed(3)}; higher is better)` });
     }
     for (const problem of found.problems ?? []) lines.push({ text: problem });
     return lines;

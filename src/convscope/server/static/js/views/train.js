@@ -48,7 +48,8 @@ export function createTrainView(root, store) {
     optimizer: h("select", {}),
     seed: h("input", { type: "number", step: "1" }),
     // a model that learned nothing from its labels: what the explain view's data randomisation check compares with
-    shuffle_labels: h("input", { type: "checkbox" }),
+    shuffle_labels: h("input", { type: "checkbox",
+      title: "Use learning rate 0.001: at the default, a model fed shuffled labels loses its ReLUs (flat maps)" }),
   };
   // (the model list itself comes from /api/models: the trainable ones; the schema gives its default)
   const formReady = requestSchema("JobRequest").then((schema) => applySchema(schema, inputs));
