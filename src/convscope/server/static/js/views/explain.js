@@ -74,7 +74,7 @@ export function createExplainView(root, store) {
 
   let methods = []; // GET /api/attributions
   let input = null; // {fields: {pixels} | {image}, name}
-  let shown = []; // [{answer, element, figures: [{map, canvas, ...}]}], one per class explained
+  let shown = []; // one answer per class explained, its maps gathered one method at a time (with exactValues)
   let checks = new Map(); // method -> {sanity, data, faithfulness} answers for the model shown
   let running = null; // the AbortController of the work in progress
   let alive = true;
