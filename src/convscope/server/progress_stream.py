@@ -43,8 +43,8 @@ async def progress_lines(state: AppState, work: Work) -> AsyncIterator[bytes]:
     updates: asyncio.Queue[dict] = asyncio.Queue()
     stop = threading.Event()
 
-    def progress(done: int, total: int) -> None:
-        loop.call_soon_threadsafe(updates.put_nowait, {"progress": {"done": done, "total": total}})
+    def progress(done: int, total: int, **shown) -> None:  # shown: more to send with it (an image so far)
+        loop.call_soon_threadsafe(updates.put_nowait, {"progress": {"done": done, "total": total, **shown}})
 
     task = asyncio.ensure_future(state.infer(lambda: work(progress, stop.is_set)))
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even when nobody waits any more

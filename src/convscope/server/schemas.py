@@ -125,6 +125,48 @@ class FaithfulnessRequest(MethodCheck):
     pass
 
 
+class FeatureTopRequest(ModelChoice):
+    layer: str = Field(max_length=200, description="a layer of the model (GET /api/models/{name}/architecture)")
+    channel: int = Field(ge=0, le=INT4_MAX)
+    k: int = Field(9, ge=1, le=32, description="how many images")
+    dataset: str | None = Field(None, max_length=200, description="mnist:test, photos (the four sample photos) or "
+                                                                  "folder:<name>; default: mnist:test for a digit "
+                                                                  "model, photos for the others")
+
+
+class VisualizeRequest(ModelChoice):
+    """What to drive: a channel of ``layer`` (with ``position``: one neuron of it), or a class ``logit``."""
+
+    layer: str | None = Field(None, max_length=200)
+    channel: int | None = Field(None, ge=0, le=INT4_MAX)
+    position: list[Annotated[int, Field(ge=0, le=INT4_MAX)]] | None = Field(
+        None, min_length=2, max_length=2, description="[row, column] of one neuron; default: the channel's mean")
+    logit: int | None = Field(None, ge=0, le=INT4_MAX, description="a class index instead of a layer's channel")
+    steps: int = Field(256, ge=1, le=2048)
+    size: int | None = Field(None, ge=8, le=512, description="side of the image; default: the model's input")
+    parameterisation: Literal["fourier", "pixels"] = "fourier"
+    decorrelate: bool = True
+    batch: int = Field(1, ge=1, le=8, description="images made together")
+    diversity: float = Field(0.0, ge=0, le=1000, description="how hard the images are pushed apart (batch > 1)")
+    seed: int = Field(0, ge=0, le=INT4_MAX)
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.logit is None) == (self.layer is None or self.channel is None):
+            raise ValueError("name either a layer and a channel, or a logit")
+        if self.position is not None and self.logit is not None:
+            raise ValueError("a position belongs to a layer's channel, not to a logit")
+        return self
+
+    def target(self):
+        from ..inspect.features import Target
+        if self.logit is not None:
+            return Target.logit(self.logit)
+        if self.position is not None:
+            return Target.neuron(self.layer, self.channel, tuple(self.position))
+        return Target.channel(self.layer, self.channel)
+
+
 class RerunRequest(Strict, ExplainFields):
     version: int | None = Field(None, ge=1, le=INT4_MAX, description="default: the model's active version")
 

@@ -33,6 +33,7 @@ class AppState:
     inference: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "convscope-inference"))
     evaluations: Evaluations = field(init=False)
     sanity_checks: SanityChecks = field(default_factory=SanityChecks)
+    feature_keys: dict[int, str] = field(default_factory=dict)  # model version id -> its weights' fingerprint
 
     def __post_init__(self) -> None:
         self.evaluations = Evaluations(self)
