@@ -227,7 +227,7 @@ def command_helps(capsys, argv=()):
     assert main([*argv, "--help"]) == 0
     text = capsys.readouterr().out
     helps = {tuple(argv): text}
-    for name in re.findall(r"^    (\w+)", text, re.M):  # the commands listed, indented under (SUB)COMMAND
+    for name in re.findall(r"^    ([\w-]+)", text, re.M):  # the commands listed, indented under (SUB)COMMAND
         helps.update(command_helps(capsys, (*argv, name)))
     return helps
 

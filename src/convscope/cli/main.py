@@ -13,6 +13,8 @@ import numpy as np
 
 from ..errors import ConvscopeError
 from .evaluate import add_evaluate_parser, cmd_evaluate
+from .features import add_top_activating_parser, add_visualize_parser, cmd_top_activating, cmd_visualize
+from .overview import add_features_overview_parser, cmd_features_overview
 from .finetune import add_finetune_parser, cmd_finetune
 from .layers import add_layers_parser, cmd_layers
 from .sanity import add_sanity_parser, cmd_sanity
@@ -134,6 +136,9 @@ def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
     add_layers_parser(commands)
     add_weights_parser(commands)
     add_sanity_parser(commands)
+    add_visualize_parser(commands)
+    add_top_activating_parser(commands)
+    add_features_overview_parser(commands)
     add_tensorboard_parser(commands)
     add_streamlit_parser(commands)
     return parser
@@ -354,6 +359,9 @@ COMMANDS = {"serve": cmd_serve, "models": cmd_models, "train": cmd_train, "finet
             "evaluate": lambda args: cmd_evaluate(args, _load),
             "predict": cmd_predict, "explain": cmd_explain, "weights": cmd_weights,
             "layers": lambda args: cmd_layers(args, _load), "sanity": lambda args: cmd_sanity(args, _load),
+            "visualize": lambda args: cmd_visualize(args, _load),
+            "top-activating": lambda args: cmd_top_activating(args, _load),
+            "features-overview": lambda args: cmd_features_overview(args, _load),
             "tensorboard": cmd_tensorboard,
             "streamlit": cmd_streamlit}
 
