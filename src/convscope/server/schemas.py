@@ -149,6 +149,7 @@ class VisualizeRequest(ModelChoice):
     batch: int = Field(1, ge=1, le=8, description="images made together")
     diversity: float = Field(0.0, ge=0, le=1000, description="how hard the images are pushed apart (batch > 1)")
     seed: int = Field(0, ge=0, le=INT4_MAX)
+    only_cached: bool = Field(False, description="answer only with one made before (no images when there is none)")
 
     @model_validator(mode="after")
     def _one_target(self):

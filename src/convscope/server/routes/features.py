@@ -16,7 +16,8 @@ from PIL import Image
 from ...data.photos import PHOTOS
 from ...errors import InputError
 from ...inspect.features import (FeatureCache, ImageFiles, VisualizationSettings, cached_top_activating,
-                                 cached_visualize, crop, receptive_field, weights_fingerprint)
+                                 cached_visualize, crop, model_key, receptive_field,
+                                 weights_fingerprint)
 from ..evaluations import find_dataset
 from ..progress_stream import answer_with_progress
 from ..schemas import FeatureTopRequest, VisualizeRequest, errors
@@ -129,11 +130,17 @@ async def visualize(request: VisualizeRequest, http: Request, state: AppState = 
             if progress is not None:
                 progress(step, settings.steps, images=[png_url(image) for image in images])
 
-        result, cached = cached_visualize(cache_of(state), adapter, target, settings,
-                                          version=fingerprint_of(state, loaded), progress=progress, on_image=show,
-                                          image_every=IMAGE_EVERY, cancelled=cancelled)
-        return {"model": loaded.ref.model, "version": loaded.ref.version, "target": target.as_dict(),
-                "settings": result.settings.as_dict(), "values": result.values, "seconds": round(result.seconds, 3),
-                "cached": cached, "images": [png_url(image) for image in result.images]}
+        about = {"model": loaded.ref.model, "version": loaded.ref.version, "target": target.as_dict()}
+        fingerprint = fingerprint_of(state, loaded)
+        if request.only_cached:
+            kept = cache_of(state).visualization(model_key(adapter, fingerprint), target, settings)
+            if kept is None:
+                return {**about, "settings": settings.as_dict(), "cached": False, "images": []}
+        result, cached = cached_visualize(cache_of(state), adapter, target, settings, version=fingerprint,
+                                          progress=progress, on_image=show, image_every=IMAGE_EVERY,
+                                          cancelled=cancelled)
+        return {**about, "settings": result.settings.as_dict(), "values": result.values,
+                "seconds": round(result.seconds, 3), "cached": cached,
+                "images": [png_url(image) for image in result.images]}
 
     return await answer_with_progress(http, state, work)

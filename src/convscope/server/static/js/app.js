@@ -9,6 +9,7 @@ import { createDashboardView } from "./views/dashboard.js";
 import { createDrawView } from "./views/draw.js";
 import { createEvaluateView } from "./views/evaluate.js";
 import { createExplainView } from "./views/explain.js";
+import { createFeaturesView } from "./views/features.js";
 import { createPhotoView } from "./views/photo.js";
 import { createTrainView } from "./views/train.js";
 import { modelLabel } from "./weightsstate.js";
@@ -24,8 +25,8 @@ async function createNetworkView(root, store) {
 }
 
 const VIEWS = { draw: createDrawView, photo: createPhotoView, explain: createExplainView,
-  compare: createCompareView, architecture: createArchitectureView, dashboard: createDashboardView,
-  train: createTrainView, evaluate: createEvaluateView, network: createNetworkView };
+  features: createFeaturesView, compare: createCompareView, architecture: createArchitectureView,
+  dashboard: createDashboardView, train: createTrainView, evaluate: createEvaluateView, network: createNetworkView };
 
 const store = createStore();
 const select = document.getElementById("model-select");

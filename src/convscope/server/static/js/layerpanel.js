@@ -6,6 +6,7 @@
 import { api, query } from "./api.js";
 import { DIVERGING, VIRIDIS, legend, levelOf, paint } from "./colors.js";
 import { h } from "./dom.js";
+import { channelLooksFor } from "./channelfeatures.js";
 import { compact, shapeText } from "./layergraph.js";
 import { decodeTensor } from "./tensors.js";
 import { filters, stats } from "./weightsview.js";
@@ -45,8 +46,9 @@ function valueAt(event, canvas, tensor, c) {
   return { x, y, value: tensor.values[c * height * width + y * width + x] };
 }
 
-// `request(body)`: POSTs to /api/layers/activations with the current input and model added.
-export function featureMaps(layer, request) {
+// `request(body)`: POSTs to /api/layers/activations with the current input and model added. `about` {model,
+// version}: an enlarged channel of a spatial layer also shows what it looks for (channelfeatures.js).
+export function featureMaps(layer, request, about = null) {
   const status = h("p", { class: "muted hover-value", "aria-live": "polite" });
   const grid = h("div", { class: "channel-grid", "data-testid": "channel-grid" });
   const sort = h("select", { "aria-label": "Channel order" }, h("option", { value: "index", text: "by index" }),
@@ -61,6 +63,8 @@ export function featureMaps(layer, request) {
   let turn = 0;
 
   let enlarging = 0;
+  let lookingFor = null; // the enlarged channel's top patches and visualization, stopped when the dialog closes
+  dialog.addEventListener("close", () => lookingFor?.dispose());
 
   async function enlarge(channel) {
     const mine = ++enlarging;
@@ -81,9 +85,12 @@ export function featureMaps(layer, request) {
       caption.textContent = `channel ${channel} at (${at.y}, ${at.x}): ${at.value.toPrecision(4)}`;
     });
     const caption = h("p", { class: "muted", text: `channel ${channel}: ${tensor.shape[1]}×${tensor.shape[2]}` });
+    lookingFor?.dispose();
+    lookingFor = about && layer.output_shape.length === 3 ? channelLooksFor({ ...about, layer: layer.name, channel })
+      : null;
     dialog.replaceChildren(h("h4", { text: `${layer.name}, channel ${channel}` }), canvas, caption,
       legend(VIRIDIS, tensor.min[0].toPrecision(3), tensor.max[0].toPrecision(3), "activation"),
-      h("form", { method: "dialog" }, h("button", { text: "Close" })));
+      lookingFor?.element ?? "", h("form", { method: "dialog" }, h("button", { text: "Close" })));
     dialog.showModal();
   }
 
@@ -191,7 +198,7 @@ export async function layerWeights(model, version, layer) {
 
 // The whole panel for one layer; `request` as for featureMaps, or null when there is no input yet.
 export function layerPanel(layer, { model, version, request }) {
-  const maps = request ? featureMaps(layer, request) : null;
+  const maps = request ? featureMaps(layer, request, { model, version }) : null;
   const weights = h("div", { class: "muted", text: "Loading weights…" });
   const element = h("section", { class: "layer-panel", "data-testid": "layer-panel" },
     h("h3", { text: layer.name }), facts(layer),
