@@ -34,6 +34,7 @@ function filterCanvas(tensor, o) {
 export function createFeaturesView(root, store) {
   const message = messageBox(h("p", { class: "message", role: "alert", hidden: true }));
   const layer = h("select", { "aria-label": "Layer" });
+  const dataset = h("select", { "aria-label": "Images" }); // where the top patches come from
   const previous = h("button", { type: "button", text: "◂ Previous" });
   const next = h("button", { type: "button", text: "Next ▸" });
   const range = h("span", { class: "muted" });
@@ -54,7 +55,8 @@ export function createFeaturesView(root, store) {
       + "Fourier-parameterised image, robust to small shifts, scalings and rotations: Olah et al., Distill 2017) "
       + "and the patches of the dataset's images that drive it hardest (what it sees of them: its receptive "
       + "field). Early layers look for edges and colours, later ones for textures, patterns and parts." }),
-    h("div", { class: "toolbar" }, h("label", {}, "Layer ", layer), previous, next, range),
+    h("div", { class: "toolbar" }, h("label", {}, "Layer ", layer), previous, next, range,
+      h("label", {}, "Patches from ", dataset)),
     h("div", { class: "toolbar" }, h("label", {}, "Drive ", objective), h("label", {}, "Steps ", steps),
       visualizeButton, cancelButton, progress,
       progressText), message.element, grid));
@@ -75,8 +77,14 @@ export function createFeaturesView(root, store) {
       message.error(`${model.name} has no weights on this server yet: get them in the Photos view.`);
       return;
     }
-    const architecture = await api(`/api/models/${model.name}/architecture`);
-    layers = architecture.layers.filter((l) => l.output_shape.length === 3 && l.output_shape[0] > 1);
+    const [architecture, { items }] = await Promise.all([api(`/api/models/${model.name}/architecture`),
+      api("/api/datasets")]);
+    dataset.replaceChildren(h("option", { value: "", text: model.dataset === "mnist" ? "the MNIST test set"
+      : "the sample photos" }), ...items.filter((d) => d.kind === "folder" && !d.problem)
+      .map((d) => h("option", { value: d.name, text: `${d.name} (${d.count.toLocaleString()} images)` })));
+    // maps (C, H, W) and dense layers (C,): a dense layer's channel is one unit, the logits' one a class
+    layers = architecture.layers.filter((l) => (l.output_shape.length === 3 || l.output_shape.length === 1)
+      && l.output_shape[0] > 1 && l.kind !== "softmax" && l.kind !== "flatten");
     layer.replaceChildren(...layers.map((l) => h("option", { value: l.name,
       text: `${l.name} (${l.kind}, ${l.output_shape.join("×")})` })));
     offset = 0;
@@ -102,13 +110,16 @@ export function createFeaturesView(root, store) {
     previous.disabled = offset === 0;
     next.disabled = offset + PAGE >= channels;
     const filters = current.kind === "conv" ? await filtersOf(current.name).catch(() => null) : null;
+    // the logits (the last layer, one unit per class): each channel is named by its class too
+    const classes = store.classes();
+    const logits = current === layers.at(-1) && channels === classes.length ? classes : null;
     if (mine !== turn) return;
     cards = Array.from({ length: Math.min(PAGE, channels - offset) }, (_, i) => {
       const channel = offset + i;
       const pictures = h("div", { class: "feature-pictures" }, filters ? filterCanvas(filters, channel) : "");
       const patches = h("div", { class: "muted", text: "…" });
       const element = h("figure", { class: "feature-card", "data-channel": channel }, pictures, patches,
-        h("figcaption", { text: `channel ${channel}` }));
+        h("figcaption", { text: logits ? `channel ${channel}: class “${logits[channel]}”` : `channel ${channel}` }));
       return { channel, layer: current.name, pictures, patches, element };
     });
     grid.replaceChildren(...cards.map((card) => card.element));
@@ -117,7 +128,7 @@ export function createFeaturesView(root, store) {
       if (mine !== turn) return;
       try {
         const answer = await streamed("/api/features/top", { body: { ...modelFields(), layer: current.name,
-          channel: card.channel, k: 5 }, onProgress: (done, total) => {
+          channel: card.channel, k: 5, dataset: dataset.value || undefined }, onProgress: (done, total) => {
           card.patches.textContent = `reading the dataset: ${done} of ${total}`;
         } });
         card.patches.replaceChildren(patchRow(answer));
@@ -132,9 +143,9 @@ export function createFeaturesView(root, store) {
     for (const card of cards) {
       card.shown?.image.remove();
       const [, height, width] = chosen().output_shape;
+      const neuron = objective.value === "neuron" && height !== undefined; // a dense layer's channel is one
       card.shown = visualization({ ...modelFields(), layer: card.layer, channel: card.channel,
-        steps: Number(steps.value),
-        position: objective.value === "neuron" ? [Math.floor(height / 2), Math.floor(width / 2)] : undefined });
+        steps: Number(steps.value), position: neuron ? [Math.floor(height / 2), Math.floor(width / 2)] : undefined });
       card.made = false;
       card.pictures.append(card.shown.image);
       const shown = card.shown;
@@ -173,6 +184,7 @@ export function createFeaturesView(root, store) {
   }
 
   layer.addEventListener("change", () => { offset = 0; showPage().catch((e) => message.error(e.message)); });
+  dataset.addEventListener("change", () => showPage().catch((e) => message.error(e.message)));
   previous.addEventListener("click", () => { offset -= PAGE; showPage().catch((e) => message.error(e.message)); });
   next.addEventListener("click", () => { offset += PAGE; showPage().catch((e) => message.error(e.message)); });
   for (const control of [steps, objective]) control.addEventListener("change", () => { running?.abort(); showMade(); });
