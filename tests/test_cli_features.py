@@ -198,7 +198,7 @@ def test_top_activating_lists_every_channel_and_draws_64(env, capsys):
     assert grey(out / "channel_0.png").shape == (84 + LABEL_PX, 2 * 84 + GAP_PX, 3)  # whole 28 px digits, 3x
 
 
-def test_top_activating_over_a_folder_for_a_model_of_your_own(tmp_path, capsys):
+def test_top_activating_over_a_folder_for_a_model_of_your_own(tmp_path, capsys, restore_registry):
     files = write_user_files(tmp_path)
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)

@@ -71,7 +71,7 @@ def test_models_list_versions_metrics_and_the_active_one(client):
     assert cnn["active_version"] == 1 and cnn["input_shape"] == [1, 28, 28]
     assert cnn["versions"] == [{"version": 1, "source": "packaged", "created_at": cnn["versions"][0]["created_at"],
                                 "test_accuracy": load_model("mnist_cnn").test_accuracy, "active": True,
-                                "job_id": None}]
+                                "job_id": None, "shuffled_labels": False}]
     detail = client.get("/api/models/mnist_cnn").json()
     assert detail["versions"][0]["details"]["training"]["config"]["epochs"] == 6
 
