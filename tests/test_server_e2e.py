@@ -1,8 +1,10 @@
 """A real `convscope serve` (two worker processes, real sockets): many concurrent clients while a training job
-runs, and a kill -9 during a burst of saves."""
+runs, a kill -9 during a burst of saves, and streamed work stopped when its client hangs up."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import sqlite3
 import threading
 import time
@@ -148,3 +150,24 @@ def test_a_job_whose_server_was_killed_is_settled_at_once_by_the_next_server(tmp
         assert status == 409 and "already ended (failed)" in cancelled["error"]["message"]
     finally:
         restarted.stop()
+
+
+def test_streamed_work_stops_when_its_client_hangs_up(tmp_path, synthetic_mnist_dir):
+    """Occlusion's sanity check over 32 digits takes seconds; the client reads the first progress line and closes
+    the socket: the server stops the work (and says so in its log: one worker, whose log is the server's)."""
+    with ServerProcess(tmp_path / "data", env={"CONVSCOPE_MNIST_DIR": str(synthetic_mnist_dir),
+                                               "CONVSCOPE_WORKERS": "1"}) as server:
+        hang_up_after_the_first_line(server)
+        deadline = time.monotonic() + 30
+        while "streamed work stopped: its client went away" not in server.log.read_text():
+            assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+            time.sleep(0.1)
+
+
+def hang_up_after_the_first_line(server) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.request("POST", "/api/sanity", json.dumps({"method": "occlusion", "images": 32}),
+                       {"content-type": "application/json", "accept": "application/x-ndjson"})
+    answer = connection.getresponse()
+    assert answer.status == 200 and "progress" in json.loads(answer.readline())
+    connection.close()

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from conftest import SHAPES, write_shapes
 from convscope.data import load_mnist
 from convscope.inspect.features import Target, VisualizationSettings, crop, top_activating, visualize
 from convscope.models import load_model
@@ -90,3 +91,15 @@ def test_visualization_mistakes_are_422(client):
         answer = client.post("/api/features/visualize", json=body)
         assert answer.status_code == 422 and message in answer.text, (body, answer.text)
     assert torch.is_grad_enabled()
+
+
+def test_top_activating_over_a_folder_follows_what_the_folder_holds(client):
+    folder = client.app.state.convscope.settings.datasets_folder / "shapes"
+    write_shapes(folder, per_class=2, size=40)
+    asked = {"model": "mnist_cnn", "layer": "conv1", "channel": 4, "k": 3, "dataset": "folder:shapes"}
+    first = client.post("/api/features/top", json=asked).json()
+    assert first["dataset"] == "folder:shapes" and first["images"] == 6
+    assert all(e["source"].split("/")[0] in SHAPES and not e["source"].startswith("/") for e in first["examples"])
+    write_shapes(folder / "more", per_class=1, size=40, seed=1)  # three more images: a new pass, not the old one
+    again = client.post("/api/features/top", json=asked).json()
+    assert again["images"] == 9

@@ -74,7 +74,12 @@ def test_an_enlarged_channel_shows_what_it_looks_for(page, server):
     assert sources(page, "[data-testid=channel-looks-for] .patches img") == [e["source"] for e in top["examples"]]
     assert "All 4 images of photos, the strongest first" in section.inner_text()  # an image model's: the samples
     section.get_by_role("button", name="Visualize (optimise an image)").click()
-    wait_until(page, "document.querySelector('[data-testid=channel-looks-for] img.visualization[src]')", 120)
+    # the image shows while it improves: there, with the button still disabled and the progress short of the end
+    wait_until(page, """(() => {
+        const section = document.querySelector('[data-testid=channel-looks-for]');
+        const bar = section.querySelector('progress');
+        return section.querySelector('img.visualization[src]') && section.querySelector('button').disabled
+            && bar.value < bar.max; })()""", 120)
     wait_until(page, "document.querySelector('[data-testid=channel-looks-for] button').disabled === false", 120)
     made = ask(server, "/api/features/visualize", {"model": "efficientnet_lite0", "layer": "_conv_stem",
                                                    "channel": 3})

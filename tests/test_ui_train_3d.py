@@ -26,10 +26,15 @@ def page(context, server):
 def start_run(page, server, epochs: str, batch_size: str) -> int:
     """Open the train view, start a run, and wait for its first point on the loss chart; its id."""
     page.goto(server.url + "/#/train")
+    # the form is ready (the server's limits applied) and the button free: two CI runs timed out waiting for this
+    # POST with no request sent and no error on the page
+    wait_until(page, "document.querySelector('form.train-form input[step=\"0.1\"]')?.max !== ''", 30)
+    start = page.get_by_role("button", name="Start training")
+    assert start.is_enabled(), page.locator(".train-view").inner_text()[:2000]
     page.get_by_label("Epochs").fill(epochs)
     page.get_by_label("Batch size").fill(batch_size)
     with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as answer:
-        page.get_by_role("button", name="Start training").click()
+        start.click(timeout=20_000)  # fails first, naming what stopped the click, if the button cannot be clicked
     run_id = answer.value.json()["id"]
     progress = "document.querySelector('.train-view progress + p').textContent"
     wait_until(page, f"{progress}.startsWith('Run #{run_id}: step')", 60)  # not the last run, shown at first

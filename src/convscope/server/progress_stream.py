@@ -63,6 +63,15 @@ async def progress_lines(state: AppState, work: Work) -> AsyncIterator[bytes]:
         stop.set()  # the client went away (or the answer is sent): work still running stops at its next batch
         if waiting is not None:
             waiting.cancel()
+        if not task.done():
+            task.add_done_callback(log_how_it_ended)
+
+
+def log_how_it_ended(task: asyncio.Future) -> None:
+    """For work whose client went away: whether it stopped early, as it should, or ran to its end."""
+    stopped = not task.cancelled() and isinstance(task.exception(), Cancelled)
+    log.info("streamed work stopped: its client went away" if stopped
+             else "streamed work ran to its end after its client went away")
 
 
 def outcome(task: asyncio.Future) -> dict:

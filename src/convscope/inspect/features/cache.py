@@ -1,9 +1,10 @@
 """Feature visualizations and top-activating examples kept on disk: one costs seconds to minutes, and the same
 model version, target and settings always give the same answer.
 
-Entries live under ``<directory>/<model key>/``. A model key names the model and its version: the server passes
-its version number; without one the key holds a fingerprint of the weights, so a model trained further (or
-fine-tuned, or loaded from another checkpoint) gets a new key and never sees the old version's results. Each entry
+Entries live under ``<directory>/<model key>/``. A model key names the model and its version: a version given by
+the caller, or else a fingerprint of the weights (what the server and ``convscope features-overview`` use, so they
+share entries), so a model trained further (or fine-tuned, or loaded from another checkpoint) gets a new key and
+never sees the old version's results. ``prune`` keeps a key's newest entries only. Each entry
 is a ``.npz`` of its arrays, a ``.json`` of what it was computed from (model, target, settings, dataset), and for a
 visualization a ``.png`` of its images; the JSON is written last, so an entry without it is unfinished and
 ignored, and every file is written to a temporary name first, so a reader never sees half of one.
@@ -70,6 +71,23 @@ class FeatureCache:
             return False
         shutil.rmtree(folder, ignore_errors=True)
         return True
+
+    def prune(self, model_key: str, keep: int) -> int:
+        """Keep ``model_key``'s ``keep`` most recently written entries, delete the rest (each entry's files
+        together); returns how many went. A server calls it so that requests with ever new settings cannot fill
+        its disk."""
+        folder = self.folder(model_key)
+        if not folder.is_dir():
+            return 0
+        entries: dict[str, list[Path]] = {}
+        for path in folder.iterdir():
+            entries.setdefault(path.name.split(".", 1)[0], []).append(path)
+        newest_first = sorted(entries.values(), key=lambda files: max(f.stat().st_mtime_ns for f in files),
+                              reverse=True)
+        for files in newest_first[keep:]:
+            for path in files:
+                path.unlink(missing_ok=True)
+        return max(0, len(newest_first) - keep)
 
     # Feature visualizations
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ...data.photos import PHOTOS
 from ...errors import InputError
+from ...inspect.features.objective import check_target
 from ...inspect.features import (FeatureCache, ImageFiles, VisualizationSettings, cached_top_activating,
                                  cached_visualize, crop, model_key, receptive_field,
                                  weights_fingerprint)
@@ -27,6 +28,9 @@ from .attributions import STREAMED, refuse_above
 
 router = APIRouter(prefix="/features", tags=["features"], route_class=DocumentedRoute, responses=errors(404))
 PATCH_SIDE = 64  # px a patch is shown at (nearest neighbour: MNIST's few-pixel patches stay crisp)
+# Entries kept on disk per model version, the newest: any settings make a new one, so without a bound requests
+# could fill the disk (an EfficientNet visualization at 224 px takes about 0.7 MB, so at most about 350 MB).
+KEEP_PER_MODEL = 500
 IMAGE_EVERY = 16  # steps between the intermediate images a streamed visualization sends
 
 
@@ -41,6 +45,25 @@ def png_url(image: torch.Tensor, side: int | None = None) -> str:
     out = io.BytesIO()
     picture.save(out, "PNG")
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def runs_at_size(adapter, target, size: tuple[int, int]) -> None:
+    """One forward of a blank image of ``size`` up to the target: a size the model's layers cannot take (a
+    classifier that wants its own input size, a map shrunk to nothing) is the user's to change, not a 500."""
+    if size == tuple(adapter.input_shape[1:]):
+        return
+    blank = torch.zeros(1, adapter.input_shape[0], *size, device=adapter.device, dtype=adapter.dtype)
+    try:
+        if target.layer is None:
+            with torch.no_grad():
+                adapter.logits(blank)
+        else:
+            adapter.activations(blank, [target.layer])
+    except RuntimeError:
+        where = "its logits" if target.layer is None else target.layer
+        raise InputError(f"{adapter.name} cannot run {size[0]}x{size[1]} images up to {where}: leave the size out "
+                         f"(its input is {adapter.input_shape[1]}x{adapter.input_shape[2]}) or pick an earlier "
+                         "layer") from None
 
 
 def cache_of(state: AppState) -> FeatureCache:
@@ -71,7 +94,9 @@ def dataset_for(state: AppState, adapter, model_dataset: str, name: str | None):
     if found.kind != "folder":
         raise InputError(f"{name} is not a folder of images")
     files = found.files().files
-    return name, ImageFiles(files, adapter.preprocessing), lambda i: str(files[i].relative_to(found.root))
+    data = ImageFiles(files, adapter.preprocessing)
+    # keyed by what the folder holds (every file's name, size and time): a file added or changed is a new pass
+    return f"{name}:{data.identity()}", data, lambda i: str(files[i].relative_to(found.root))
 
 
 @router.post("/top", summary="The k dataset images that drive one channel hardest, with the receptive-field patch "
@@ -93,11 +118,13 @@ async def top(request: FeatureTopRequest, http: Request, state: AppState = Depen
         found = cached_top_activating(cache_of(state), adapter, data, request.layer, request.k,
                                       version=fingerprint_of(state, loaded), dataset=name, progress=progress,
                                       cancelled=cancelled)[request.layer]
+        cache_of(state).prune(model_key(adapter, fingerprint_of(state, loaded)), KEEP_PER_MODEL)
         examples = found.examples(request.channel)
         spatial = adapter.graph[request.layer].spatial
         field = receptive_field(adapter, request.layer).as_dict() if spatial else None
         return {"model": loaded.ref.model, "version": loaded.ref.version, "layer": request.layer,
-                "channel": request.channel, "dataset": name, "images": found.images, "receptive_field": field,
+                "channel": request.channel, "dataset": name.split(":files-")[0], "images": found.images,
+                "receptive_field": field,
                 "examples": [{**e.as_dict(), "source": source(e.index),
                               "patch": png_url(crop(data[e.index], e.box), PATCH_SIDE)} for e in examples]}
 
@@ -121,7 +148,10 @@ async def visualize(request: VisualizeRequest, http: Request, state: AppState = 
         refuse_above(3 * macs * settings.steps * settings.batch, "visualization",
                      "ask for fewer steps or a smaller size, or compute it ahead of time with convscope "
                      "features-overview (the server reads what it stores)")
-        return loaded, adapter, request.target(), settings
+        target = request.target()
+        check_target(adapter, target)
+        runs_at_size(adapter, target, settings.size)
+        return loaded, adapter, target, settings
 
     loaded, adapter, target, settings = await state.infer(prepare)
 
@@ -139,6 +169,8 @@ async def visualize(request: VisualizeRequest, http: Request, state: AppState = 
         result, cached = cached_visualize(cache_of(state), adapter, target, settings, version=fingerprint,
                                           progress=progress, on_image=show, image_every=IMAGE_EVERY,
                                           cancelled=cancelled)
+        if not cached:
+            cache_of(state).prune(model_key(adapter, fingerprint), KEEP_PER_MODEL)
         return {**about, "settings": result.settings.as_dict(), "values": result.values,
                 "seconds": round(result.seconds, 3), "cached": cached,
                 "images": [png_url(image) for image in result.images]}

@@ -49,8 +49,9 @@ export async function api(path, options = {}) {
   return answerOf(await send(path, options));
 }
 
-// Long work answered with progress (the server's NDJSON lines): `onProgress(done, total)` as it goes, then the
-// answer; aborting `signal` stops the server's work too (it notices the connection close).
+// Long work answered with progress (the server's NDJSON lines): `onProgress(done, total, message)` as it goes
+// (`message` may carry more: a visualization's images so far), then the answer; aborting `signal` stops the
+// server's work too (it notices the connection close).
 export async function streamed(path, { body, signal, onProgress = () => {} }) {
   const response = await send(path, { method: "POST", body, signal, accept: "application/x-ndjson" });
   if (!(response.headers.get("content-type") || "").includes("ndjson")) return answerOf(response);
@@ -64,7 +65,7 @@ export async function streamed(path, { body, signal, onProgress = () => {} }) {
     buffered = lines.pop();
     for (const line of lines.filter(Boolean)) {
       const message = JSON.parse(line);
-      if (message.progress) onProgress(message.progress.done, message.progress.total);
+      if (message.progress) onProgress(message.progress.done, message.progress.total, message.progress);
       else if (message.error) throw new ApiError(message.error.status, message.error.message);
       else return message.result;
     }

@@ -45,9 +45,10 @@ export function channelLooksFor({ model, version, layer, channel }) {
   const element = h("section", { class: "channel-looks-for", "data-testid": "channel-looks-for" },
     h("h4", { text: `What channel ${channel} looks for` }), status, patches,
     h("div", { class: "toolbar" }, visualizeButton, cancelButton, progress), shown.image);
-  let controller = new AbortController();
+  const reading = new AbortController(); // the patches and the look for an image made before
+  let controller = new AbortController(); // Visualize: Cancel aborts it, and a new one is made for the next try
 
-  streamed("/api/features/top", { body: { model, version, layer, channel, k: 9 }, signal: controller.signal,
+  streamed("/api/features/top", { body: { model, version, layer, channel, k: 9 }, signal: reading.signal,
     onProgress: (done, total) => { status.textContent = `Reading the dataset: ${done} of ${total} images…`; } })
     .then((answer) => {
       const count = answer.examples.length;
@@ -58,7 +59,7 @@ export function channelLooksFor({ model, version, layer, channel }) {
       patches.replaceChildren(patchRow(answer));
     })
     .catch((error) => { if (error.name !== "AbortError") status.textContent = error.message; });
-  shown.run({ signal: controller.signal, onlyCached: true }).catch(() => {}); // one made before shows at once
+  shown.run({ signal: reading.signal, onlyCached: true }).catch(() => {}); // one made before shows at once
 
   visualizeButton.addEventListener("click", async () => {
     visualizeButton.disabled = true;
@@ -79,5 +80,5 @@ export function channelLooksFor({ model, version, layer, channel }) {
     }
   });
   cancelButton.addEventListener("click", () => controller.abort());
-  return { element, dispose() { controller.abort(); } };
+  return { element, dispose() { reading.abort(); controller.abort(); } };
 }

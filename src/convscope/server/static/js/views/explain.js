@@ -75,7 +75,7 @@ export function createExplainView(root, store) {
   let methods = []; // GET /api/attributions
   let input = null; // {fields: {pixels} | {image}, name}
   let shown = []; // one answer per class explained, its maps gathered one method at a time (with exactValues)
-  let checks = new Map(); // method -> {sanity, data, faithfulness} answers for the model shown
+  let checks = new Map(); // "method|layer asked" -> {sanity, data, faithfulness, problems} for the model shown
   let running = null; // the AbortController of the work in progress
   let alive = true;
 
@@ -180,7 +180,7 @@ export function createExplainView(root, store) {
               + "inputs", done, total) });
           if (!alive) return;
           if (!answer) {
-            answer = { ...body, maps: [] };
+            answer = { ...body, maps: [], askedLayer: layer.value }; // "": the model's default CAM layer
             shown[row] = answer;
             if (row === 0) await showInput(answer);
           }
@@ -227,7 +227,7 @@ export function createExplainView(root, store) {
     const about = { method: map.name, target: answer.target, target_class: answer.target_class,
       model: answer.model, version: answer.version, layer: map.layer };
     const stem = `${answer.model}-v${answer.version}-${map.name}-class${answer.target}`;
-    const verdicts = checkLines(map.name);
+    const verdicts = checkLines(map.name, answer.askedLayer);
     const picture = { map: canvas, bar: key.querySelector("canvas"), ends,
       caption: [...caption, ...verdicts.map((v) => v.text)] };
     const element = h("figure", { class: "attribution", "data-method": map.name },
@@ -244,9 +244,9 @@ export function createExplainView(root, store) {
     return { element, picture };
   }
 
-  // What the checks found for `method`, one line each; none yet: a hint.
-  function checkLines(method) {
-    const found = checks.get(method);
+  // What the checks found for `method` (at the CAM layer asked), one line each; none yet: a hint.
+  function checkLines(method, askedLayer) {
+    const found = checks.get(`${method}|${askedLayer}`);
     if (!found) return [{ text: "Not checked yet: “Check these methods”." }];
     const lines = [];
     if (found.sanity) lines.push({ outcome: found.sanity.outcome, text: `Weights randomised: ${found.sanity.verdict}` });
@@ -274,13 +274,14 @@ export function createExplainView(root, store) {
         `against v${shuffled.version} (shuffled labels)`]] : []),
       ["faithfulness", "/api/faithfulness", { ...common, method }, "deletion and insertion"],
     ].map((ask) => [method, ...ask]));
+    for (const method of names) checks.set(`${method}|${layer.value}`, {}); // this time's answers only
     return withProgress(async (signal, report) => {
       for (const [k, [method, kind, path, body, what]] of asks.entries()) {
         const title = methods.find((m) => m.name === method).title;
         const label = `Checking ${title}: ${what} (${k + 1} of ${asks.length})`;
         report(`${label}…`);
-        const found = checks.get(method) ?? {};
-        checks.set(method, found);
+        const found = checks.get(`${method}|${common.layer ?? ""}`);
+        if (!found) return; // another model was chosen meanwhile
         try {
           found[kind] = await streamed(path, { body, signal,
             onProgress: (done, total) => report(`${label}: ${done} of ${total}`, done, total) });
@@ -296,6 +297,7 @@ export function createExplainView(root, store) {
 
   scale.addEventListener("change", () => draw());
   const unsubscribe = store.onSelect(() => {
+    running?.abort(); // the model before's work: its answers would land among the new model's
     fillModel().then(() => explain()).catch((error) => message.error(error.message));
   });
 

@@ -64,7 +64,8 @@ export function createFeaturesView(root, store) {
   let layers = [];
   let offset = 0;
   let cards = []; // the page's channels: {channel, shown (visualization), element}
-  let running = null;
+  let running = null; // the AbortController of "Visualize this page"
+  let reading = new AbortController(); // the page's patch requests: aborted when another page is shown
   let turn = 0;
 
   const modelFields = () => ({ model: store.model, version: store.version ?? undefined });
@@ -100,6 +101,9 @@ export function createFeaturesView(root, store) {
   async function showPage() {
     const mine = ++turn;
     running?.abort();
+    reading.abort(); // a dataset pass for the page before would hold the server's one model thread
+    reading = new AbortController();
+    const { signal } = reading;
     message.clear();
     cards = []; // nothing to visualize until the new page is built
     grid.replaceChildren();
@@ -128,11 +132,12 @@ export function createFeaturesView(root, store) {
       if (mine !== turn) return;
       try {
         const answer = await streamed("/api/features/top", { body: { ...modelFields(), layer: current.name,
-          channel: card.channel, k: 5, dataset: dataset.value || undefined }, onProgress: (done, total) => {
+          channel: card.channel, k: 5, dataset: dataset.value || undefined }, signal, onProgress: (done, total) => {
           card.patches.textContent = `reading the dataset: ${done} of ${total}`;
         } });
         card.patches.replaceChildren(patchRow(answer));
       } catch (error) {
+        if (error.name === "AbortError") return;
         card.patches.textContent = error.message;
       }
     }
@@ -197,6 +202,7 @@ export function createFeaturesView(root, store) {
     dispose() {
       turn += 1;
       running?.abort();
+      reading.abort();
       unsubscribe();
     },
   };
