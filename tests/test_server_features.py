@@ -103,3 +103,10 @@ def test_top_activating_over_a_folder_follows_what_the_folder_holds(client):
     write_shapes(folder / "more", per_class=1, size=40, seed=1)  # three more images: a new pass, not the old one
     again = client.post("/api/features/top", json=asked).json()
     assert again["images"] == 9
+
+
+def test_a_size_the_model_cannot_run_is_a_422_and_a_size_it_can_is_drawn(client):
+    refused = client.post("/api/features/visualize", json={"logit": 3, "size": 64})
+    assert refused.status_code == 422 and "cannot run 64x64 images up to its logits" in refused.text
+    drawn = client.post("/api/features/visualize", json={"layer": "conv1", "channel": 0, "size": 64, "steps": 2})
+    assert drawn.status_code == 200 and picture(drawn.json()["images"][0]).shape == (64, 64)
