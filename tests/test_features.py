@@ -347,14 +347,13 @@ def test_cached_top_activating_is_reused_per_version_and_can_be_invalidated(tmp_
     assert len(calls) == 3  # version 1's entries are gone
 
 
-def test_prune_keeps_the_newest_entries_of_a_model(tmp_path):
-    cache, model = FeatureCache(tmp_path), filter_model(1, 28)
+def test_a_cache_with_a_bound_keeps_the_newest_entries_of_a_model(tmp_path):
+    cache, model = FeatureCache(tmp_path, keep=2), filter_model(1, 28)
     target = Target.neuron("conv", 0)
     for seed in range(3):  # three entries, written in this order
         cached_visualize(cache, model, target, VisualizationSettings(steps=2, seed=seed))
         time.sleep(0.01)  # distinct modification times
     key = model_key(model)
-    assert cache.prune(key, 2) == 1 and cache.prune(key, 2) == 0
     kept = [cache.visualization(key, target, VisualizationSettings(steps=2, seed=seed).resolved(model))
             for seed in range(3)]
     assert [entry is not None for entry in kept] == [False, True, True]  # the oldest went, with all its files

@@ -47,8 +47,8 @@ def test_top_activating_examples_are_the_engines_with_their_patches(client):
 
 
 def test_top_activating_mistakes_are_422(client):
-    for body, message in [({"layer": "nope", "channel": 0}, "has no layer 'nope'"),
-                          ({"layer": "conv1", "channel": 32}, "channel must be in 0-31"),
+    for body, message in [({"layer": "nope", "channel": 0}, "unknown layer 'nope'; layers: conv1, relu1"),
+                          ({"layer": "conv1", "channel": 32}, "conv1 has 32 channels: no channel 32"),
                           ({"layer": "conv1", "channel": 0, "dataset": "folder:none"}, "no dataset"),
                           ({"model": "efficientnet_lite0", "layer": "_conv_stem", "channel": 0,
                             "dataset": "mnist:test"}, "does not read MNIST digits")]:

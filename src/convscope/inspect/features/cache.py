@@ -4,7 +4,7 @@ model version, target and settings always give the same answer.
 Entries live under ``<directory>/<model key>/``. A model key names the model and its version: a version given by
 the caller, or else a fingerprint of the weights (what the server and ``convscope features-overview`` use, so they
 share entries), so a model trained further (or fine-tuned, or loaded from another checkpoint) gets a new key and
-never sees the old version's results. ``prune`` keeps a key's newest entries only. Each entry
+never sees the old version's results. A cache made with ``keep`` holds only each key's newest entries. Each entry
 is a ``.npz`` of its arrays, a ``.json`` of what it was computed from (model, target, settings, dataset), and for a
 visualization a ``.png`` of its images; the JSON is written last, so an entry without it is unfinished and
 ignored, and every file is written to a temporary name first, so a reader never sees half of one.
@@ -56,8 +56,11 @@ class FeatureCache:
     """Results on disk under ``directory`` (see the module docstring); safe to share between threads and
     processes."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, keep: int | None = None):
+        """``keep``: at most this many entries per model key, the newest (each write prunes the older ones), so
+        that a server asked for ever new settings cannot fill its disk; None keeps everything."""
         self.directory = Path(directory)
+        self.keep = keep
 
     def folder(self, model_key: str) -> Path:
         """Where ``model_key``'s entries go: its readable part plus a hash, so different keys never share one."""
@@ -72,22 +75,19 @@ class FeatureCache:
         shutil.rmtree(folder, ignore_errors=True)
         return True
 
-    def prune(self, model_key: str, keep: int) -> int:
-        """Keep ``model_key``'s ``keep`` most recently written entries, delete the rest (each entry's files
-        together); returns how many went. A server calls it so that requests with ever new settings cannot fill
-        its disk."""
-        folder = self.folder(model_key)
-        if not folder.is_dir():
-            return 0
+    def _prune(self, folder: Path, keep: int) -> None:
+        """Keep the ``keep`` most recently written entries of a model's folder, each entry's files together."""
         entries: dict[str, list[Path]] = {}
         for path in folder.iterdir():
-            entries.setdefault(path.name.split(".", 1)[0], []).append(path)
-        newest_first = sorted(entries.values(), key=lambda files: max(f.stat().st_mtime_ns for f in files),
-                              reverse=True)
-        for files in newest_first[keep:]:
+            if not path.name.startswith("."):  # a file another writer has not renamed into place yet
+                entries.setdefault(path.name.split(".", 1)[0], []).append(path)
+
+        def written(files: list[Path]) -> int:
+            return max((f.stat().st_mtime_ns for f in files if f.exists()), default=0)  # gone: another pruner's
+
+        for files in sorted(entries.values(), key=written, reverse=True)[keep:]:
             for path in files:
                 path.unlink(missing_ok=True)
-        return max(0, len(newest_first) - keep)
 
     # Feature visualizations
 
@@ -155,6 +155,8 @@ class FeatureCache:
         if png_of is not None:
             _replace(stem.with_suffix(".png"), lambda f: _picture(png_of).save(f, format="PNG"))
         _replace(stem.with_suffix(".json"), lambda f: f.write(json.dumps(record, indent=1).encode()))
+        if self.keep is not None:
+            self._prune(stem.parent, self.keep)
 
 
 def _replace(path: Path, write) -> None:

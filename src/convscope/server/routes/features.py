@@ -15,10 +15,9 @@ from PIL import Image
 
 from ...data.photos import PHOTOS
 from ...errors import InputError
+from ...inspect.features import (FeatureCache, ImageFiles, Target, VisualizationSettings, cached_top_activating,
+                                 cached_visualize, crop, model_key, receptive_field, weights_fingerprint)
 from ...inspect.features.objective import check_target
-from ...inspect.features import (FeatureCache, ImageFiles, VisualizationSettings, cached_top_activating,
-                                 cached_visualize, crop, model_key, receptive_field,
-                                 weights_fingerprint)
 from ..evaluations import find_dataset
 from ..progress_stream import answer_with_progress
 from ..schemas import FeatureTopRequest, VisualizeRequest, errors
@@ -67,7 +66,7 @@ def runs_at_size(adapter, target, size: tuple[int, int]) -> None:
 
 
 def cache_of(state: AppState) -> FeatureCache:
-    return FeatureCache(state.settings.data_dir / "features")
+    return FeatureCache(state.settings.data_dir / "features", keep=KEEP_PER_MODEL)
 
 
 def fingerprint_of(state: AppState, loaded) -> str:
@@ -79,24 +78,25 @@ def fingerprint_of(state: AppState, loaded) -> str:
 
 
 def dataset_for(state: AppState, adapter, model_dataset: str, name: str | None):
-    """(name, data, source of an index): the MNIST test set for a digit model, the sample photos for the others
-    unless a folder is named."""
+    """(name, the key its pass is cached by, data, source of an index): the MNIST test set for a digit model, the
+    sample photos for the others unless a folder is named."""
     name = name or ("mnist:test" if model_dataset == "mnist" else "photos")
     if name == "mnist:test":
         from ...data import load_mnist
         if model_dataset != "mnist":
             raise InputError(f"{adapter.name} does not read MNIST digits: name a folder of photos")
-        return name, load_mnist("test", state.settings.engine_settings()).as_float(), lambda i: f"mnist:test:{i}"
+        digits = load_mnist("test", state.settings.engine_settings()).as_float()
+        return name, name, digits, lambda i: f"mnist:test:{i}"
     if name == "photos":
         files = [photo.path for photo in PHOTOS.values()]
-        return name, ImageFiles(files, adapter.preprocessing), lambda i: files[i].stem
+        return name, name, ImageFiles(files, adapter.preprocessing), lambda i: files[i].stem
     found = find_dataset(name, state.settings.datasets_folder)
     if found.kind != "folder":
         raise InputError(f"{name} is not a folder of images")
     files = found.files().files
     data = ImageFiles(files, adapter.preprocessing)
     # keyed by what the folder holds (every file's name, size and time): a file added or changed is a new pass
-    return f"{name}:{data.identity()}", data, lambda i: str(files[i].relative_to(found.root))
+    return name, f"{name}:{data.identity()}", data, lambda i: str(files[i].relative_to(found.root))
 
 
 @router.post("/top", summary="The k dataset images that drive one channel hardest, with the receptive-field patch "
@@ -105,26 +105,20 @@ async def top(request: FeatureTopRequest, http: Request, state: AppState = Depen
     def prepare():
         loaded = state.models.load(state.models.resolve(request.model, request.version))
         adapter = loaded.checkpoint.adapter
-        if request.layer not in adapter.graph:
-            raise InputError(f"{adapter.name} has no layer {request.layer!r}")
-        channels = adapter.graph[request.layer].output_shape[0]
-        if request.channel >= channels:
-            raise InputError(f"{request.layer} has {channels} channels: channel must be in 0-{channels - 1}")
+        check_target(adapter, Target.channel(request.layer, request.channel))
         return loaded, adapter, *dataset_for(state, adapter, loaded.checkpoint.spec.dataset, request.dataset)
 
-    loaded, adapter, name, data, source = await state.infer(prepare)
+    loaded, adapter, name, cache_key, data, source = await state.infer(prepare)
 
     def work(progress, cancelled) -> dict:
         found = cached_top_activating(cache_of(state), adapter, data, request.layer, request.k,
-                                      version=fingerprint_of(state, loaded), dataset=name, progress=progress,
+                                      version=fingerprint_of(state, loaded), dataset=cache_key, progress=progress,
                                       cancelled=cancelled)[request.layer]
-        cache_of(state).prune(model_key(adapter, fingerprint_of(state, loaded)), KEEP_PER_MODEL)
         examples = found.examples(request.channel)
         spatial = adapter.graph[request.layer].spatial
         field = receptive_field(adapter, request.layer).as_dict() if spatial else None
         return {"model": loaded.ref.model, "version": loaded.ref.version, "layer": request.layer,
-                "channel": request.channel, "dataset": name.split(":files-")[0], "images": found.images,
-                "receptive_field": field,
+                "channel": request.channel, "dataset": name, "images": found.images, "receptive_field": field,
                 "examples": [{**e.as_dict(), "source": source(e.index),
                               "patch": png_url(crop(data[e.index], e.box), PATCH_SIDE)} for e in examples]}
 
@@ -169,8 +163,6 @@ async def visualize(request: VisualizeRequest, http: Request, state: AppState = 
         result, cached = cached_visualize(cache_of(state), adapter, target, settings, version=fingerprint,
                                           progress=progress, on_image=show, image_every=IMAGE_EVERY,
                                           cancelled=cancelled)
-        if not cached:
-            cache_of(state).prune(model_key(adapter, fingerprint), KEEP_PER_MODEL)
         return {**about, "settings": result.settings.as_dict(), "values": result.values,
                 "seconds": round(result.seconds, 3), "cached": cached,
                 "images": [png_url(image) for image in result.images]}
